@@ -1,0 +1,123 @@
+"""The `rlx` command. Thin: parse arguments, call the Python API, render the result.
+
+The error boundary lives here: every `RlxError` becomes `error:` / `-->` / `hint:` on stderr and its documented exit
+code; tracebacks only with `--verbose` (or RLX_VERBOSE=1). Heavy libraries (torch, ray, verl, mlflow) are imported
+inside the commands that need them, never at start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from rlx import __version__
+from rlx.commands import catalog, train
+
+EPILOG = """\
+Exit codes: 0 ok, 1 invalid config or input, 2 usage, 3 Ray/MLflow unreachable or no resources, 4 job failed,
+130 interrupted.
+
+Examples:
+  $ rlx algos                                   # every algorithm, its paper and status
+  $ rlx algos show gspo                         # the verl keys GSPO sets, and why
+  $ rlx train --algo gspo --dry-run             # the resolved verl config and the launch command
+  $ rlx train --algo gspo --smoke               # a real CPU smoke run, tracked in MLflow
+  $ rlx validate config --algo grpo actor_rollout_ref.rollout.n=1
+"""
+
+app = typer.Typer(
+    name="rlx",
+    help="rlx: RL post-training experiments on verl. Presets, validation, launch, tracking, comparison.",
+    epilog=EPILOG,
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from rlx import VERL_VERSION
+
+        typer.echo(f"rlx {__version__} (verl {VERL_VERSION})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks on errors.", envvar="RLX_VERBOSE"),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    if verbose:
+        os.environ["RLX_VERBOSE"] = "1"
+
+
+catalog.register(app)
+train.register(app)
+
+
+def _register_optional() -> None:
+    """Commands that later pipeline stages add; each module keeps its heavy imports inside its functions."""
+    import importlib
+
+    for name in ("validate", "runs", "compare"):
+        try:
+            module = importlib.import_module(f"rlx.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"rlx.commands.{name}":
+                raise
+            continue
+        module.register(app)
+
+
+_register_optional()
+
+
+def _verbose(argv: list[str]) -> bool:
+    return "--verbose" in argv or "-v" in argv or os.environ.get("RLX_VERBOSE", "") not in ("", "0")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point: run the CLI inside rlx's error boundary."""
+    import click
+
+    from rlx.errors import EXIT_INTERRUPTED, EXIT_USAGE, RlxError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        rv = app(args=args, prog_name="rlx", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
+    except RlxError as e:
+        if _verbose(args):
+            import traceback
+
+            traceback.print_exc()
+        sys.stdout.flush()
+        sys.stderr.write(e.render() + "\n")
+        code = e.exit_code
+    except click.exceptions.UsageError as e:
+        e.show()
+        code = EXIT_USAGE
+    except click.exceptions.Exit as e:
+        code = e.exit_code
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        sys.stderr.write("interrupted\n")
+        code = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        code = 0
+    except Exception as e:  # a bug: say so plainly, with the traceback only when asked
+        if _verbose(args):
+            raise
+        sys.stderr.write(f"error: internal error: {type(e).__name__}: {e}\nhint: re-run with --verbose and report it\n")
+        code = 70
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+if __name__ == "__main__":
+    main()

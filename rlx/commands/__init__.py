@@ -1,0 +1,19 @@
+"""CLI command modules. Each keeps heavy imports inside its functions so `rlx --help` stays fast."""
+
+from __future__ import annotations
+
+
+def launch_hook(resolved, report, **options) -> int:
+    """Launch a validated config. Implemented by `rlx.launch` (Ray Jobs + MLflow) and `rlx.smoke` (CPU engine)."""
+    try:
+        from rlx.launch import run_train
+    except ModuleNotFoundError as e:
+        if e.name != "rlx.launch":
+            raise
+        from rlx.errors import UsageError
+
+        raise UsageError(
+            "launching is not available in this build",
+            hint="use --dry-run to print the resolved config and the launch command",
+        ) from None
+    return run_train(resolved, report, **options)

@@ -1,0 +1,141 @@
+"""`rlx train`: resolve a preset into a verl config, validate it, then launch it (or, with --dry-run, show it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from rlx.render import Format
+
+TRAIN_EPILOG = """\
+Examples:
+  $ rlx train --algo gspo --dry-run
+  $ rlx train --algo gspo --dry-run --format json | jq .changed
+  $ rlx train --algo dapo -c experiment.yaml actor_rollout_ref.rollout.n=8 --dry-run --output dapo.yaml
+  $ rlx train --preset my_gspo.yaml --dry-run
+  $ rlx train --algo gspo --smoke                       # CPU smoke run through Ray and MLflow
+  $ rlx train --algo grpo -c exp.yaml --address http://head:8265
+"""
+
+
+def _complete_algo(incomplete: str) -> list[str]:
+    from rlx.algorithms import ALGORITHMS
+
+    return [n for n in ALGORITHMS.names() if n.startswith(incomplete)]
+
+
+def train(
+    overrides: Optional[list[str]] = typer.Argument(None, help="verl overrides in Hydra grammar: key=value, +key=value, ~key.",
+                                                    show_default=False),
+    algo: Optional[str] = typer.Option(None, "--algo", "-a", help="Algorithm (its built-in preset).",
+                                       autocompletion=_complete_algo, envvar="RLX_ALGO"),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Experiment file (model, data, cluster, overrides)."),
+    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="A preset file (or built-in name) instead of --algo."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Resolve and validate, print the config and the launch command."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="With --dry-run: write the full resolved YAML here."),
+    format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
+    smoke: bool = typer.Option(False, "--smoke", help="Run the CPU smoke engine instead of verl on GPUs."),
+    local: bool = typer.Option(False, "--local", help="With --smoke: run in this process, without Ray."),
+    task: str = typer.Option("copy", "--task", help="With --smoke: the synthetic task (copy, reverse, code)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="With --smoke: number of training steps."),
+    seed: int = typer.Option(0, "--seed", help="With --smoke: random seed."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray dashboard address (default: RAY_ADDRESS, else a local head)."),
+    detach: bool = typer.Option(False, "--detach", "-d", help="Return once the job is submitted."),
+    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+                                               help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)."),
+    experiment: Optional[str] = typer.Option(None, "--experiment", help="MLflow experiment (sets trainer.project_name)."),
+    name: Optional[str] = typer.Option(None, "--name", help="MLflow run name (sets trainer.experiment_name)."),
+    ignore: Optional[list[str]] = typer.Option(None, "--ignore", help="Suppress a validation rule (repeatable)."),
+) -> int:
+    """Resolve an algorithm preset into a complete verl config, validate it, and launch it."""
+    from rlx.algorithms import ALGORITHMS
+    from rlx.errors import ConfigError, UsageError
+    from rlx.resolve import resolve
+
+    if output and not dry_run:
+        raise UsageError("--output needs --dry-run", hint="add --dry-run to write the resolved YAML without launching")
+    extra = list(overrides or [])
+    if experiment:
+        extra.append(f"trainer.project_name={experiment}")
+    if name:
+        extra.append(f"trainer.experiment_name={name}")
+    resolved = resolve(algo, preset=preset, experiment=config, overrides=extra)
+    if ignore:
+        resolved.ignore.extend(c.upper() for c in ignore)
+    algorithm = resolved.algorithm
+    if algorithm is not None and not algorithm.ready:
+        raise ConfigError(
+            f"{algorithm.title} is declared but not implemented yet (status: {algorithm.status.value})",
+            hint=f"`rlx algos show {algorithm.name}` shows its preset; `rlx validate config --algo {algorithm.name}` "
+            "checks a config for it. Ready algorithms: "
+            + ", ".join(a.name for a in ALGORITHMS if a.ready),
+        )
+    report = _validate(resolved)
+    if dry_run:
+        return _dry_run(resolved, report, output, format)
+    from rlx.commands import launch_hook
+
+    return launch_hook(resolved, report, smoke=smoke, local=local, task=task, steps=steps, seed=seed,
+                       address=address, detach=detach, tracking_uri=tracking_uri, format=format)
+
+
+def _validate(resolved):
+    """Run the validator when it is available; None otherwise."""
+    try:
+        from rlx.validate import validate
+    except ModuleNotFoundError as e:
+        if e.name != "rlx.validate":
+            raise
+        return None
+    return validate(resolved)
+
+
+def _dry_run(resolved, report, output: Optional[Path], format: Format) -> int:
+    from rlx.fsutil import atomic_write_text
+    from rlx.render import console, emit_json, fmt_value, table
+
+    changed = resolved.changed()
+    if output:
+        atomic_write_text(output, resolved.to_yaml())
+    errors = report.errors if report is not None else []
+    if format is Format.json:
+        emit_json({
+            "algorithm": resolved.algorithm.name if resolved.algorithm else None,
+            "preset": resolved.preset.lineage if resolved.preset else None,
+            "entrypoint": resolved.entrypoint,
+            "config": resolved.container(),
+            "changed": [c.to_dict() for c in changed],
+            "command": resolved.command_line(),
+            "argv": resolved.command(),
+            "validation": report.to_dict() if report is not None else None,
+            "output": str(output) if output else None,
+        })
+        return 1 if errors else 0
+    c = console()
+    title = resolved.algorithm.title if resolved.algorithm else "verl"
+    c.print(table(
+        f"{title}: {len(changed)} settings differ from verl's defaults",
+        ["key", "value", "verl default", "source"],
+        [[ch.key, fmt_value(ch.value) if not _absent(ch.value) else "(deleted)",
+          "(absent)" if _absent(ch.default) else fmt_value(ch.default),
+          ch.source.describe()] for ch in changed],
+    ))
+    c.print("\n[bold]Launch command[/bold] (what a GPU cluster runs):")
+    c.print(resolved.command_line(), markup=False, highlight=False, soft_wrap=True)
+    if output:
+        c.print(f"\nwrote the full resolved config to {output}")
+    if report is not None:
+        from rlx.validate.report import render_text
+
+        render_text(report, c)
+    return 1 if errors else 0
+
+
+def _absent(value) -> bool:
+    return type(value).__name__ == "_Absent"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train", epilog=TRAIN_EPILOG)(train)

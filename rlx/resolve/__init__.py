@@ -1,0 +1,463 @@
+"""Resolution: preset + experiment file + overrides -> a complete verl 0.9.1 config, with provenance.
+
+Layers, later wins (design.md "Layers of a resolved config"):
+1. verl's packaged `ppo_trainer` config, composed with Hydra's compose API from the installed package's config folder
+   (`initialize_config_dir`: verl itself is never imported, which would cost ~5 s);
+2. the algorithm preset and the presets it extends;
+3. the user's experiment file;
+4. `key=value` overrides in verl's own Hydra grammar (`+key=`, `++key=`, `~key`).
+
+Every key that differs from verl's default records which layer set it and why (`Provenance`).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import importlib.util
+import os
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rlx.algorithms import ALGORITHMS, Algorithm
+from rlx.errors import ConfigError, UsageError, did_you_mean
+from rlx.presets import Preset, Setting
+from rlx.presets import load as load_preset
+from rlx.resolve.experiment import Experiment
+from rlx.resolve.experiment import load as load_experiment
+from rlx.resolve.overrides import Op, Override
+from rlx.resolve.overrides import parse as parse_overrides
+
+VERL_ENTRYPOINT = "verl.trainer.main_ppo"
+RLX_ENTRYPOINT = "rlx.verl_entry"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Who set a key: the layer ("verl", "preset", "experiment", "cli"), a label, the reason and the location."""
+
+    layer: str
+    label: str  # e.g. "preset gspo", "experiment exp.yaml", "command line"
+    reason: str = ""
+    where: str = ""
+
+    def describe(self) -> str:
+        return f"set by {self.label}" + (f": {self.reason}" if self.reason else "")
+
+
+VERL_DEFAULT = Provenance("verl", "verl default")
+
+
+@dataclass(frozen=True)
+class Change:
+    key: str
+    value: Any
+    default: Any
+    source: Provenance
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "value": self.value,
+            "default": None if self.default is _ABSENT else self.default,
+            "source": self.source.label,
+            "reason": self.source.reason,
+            "where": self.source.where,
+        }
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "<absent>"
+
+
+_ABSENT: Any = _Absent()
+
+
+def verl_config_dir() -> Path:
+    """verl's packaged Hydra config folder, found without importing verl."""
+    spec = importlib.util.find_spec("verl")
+    if spec is None or spec.origin is None:
+        raise ConfigError(
+            "verl is not installed in this Python environment",
+            hint="run scripts/setup.sh (it installs verl==0.9.1), or `pip install verl==0.9.1`",
+            exit_code=3,
+        )
+    return Path(spec.origin).parent / "trainer" / "config"
+
+
+@functools.lru_cache(maxsize=4)
+def _compose_cached(config_name: str):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(verl_config_dir()), version_base=None):
+        cfg = compose(config_name=config_name)
+    return cfg
+
+
+def verl_defaults(config_name: str = "ppo_trainer"):
+    """A fresh copy of verl's composed default config (a struct-mode DictConfig)."""
+    return copy.deepcopy(_compose_cached(config_name))
+
+
+# ---- reading and writing config paths ---------------------------------------------------------------------------
+
+
+def has_key(cfg, path: str) -> bool:
+    from omegaconf import DictConfig, ListConfig
+
+    node = cfg
+    for part in path.split("."):
+        if isinstance(node, DictConfig):
+            if part not in node.keys():  # `in node` is False for a `???` (MISSING) value
+                return False
+            node = node._get_node(part)
+        elif isinstance(node, ListConfig) and part.lstrip("-").isdigit():
+            if int(part) >= len(node):
+                return False
+            node = node._get_node(int(part))
+        else:
+            return False
+    return True
+
+
+def select(cfg, path: str, default: Any = _ABSENT) -> Any:
+    """The value at `path`, with interpolations resolved where they can be; `default` if absent."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    if not has_key(cfg, path):
+        return default
+    try:
+        value = OmegaConf.select(cfg, path, throw_on_missing=False, throw_on_resolution_failure=False)
+    except OmegaConfBaseException:
+        value = OmegaConf.select(cfg, path, throw_on_resolution_failure=False)
+    if OmegaConf.is_config(value):
+        return OmegaConf.to_container(value, resolve=False)
+    return value
+
+
+def leaf_paths(cfg, prefix: str = "") -> dict[str, Any]:
+    """Flat {dotted path: raw value} of every leaf, interpolations left unresolved. Empty containers are leaves."""
+    from omegaconf import OmegaConf
+
+    container = OmegaConf.to_container(cfg, resolve=False) if OmegaConf.is_config(cfg) else cfg
+    return flatten(container, prefix)
+
+
+def flatten(container: Any, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if isinstance(container, dict) and container:
+        for k, v in container.items():
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    else:
+        out[prefix] = container
+    return out
+
+
+def _unknown_key_error(cfg, path: str, text: str, where: str) -> ConfigError:
+    parts = path.split(".")
+    # The deepest existing parent, and the closest key there.
+    parent_path, i = "", 0
+    for i, part in enumerate(parts):
+        probe = f"{parent_path}.{part}" if parent_path else part
+        if not has_key(cfg, probe):
+            break
+        parent_path = probe
+    parent = select(cfg, parent_path) if parent_path else None
+    siblings = list(parent) if isinstance(parent, dict) else (list(cfg) if not parent_path else [])
+    close = did_you_mean(parts[i], siblings) if siblings else []
+    if close:
+        fixed = ".".join([*parts[:i], close[0], *parts[i + 1 :]])
+        hint = f"did you mean '{fixed}'?"
+    else:
+        full = did_you_mean(path, list(leaf_paths(cfg)), n=1, cutoff=0.75)
+        hint = f"did you mean '{full[0]}'?" if full else None
+    add = f"+{path}=..."
+    hint = (hint + " " if hint else "") + f"To add a key verl's schema lacks, write `{add}`"
+    return ConfigError(f"unknown config key '{path}' (not in verl {_verl_version()}'s ppo_trainer config)",
+                       where=where or text, hint=hint)
+
+
+def _verl_version() -> str:
+    from rlx import VERL_VERSION
+
+    return VERL_VERSION
+
+
+def apply_override(cfg, ov: Override, where: str = "") -> None:
+    """Apply one override in Hydra's semantics, with rlx's error messages."""
+    from omegaconf import OmegaConf, open_dict
+
+    exists = has_key(cfg, ov.path)
+    loc = where or f"override '{ov.text}'"
+    if ov.op is Op.SET and not exists:
+        raise _unknown_key_error(cfg, ov.path, ov.text, loc)
+    if ov.op is Op.ADD and exists:
+        raise ConfigError(
+            f"'+{ov.path}' adds a key that already exists",
+            where=loc,
+            hint=f"drop the `+`: `{ov.path}={ov.render().split('=', 1)[1]}` (or `++` to force)",
+        )
+    if ov.op is Op.DELETE:
+        if not exists:
+            raise ConfigError(f"'~{ov.path}' deletes a key that does not exist", where=loc,
+                              hint=_unknown_key_error(cfg, ov.path, ov.text, loc).hint)
+        parent_path, _, leaf = ov.path.rpartition(".")
+        parent = OmegaConf.select(cfg, parent_path) if parent_path else cfg
+        with open_dict(cfg):
+            del parent[leaf]
+        return
+    with open_dict(cfg):
+        try:
+            OmegaConf.update(cfg, ov.path, ov.value, merge=False, force_add=True)
+        except Exception as e:  # omegaconf's ValidationError and friends: a value that cannot go there
+            raise ConfigError(f"cannot set '{ov.path}': {e}".splitlines()[0], where=loc,
+                              hint="check the value's type against verl's default") from None
+
+
+# ---- the resolved config ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Resolved:
+    """A complete verl config and where each non-default value came from."""
+
+    config: Any  # omegaconf DictConfig
+    defaults: Any  # verl's defaults, for diffs
+    provenance: dict[str, Provenance]
+    algorithm: Algorithm | None = None
+    preset: Preset | None = None
+    experiment: Experiment | None = None
+    overrides: list[str] = field(default_factory=list)
+    ignore: list[str] = field(default_factory=list)
+
+    # --- reading
+    def get(self, path: str, default: Any = None) -> Any:
+        value = select(self.config, path, _ABSENT)
+        return default if value is _ABSENT else value
+
+    def getter(self):
+        """A `Getter` for algorithm constraints: absent keys read as `MISSING_VALUE`."""
+        from rlx.algorithms.registry import MISSING_VALUE
+
+        def get(path: str) -> Any:
+            value = select(self.config, path, _ABSENT)
+            return MISSING_VALUE if value is _ABSENT else value
+
+        return get
+
+    def source_of(self, path: str) -> Provenance:
+        """Who set `path` (or the nearest parent that was set as a whole)."""
+        probe = path
+        while probe:
+            if probe in self.provenance:
+                return self.provenance[probe]
+            probe = probe.rpartition(".")[0]
+        return VERL_DEFAULT
+
+    def changed(self) -> list[Change]:
+        """Every leaf whose value differs from verl's default, in config order, with its provenance."""
+        base = leaf_paths(self.defaults)
+        final = leaf_paths(self.config)
+        out = []
+        for key, value in final.items():
+            default = base.get(key, _ABSENT)
+            if default is _ABSENT or default != value or type(default) is not type(value):
+                out.append(Change(key, value, default, self.source_of(key)))
+        for key, default in base.items():  # deleted keys
+            if key not in final and not any(k.startswith(key + ".") for k in final):
+                out.append(Change(key, _ABSENT, default, self.source_of(key)))
+        return out
+
+    def container(self, resolve: bool = True) -> dict:
+        """The whole config as plain Python. Node interpolations are resolved; `${oc.env:...}` and other resolver
+        calls are left as text, so secrets in the environment are never materialised into outputs."""
+        from omegaconf import OmegaConf
+
+        if not resolve:
+            return OmegaConf.to_container(self.config, resolve=False)
+        cfg = copy.deepcopy(self.config)
+        _escape_resolver_calls(cfg)
+        try:
+            return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+        except Exception as e:
+            raise ConfigError(f"cannot resolve interpolation: {e}".splitlines()[0],
+                              hint="check the `${...}` references in your overrides") from None
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump(self.container(), sort_keys=False, default_flow_style=False, width=120)
+
+    # --- launching
+    @property
+    def entrypoint(self) -> str:
+        return RLX_ENTRYPOINT if self.algorithm and self.algorithm.needs_rlx_entrypoint else VERL_ENTRYPOINT
+
+    def override_list(self) -> list[str]:
+        """The Hydra overrides that turn verl's defaults into this config (leaf by leaf)."""
+        from rlx.resolve.overrides import render_value
+
+        base = leaf_paths(self.defaults)
+        out = []
+        for ch in self.changed():
+            if ch.value is _ABSENT:
+                out.append(f"~{ch.key}")
+            elif ch.default is _ABSENT:
+                out.append(f"+{_new_root(ch.key, base)}={render_value(ch.value)}")
+            else:
+                out.append(f"{ch.key}={render_value(ch.value)}")
+        return out
+
+    def command(self, python: str = "python3") -> list[str]:
+        """The command a GPU cluster runs for this config."""
+        return [python, "-m", self.entrypoint, *self.override_list()]
+
+    def command_line(self, python: str = "python3") -> str:
+        return shlex.join(self.command(python))
+
+
+def _new_root(key: str, base: dict[str, Any]) -> str:
+    return key
+
+
+def _escape_resolver_calls(cfg) -> None:
+    """Turn `${resolver:...}` strings into literal text in place (node interpolations stay live)."""
+    from omegaconf import DictConfig, ListConfig
+
+    def walk(node):
+        items = node.items_ex(resolve=False) if isinstance(node, DictConfig) else enumerate(node._iter_ex(resolve=False))
+        for key, value in list(items):
+            if isinstance(value, (DictConfig, ListConfig)):
+                walk(value)
+            elif isinstance(value, str) and "${" in value and _has_resolver_call(value):
+                node[key] = value.replace("${", "\\${")
+
+    from omegaconf import open_dict
+
+    with open_dict(cfg):
+        walk(cfg)
+
+
+def _has_resolver_call(text: str) -> bool:
+    import re
+
+    return bool(re.search(r"\$\{\s*[A-Za-z_][\w.]*\s*:", text))
+
+
+# ---- the entry point --------------------------------------------------------------------------------------------
+
+
+def resolve(
+    algo: str | None = None,
+    *,
+    preset: str | None = None,
+    experiment: str | os.PathLike | None = None,
+    overrides: list[str] | None = None,
+    verl_only: bool = False,
+) -> Resolved:
+    """Resolve an algorithm preset (or a preset file), an experiment file and overrides into a verl config.
+
+    `algo` names a registered algorithm (its built-in preset is used); `preset` is a built-in preset name or a path;
+    with `verl_only` no preset is applied (the overrides are validated as a verl bash script would pass them).
+    """
+    exp = load_experiment(experiment) if experiment else None
+    overrides = list(overrides or [])
+    algo = algo or (exp.algo if exp else None)
+    preset_ref = preset or (exp.preset if exp else None)
+    if exp and exp.preset and not preset and not Path(exp.preset).is_absolute():
+        candidate = exp.source.parent / exp.preset
+        preset_ref = str(candidate) if candidate.exists() else exp.preset
+
+    algorithm = ALGORITHMS.get(algo) if algo else None
+    loaded_preset: Preset | None = None
+    if not verl_only:
+        if preset_ref:
+            loaded_preset = load_preset(preset_ref)
+            if algorithm is None and loaded_preset.algo:
+                algorithm = ALGORITHMS.get(loaded_preset.algo)
+            if algorithm is None:
+                algorithm = _algorithm_from_chain(loaded_preset)
+        elif algorithm is not None:
+            loaded_preset = load_preset(algorithm.preset)
+        else:
+            raise UsageError(
+                "no algorithm given",
+                hint="pass --algo NAME (`rlx algos` lists them), --preset FILE, an experiment file with `algo:`, "
+                "or --verl to validate plain verl overrides",
+            )
+
+    cli = parse_overrides(overrides)
+    exp_cli = parse_overrides([t for t, _ in exp.override_texts]) if exp else []
+
+    defaults = verl_defaults()
+    cfg = copy.deepcopy(defaults)
+    provenance: dict[str, Provenance] = {}
+
+    def record(ov: Override, prov: Provenance) -> None:
+        apply_override(cfg, ov, where=prov.where)
+        for k in [k for k in provenance if k == ov.path or k.startswith(ov.path + ".")]:
+            del provenance[k]
+        provenance[ov.path] = prov
+
+    if loaded_preset is not None:
+        for p, s in loaded_preset.settings:
+            label = f"preset {p.name}" if p is loaded_preset else f"preset {p.name} (via {loaded_preset.name})"
+            record(Override.from_setting(s.key, s.value), Provenance("preset", label, s.reason, s.where))
+    if exp is not None:
+        label = f"experiment {exp.source.name}"
+        for s in exp.settings:
+            record(Override.from_setting(s.key, s.value), Provenance("experiment", label, s.reason, s.where))
+        for ov, (_, where) in zip(exp_cli, exp.override_texts):
+            record(ov, Provenance("experiment", label, "", where))
+    for ov in cli:
+        record(ov, Provenance("cli", "command line", "", f"override '{ov.text}'"))
+
+    return Resolved(
+        config=cfg,
+        defaults=defaults,
+        provenance=provenance,
+        algorithm=algorithm,
+        preset=loaded_preset,
+        experiment=exp,
+        overrides=overrides,
+        ignore=list(exp.ignore) if exp else [],
+    )
+
+
+def _algorithm_from_chain(preset: Preset) -> Algorithm | None:
+    """A user preset that extends a built-in one inherits its algorithm."""
+    for p in reversed([*preset.chain, preset]):
+        algo = ALGORITHMS.find(Path(p.source).stem) if p.source.parent == _builtin() else None
+        if algo is not None:
+            return algo
+    return None
+
+
+def _builtin() -> Path:
+    from rlx.presets import builtin_dir
+
+    return builtin_dir().resolve()
+
+
+def load_verl_yaml(path: str | os.PathLike) -> Resolved:
+    """A full verl config YAML (e.g. a run's `.hydra/config.yaml`) as a Resolved, with provenance "file"."""
+    from omegaconf import OmegaConf
+
+    from rlx.yamlio import load_file
+
+    doc = load_file(path, what="verl config")
+    defaults = verl_defaults()
+    cfg = OmegaConf.create(doc.data)
+    prov: dict[str, Provenance] = {}
+    base = leaf_paths(defaults)
+    for key, value in leaf_paths(cfg).items():
+        if base.get(key, _ABSENT) != value:
+            line_key = tuple(key.split("."))
+            prov[key] = Provenance("file", f"file {Path(path).name}", "", doc.where(line_key))
+    return Resolved(config=cfg, defaults=defaults, provenance=prov)
