@@ -16,9 +16,11 @@ from rlx import __version__
 from rlx.commands import catalog, train
 
 EPILOG = """\
+\b
 Exit codes: 0 ok, 1 invalid config or input, 2 usage, 3 Ray/MLflow unreachable or no resources, 4 job failed,
 130 interrupted.
 
+\b
 Examples:
   $ rlx algos                                   # every algorithm, its paper and status
   $ rlx algos show gspo                         # the verl keys GSPO sets, and why

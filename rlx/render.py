@@ -57,7 +57,8 @@ def console():
     if _console is None:
         from rich.console import Console
 
-        _console = Console(highlight=False, soft_wrap=False)
+        # Piped output (not a terminal) gets a wide console instead of rich's 80 columns, so tables stay readable.
+        _console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     return _console
 
 

@@ -119,33 +119,37 @@ def _where(source: str, mark) -> str:
     return f"{source}:{mark.line + 1}:{mark.column + 1}"
 
 
-def _walk_key_lines(node, path: tuple, out: dict[tuple, int], depth: int = 0) -> None:
+def _walk_key_lines(node, path: tuple, out: dict[tuple, int], ends: dict[tuple, tuple[int, int]], depth: int = 0):
+    """Record each mapping key's line, and where its value ends (for trailing comments)."""
     if depth > MAX_DEPTH:
         raise _Refused(f"nesting deeper than {MAX_DEPTH} levels", node.start_mark, "flatten the file")
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key_path = path + (key_node.value,)
             out[key_path] = key_node.start_mark.line + 1
-            _walk_key_lines(value_node, key_path, out, depth + 1)
+            ends[key_path] = (value_node.end_mark.line + 1, value_node.end_mark.column)
+            _walk_key_lines(value_node, key_path, out, ends, depth + 1)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _walk_key_lines(item, path + (i,), out, depth + 1)
+            _walk_key_lines(item, path + (i,), out, ends, depth + 1)
 
 
-_COMMENT_RE = re.compile(r"\s#\s?(.*)$")
+_COMMENT_RE = re.compile(r"^\s*#\s?(.*)$")
 
 
-def _comments(text: str, lines: dict[tuple, int]) -> dict[tuple, str]:
-    """The comment that explains each key: a trailing `# ...` on its line, else the comment block just above it."""
+def _comments(text: str, lines: dict[tuple, int], ends: dict[tuple, tuple[int, int]]) -> dict[tuple, str]:
+    """The comment that explains each key: a trailing `# ...` after its value, else the comment block just above."""
     src = text.splitlines()
     out: dict[tuple, str] = {}
     for path, line in lines.items():
         if not 1 <= line <= len(src):
             continue
-        m = _COMMENT_RE.search(src[line - 1])
-        if m and src[line - 1].count('"') % 2 == 0 and src[line - 1].count("'") % 2 == 0:
-            out[path] = m.group(1).strip()
-            continue
+        end_line, end_col = ends.get(path, (0, 0))
+        if end_line == line:
+            m = _COMMENT_RE.match(src[line - 1][end_col:])
+            if m:
+                out[path] = m.group(1).strip()
+                continue
         block: list[str] = []
         i = line - 2
         while i >= 0 and src[i].lstrip().startswith("#"):
@@ -185,7 +189,8 @@ def loads(text: str | bytes, source: str = "<string>") -> LoadedYaml:
         if node is None:
             return LoadedYaml(data=None, source=source)
         lines: dict[tuple, int] = {}
-        _walk_key_lines(node, (), lines)
+        ends: dict[tuple, tuple[int, int]] = {}
+        _walk_key_lines(node, (), lines, ends)
         data = loader.construct_document(node)
     except _Refused as e:
         raise ConfigError(e.message, where=_where(source, e.mark), hint=e.hint) from None
@@ -204,7 +209,7 @@ def loads(text: str | bytes, source: str = "<string>") -> LoadedYaml:
         ) from None
     finally:
         loader.dispose()
-    return LoadedYaml(data=data, source=source, lines=lines, comments=_comments(text, lines))
+    return LoadedYaml(data=data, source=source, lines=lines, comments=_comments(text, lines, ends))
 
 
 def load_file(path: str | Path, *, mapping: bool = True, what: str = "config file") -> LoadedYaml:

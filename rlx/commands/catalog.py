@@ -16,13 +16,13 @@ FormatOpt = typer.Option(Format.text, "--format", "-f", help="Output format.")
 algos_app = typer.Typer(
     help="List the algorithms rlx knows, and what each one sets in verl.",
     invoke_without_command=True,
-    epilog="Examples:\n  $ rlx algos\n  $ rlx algos --format json\n  $ rlx algos show gspo",
+    epilog="\b\nExamples:\n  $ rlx algos\n  $ rlx algos --format json\n  $ rlx algos show gspo",
     rich_markup_mode=None,
 )
 presets_app = typer.Typer(
     help="List, show and copy algorithm presets (verl settings with cited sources).",
     no_args_is_help=True,
-    epilog="Examples:\n  $ rlx presets ls\n  $ rlx presets show dapo\n  $ rlx presets cp gspo my_gspo.yaml",
+    epilog="\b\nExamples:\n  $ rlx presets ls\n  $ rlx presets show dapo\n  $ rlx presets cp gspo my_gspo.yaml",
     rich_markup_mode=None,
 )
 
@@ -168,6 +168,7 @@ def presets_cp(
     format: Format = FormatOpt,
 ) -> None:
     """Copy a built-in preset to a file you can edit, then use with `--preset FILE`."""
+    from rlx.algorithms import ALGORITHMS
     from rlx.errors import UsageError
     from rlx.fsutil import atomic_write_text
     from rlx.presets import load
@@ -179,12 +180,24 @@ def presets_cp(
     if dest.exists() and not force:
         raise UsageError(f"{dest} already exists", where=str(dest), hint="pass --force to overwrite, or choose another path")
     text = preset.source.read_text(encoding="utf-8")
+    if preset.algo is None and ALGORITHMS.find(preset.name) is not None:
+        # A copy is no longer identified by its file name: say which algorithm it configures (rules, entrypoint).
+        text = _insert_algo(text, preset.name)
     # `extends: <builtin name>` keeps working from any directory: built-in names resolve inside the package.
     atomic_write_text(dest, text)
     if format is Format.json:
         emit_json({"copied": preset.name, "to": str(dest)})
     else:
         typer.echo(f"copied preset {preset.name} to {dest}\nuse it with: rlx train --preset {dest} --dry-run")
+
+
+def _insert_algo(text: str, name: str) -> str:
+    lines = text.splitlines(keepends=True)
+    i = 0
+    while i < len(lines) and lines[i].startswith("#"):
+        i += 1
+    lines.insert(i, f"algo: {name}  # the algorithm this preset configures: its rules and entrypoint apply\n")
+    return "".join(lines)
 
 
 def register(app: typer.Typer) -> None:

@@ -10,6 +10,7 @@ import typer
 from rlx.render import Format
 
 TRAIN_EPILOG = """\
+\b
 Examples:
   $ rlx train --algo gspo --dry-run
   $ rlx train --algo gspo --dry-run --format json | jq .changed
@@ -94,7 +95,7 @@ def _validate(resolved):
 
 def _dry_run(resolved, report, output: Optional[Path], format: Format) -> int:
     from rlx.fsutil import atomic_write_text
-    from rlx.render import console, emit_json, fmt_value, table
+    from rlx.render import console, emit_json, fmt_value
 
     changed = resolved.changed()
     if output:
@@ -115,13 +116,13 @@ def _dry_run(resolved, report, output: Optional[Path], format: Format) -> int:
         return 1 if errors else 0
     c = console()
     title = resolved.algorithm.title if resolved.algorithm else "verl"
-    c.print(table(
-        f"{title}: {len(changed)} settings differ from verl's defaults",
-        ["key", "value", "verl default", "source"],
-        [[ch.key, fmt_value(ch.value) if not _absent(ch.value) else "(deleted)",
-          "(absent)" if _absent(ch.default) else fmt_value(ch.default),
-          ch.source.describe()] for ch in changed],
-    ))
+    lineage = f" (preset {resolved.preset.lineage})" if resolved.preset else ""
+    c.print(f"[bold]{title}[/bold]{lineage}: {len(changed)} settings differ from verl's defaults\n")
+    for ch in changed:
+        value = "(deleted)" if _absent(ch.value) else fmt_value(ch.value)
+        default = "absent" if _absent(ch.default) else fmt_value(ch.default)
+        c.print(f"  [bold]{_esc(ch.key)}[/bold] = {_esc(value)}  [dim](verl: {_esc(default)})[/dim]", soft_wrap=True)
+        c.print(f"      [dim]{_esc(ch.source.describe())}[/dim]", soft_wrap=True)
     c.print("\n[bold]Launch command[/bold] (what a GPU cluster runs):")
     c.print(resolved.command_line(), markup=False, highlight=False, soft_wrap=True)
     if output:
@@ -131,6 +132,12 @@ def _dry_run(resolved, report, output: Optional[Path], format: Format) -> int:
 
         render_text(report, c)
     return 1 if errors else 0
+
+
+def _esc(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def _absent(value) -> bool:

@@ -88,20 +88,78 @@ def verl_config_dir() -> Path:
     return Path(spec.origin).parent / "trainer" / "config"
 
 
-@functools.lru_cache(maxsize=4)
-def _compose_cached(config_name: str):
+def compose_verl(config_name: str = "ppo_trainer") -> dict:
+    """Compose verl's packaged config with Hydra (no verl import) and return it as a plain container.
+
+    Interpolations stay unresolved and `???` stays MISSING, so `OmegaConf.create` of the result is the composed config.
+    """
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
 
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(verl_config_dir()), version_base=None):
-        cfg = compose(config_name=config_name)
-    return cfg
+    try:
+        with initialize_config_dir(config_dir=str(verl_config_dir()), version_base=None):
+            cfg = compose(config_name=config_name)
+    finally:
+        GlobalHydra.instance().clear()
+    return OmegaConf.to_container(cfg, resolve=False)
+
+
+def _fingerprint(config_dir: Path) -> str:
+    """Changes whenever any file of verl's config folder changes (path, size, mtime)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in sorted(config_dir.rglob("*.yaml")):
+        st = p.stat()
+        h.update(f"{p.relative_to(config_dir)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("RLX_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "rlx")
+
+
+@functools.lru_cache(maxsize=4)
+def _defaults_json(config_name: str) -> str:
+    """verl's composed defaults as JSON text, from a cache keyed by the config folder's fingerprint.
+
+    Composing takes 0.3-1 s (Hydra's import and search path); reading the cache takes ~10 ms. The cache is only an
+    optimisation: any problem reading or writing it falls back to composing.
+    """
+    import json
+
+    config_dir = verl_config_dir()
+    path = cache_dir() / f"verl-{config_name}-{_fingerprint(config_dir)}.json"
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        pass
+    text = json.dumps(compose_verl(config_name))
+    try:
+        from rlx.fsutil import atomic_write_text
+
+        atomic_write_text(path, text)
+    except Exception:  # noqa: BLE001 - a read-only home must not break resolution
+        pass
+    return text
+
+
+def verl_defaults_container(config_name: str = "ppo_trainer") -> dict:
+    """verl's composed default config as a fresh plain dict (interpolations unresolved)."""
+    import json
+
+    return json.loads(_defaults_json(config_name))
 
 
 def verl_defaults(config_name: str = "ppo_trainer"):
     """A fresh copy of verl's composed default config (a struct-mode DictConfig)."""
-    return copy.deepcopy(_compose_cached(config_name))
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create(verl_defaults_container(config_name))
+    OmegaConf.set_struct(cfg, True)
+    return cfg
 
 
 # ---- reading and writing config paths ---------------------------------------------------------------------------
@@ -228,13 +286,23 @@ class Resolved:
     """A complete verl config and where each non-default value came from."""
 
     config: Any  # omegaconf DictConfig
-    defaults: Any  # verl's defaults, for diffs
     provenance: dict[str, Provenance]
     algorithm: Algorithm | None = None
     preset: Preset | None = None
     experiment: Experiment | None = None
     overrides: list[str] = field(default_factory=list)
     ignore: list[str] = field(default_factory=list)
+    config_name: str = "ppo_trainer"
+
+    @functools.cached_property
+    def default_leaves(self) -> dict[str, Any]:
+        """verl's defaults as {dotted path: raw value} (interpolations unresolved)."""
+        return flatten(verl_defaults_container(self.config_name))
+
+    @property
+    def defaults(self):
+        """verl's defaults as a DictConfig (built on demand: diffs use `default_leaves`)."""
+        return verl_defaults(self.config_name)
 
     # --- reading
     def get(self, path: str, default: Any = None) -> Any:
@@ -262,7 +330,7 @@ class Resolved:
 
     def changed(self) -> list[Change]:
         """Every leaf whose value differs from verl's default, in config order, with its provenance."""
-        base = leaf_paths(self.defaults)
+        base = self.default_leaves
         final = leaf_paths(self.config)
         out = []
         for key, value in final.items():
@@ -303,13 +371,12 @@ class Resolved:
         """The Hydra overrides that turn verl's defaults into this config (leaf by leaf)."""
         from rlx.resolve.overrides import render_value
 
-        base = leaf_paths(self.defaults)
         out = []
         for ch in self.changed():
             if ch.value is _ABSENT:
                 out.append(f"~{ch.key}")
             elif ch.default is _ABSENT:
-                out.append(f"+{_new_root(ch.key, base)}={render_value(ch.value)}")
+                out.append(f"+{ch.key}={render_value(ch.value)}")
             else:
                 out.append(f"{ch.key}={render_value(ch.value)}")
         return out
@@ -320,10 +387,6 @@ class Resolved:
 
     def command_line(self, python: str = "python3") -> str:
         return shlex.join(self.command(python))
-
-
-def _new_root(key: str, base: dict[str, Any]) -> str:
-    return key
 
 
 def _escape_resolver_calls(cfg) -> None:
@@ -344,10 +407,14 @@ def _escape_resolver_calls(cfg) -> None:
         walk(cfg)
 
 
+# OmegaConf's built-in resolvers that only read the config itself; everything else (oc.env above all) stays text.
+PURE_RESOLVERS = frozenset({"oc.select", "oc.dict.keys", "oc.dict.values", "oc.create", "oc.deprecated"})
+
+
 def _has_resolver_call(text: str) -> bool:
     import re
 
-    return bool(re.search(r"\$\{\s*[A-Za-z_][\w.]*\s*:", text))
+    return any(name not in PURE_RESOLVERS for name in re.findall(r"\$\{\s*([A-Za-z_][\w.]*)\s*:", text))
 
 
 # ---- the entry point --------------------------------------------------------------------------------------------
@@ -395,8 +462,7 @@ def resolve(
     cli = parse_overrides(overrides)
     exp_cli = parse_overrides([t for t, _ in exp.override_texts]) if exp else []
 
-    defaults = verl_defaults()
-    cfg = copy.deepcopy(defaults)
+    cfg = verl_defaults()
     provenance: dict[str, Provenance] = {}
 
     def record(ov: Override, prov: Provenance) -> None:
@@ -420,7 +486,6 @@ def resolve(
 
     return Resolved(
         config=cfg,
-        defaults=defaults,
         provenance=provenance,
         algorithm=algorithm,
         preset=loaded_preset,
@@ -452,12 +517,11 @@ def load_verl_yaml(path: str | os.PathLike) -> Resolved:
     from rlx.yamlio import load_file
 
     doc = load_file(path, what="verl config")
-    defaults = verl_defaults()
     cfg = OmegaConf.create(doc.data)
     prov: dict[str, Provenance] = {}
-    base = leaf_paths(defaults)
+    base = flatten(verl_defaults_container())
     for key, value in leaf_paths(cfg).items():
         if base.get(key, _ABSENT) != value:
             line_key = tuple(key.split("."))
             prov[key] = Provenance("file", f"file {Path(path).name}", "", doc.where(line_key))
-    return Resolved(config=cfg, defaults=defaults, provenance=prov)
+    return Resolved(config=cfg, provenance=prov)

@@ -83,7 +83,7 @@ def _hint_for(text: str) -> str:
 
 def parse(texts: list[str]) -> list[Override]:
     """Parse command-line overrides. Every bad one is reported with its own text and a fix."""
-    from hydra.core.override_parser.types import OverrideType, ValueType
+    from hydra.core.override_parser.types import OverrideType
     from hydra.errors import HydraException
 
     parser = _get_parser()
@@ -97,14 +97,13 @@ def parse(texts: list[str]) -> list[Override]:
         except HydraException as e:
             msg = str(e).splitlines()[0] if str(e) else "syntax error"
             raise ConfigError(f"invalid override '{text}': {msg}", where=f"override '{text}'", hint=_hint_for(text)) from None
-        if ov.value_type in (ValueType.CHOICE_SWEEP, ValueType.GLOB_CHOICE_SWEEP, ValueType.RANGE_SWEEP,
-                             ValueType.INTERVAL_SWEEP):
+        if ov.is_sweep_override():
             raise ConfigError(
                 f"invalid override '{text}': the value is a Hydra sweep, and rlx launches one run",
                 where=f"override '{text}'",
                 hint=_hint_for(text),
             )
-        if ov.is_package_override() or "/" in ov.key_or_group:
+        if ov.package is not None or "/" in ov.key_or_group:
             raise ConfigError(
                 f"config-group override '{text}' is not supported",
                 where=f"override '{text}'",
@@ -117,6 +116,9 @@ def parse(texts: list[str]) -> list[Override]:
             OverrideType.DEL: Op.DELETE,
         }[ov.type]
         value = None if op is Op.DELETE and ov._value is None else ov.value()
+        if op is not Op.DELETE and value is not None and not isinstance(value, (str, int, float, bool, list, dict)):
+            raise ConfigError(f"invalid override '{text}': unsupported value", where=f"override '{text}'",
+                              hint=_hint_for(text))
         out.append(Override(op, ov.key_or_group, _plain(value), text))
     return out
 

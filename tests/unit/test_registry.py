@@ -1,0 +1,75 @@
+"""The algorithm registry: one declaration per algorithm; constraints are data that can describe themselves."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from rlx.algorithms import ALGORITHMS, Family, Severity, Status
+from rlx.algorithms.registry import MISSING_VALUE, Algorithm, AlgorithmRegistry, eq, is_true, lt
+from rlx.errors import UsageError
+
+EXPECTED = {"ppo", "grpo", "drgrpo", "dapo", "gspo", "gmpo", "cispo", "sapo", "rloo", "reinforce_pp", "remax",
+            "aepo", "aspo", "gepo", "vapo"}
+
+
+def test_all_fifteen_algorithms_are_declared_once():
+    assert set(ALGORITHMS.names()) == EXPECTED
+    assert len(ALGORITHMS) == 15
+
+
+@pytest.mark.parametrize("algo", list(ALGORITHMS), ids=lambda a: a.name)
+def test_declaration_fields(algo: Algorithm):
+    assert re.fullmatch(r"\d{4}\.\d{4,5}", algo.paper), algo.paper
+    assert algo.summary and "\n" not in algo.summary
+    assert isinstance(algo.family, Family) and isinstance(algo.status, Status)
+    assert set(algo.to_dict()) == {"name", "summary", "paper", "family", "status"}
+    for c in algo.constraints:
+        assert re.fullmatch(r"RLX4\d\d", c.code), c.code
+        assert c.message and c.hint and c.title and c.explanation
+        assert isinstance(c.severity, Severity)
+        assert c.describe()
+
+
+def test_aepo_paper_is_the_agentic_entropy_balanced_one():
+    # "AEPO" names three papers (algorithms.md 3.7); the registry keys them by arXiv id.
+    assert ALGORITHMS.get("aepo").paper == "2510.14545"
+    assert ALGORITHMS.get("aspo").paper == "2508.19201"
+
+
+def test_lookup_aliases_and_did_you_mean():
+    assert ALGORITHMS.get("GSPO").name == "gspo"
+    assert ALGORITHMS.get("reinforce++").name == "reinforce_pp"
+    with pytest.raises(UsageError) as e:
+        ALGORITHMS.get("gspoo")
+    assert "did you mean 'gspo'" in e.value.hint
+
+
+def test_duplicate_registration_is_refused():
+    reg = AlgorithmRegistry()
+    a = ALGORITHMS.get("grpo")
+    reg.register(a)
+    with pytest.raises(ValueError, match="already registered"):
+        reg.register(a)
+
+
+def test_conditions_evaluate_and_describe():
+    values = {"n": 1, "kl": True}
+    get = lambda p: values.get(p, MISSING_VALUE)  # noqa: E731
+    cond = lt("n", 2) & is_true("kl")
+    assert cond(get) is True
+    assert cond.text == "n < 2 and kl is true"
+    assert (~cond)(get) is False
+    assert lt("missing", 2)(get) is False  # absent or wrongly typed values never trip a rule
+    assert lt("kl", 2)(get) is False  # a bool is not a number
+    assert eq("n", 1)(get)
+
+
+def test_group_size_rule_fires_below_two_for_every_group_method():
+    for algo in ALGORITHMS:
+        codes = {c.code for c in algo.constraints if c.when(lambda p: 1 if p.endswith("rollout.n") else MISSING_VALUE)}
+        if algo.family is Family.GROUP:
+            assert "RLX401" in codes, algo.name
+        else:
+            assert "RLX401" not in codes, algo.name
