@@ -1,4 +1,389 @@
 """rlx's verl plugin: registers rlx's policy losses and advantage estimators with verl's registries.
 
-verl imports this module (entry-point group `verl.plugins`) in every process that imports verl, Ray workers included.
+verl imports this module (entry-point group `verl.plugins`, declared in rlx's pyproject) in every process that imports
+verl, Ray workers included. It registers:
+
+- policy losses (`actor_rollout_ref.actor.policy_loss.loss_mode`): `rlx_aepo`, `rlx_gepo`;
+- advantage estimators (`algorithm.adv_estimator`): `rlx_aspo`, `rlx_vapo`.
+
+Interfaces (stable; other rlx modules and the CPU smoke engine depend on them):
+
+- Losses have verl's signature `(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean",
+  config=None, rollout_is_weights=None)` plus keyword-only extras: `rlx_aepo` takes `entropy` ([bs, T]) and
+  `alpha`, `sg_scope`, `weight_floor`; `rlx_gepo` takes `log_denom` ([bs], log of the group expectation Ê_q[q] from
+  `rlx.ops.gepo.group_log_denominator`). They multiply by `rollout_is_weights`, reduce with verl's `agg_loss(...,
+  **config.global_batch_info)` and return `actor/pg_clipfrac`, `actor/ppo_kl`, `actor/pg_clipfrac_lower` plus their
+  own metrics. verl's `ppo_loss` cannot pass the extras, so when a keyword is None the loss reads it from
+  `loss_extras(...)`, a context the rlx actor loss (`rlx.verl_entry.RlxActorLoss`) opens around verl's `ppo_loss`.
+  AEPO without entropy raises; GEPO without a denominator falls back to treating the micro-batch as one group (exact
+  only when the micro-batch is one prompt group), logs a warning once and reports `actor/gepo_denominator_fallback`=1.
+- Estimators have verl's generic signature `fn(token_level_rewards, response_mask, config, index=None, **kwargs)`
+  (`config` = verl's `algorithm` DictConfig) and return (advantages, returns). Keyword extras: `rlx_aspo` takes
+  `first_code_pos`, `used_code` ([bs]; -1 / False without code), `correct=None` (default: sequence score > 0),
+  `code_pass=None`, `lengths=None`, `values=None` (for base `gae`); `rlx_vapo` takes `values` ([bs, T]). When verl's
+  generic call omits them they come from `estimator_extras(...)`, opened by the rlx trainer (`rlx.verl_entry`).
+  Their diagnostics are left in `estimator_metrics` for the trainer to log.
+- Options: keyword arguments when given, else `config.rlx.<algo>` (estimators), else `algo_options(algo)`, which reads
+  the JSON object in env `RLX_ALGO_CFG` (the resolved `algorithm.rlx` section: `{"aepo": {...}, ...}`; rlx's
+  entrypoint and the smoke engine set it), else the paper defaults in `DEFAULTS`.
+- `ensure_registered()` imports verl and raises `RlxError` if any rlx name is missing (verl swallows plugin import
+  errors at DEBUG level).
+
+Kept light: torch and verl's `core_algos` (which verl has imported anyway); the maths live in `rlx.ops`.
 """
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from verl.trainer.ppo.core_algos import (
+    agg_loss,
+    compute_gae_advantage_return,
+    compute_grpo_vectorized_outcome_advantage,
+    get_adv_estimator_fn,
+    register_adv_est,
+    register_policy_loss,
+)
+
+from rlx.ops import aepo as _aepo
+from rlx.ops import aspo as _aspo
+from rlx.ops import gepo as _gepo
+from rlx.ops import vapo as _vapo
+
+logger = logging.getLogger(__name__)
+
+ENV_VAR = "RLX_ALGO_CFG"
+POLICY_LOSSES = ("rlx_aepo", "rlx_gepo")
+ADV_ESTIMATORS = ("rlx_aspo", "rlx_vapo")
+
+# Paper defaults (docs/algorithms.md 3.5-3.8); presets set the same values explicitly under algorithm.rlx.<algo>.
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "aepo": {"alpha": 0.2, "sg_scope": "high_entropy", "weight_floor": 0.0, "entropy_source": "auto"},
+    "gepo": {"log_w_max": _gepo.LOG_W_MAX},
+    "aspo": {"base": "grpo", "delta": -2.0, "k": 0.7, "require_code_pass": False,
+             "code_detection": {"messages": True, "markdown_fences": True, "html_tags": True, "tool_json": True}},
+    "vapo": {"alpha": 0.05, "lambda_critic": 1.0, "nll_coef": 0.1},
+}
+
+_local = threading.local()
+estimator_metrics: dict[str, float] = {}  # diagnostics of the last rlx estimator call (the trainer logs and clears)
+_warned: set[str] = set()
+
+
+# ---- options -------------------------------------------------------------------------------------------------------
+
+def _plain(node: Any) -> Any:
+    """DictConfig / Mapping -> plain nested dict (lists kept)."""
+    if isinstance(node, Mapping) or hasattr(node, "items"):
+        return {str(k): _plain(v) for k, v in node.items()}
+    return node
+
+
+def _env_config() -> dict[str, Any]:
+    text = os.environ.get(ENV_VAR, "").strip()
+    if not text:
+        return {}
+    cached = getattr(_local, "env_cache", None)
+    if cached and cached[0] == text:
+        return cached[1]
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        from rlx.errors import ConfigError
+
+        raise ConfigError(f"{ENV_VAR} is not valid JSON: {exc}", where=f"env {ENV_VAR}",
+                          hint=f"set {ENV_VAR} to the algorithm.rlx section as JSON, e.g. "
+                          '\'{"aepo": {"alpha": 0.2}}\'') from exc
+    if not isinstance(parsed, dict):
+        from rlx.errors import ConfigError
+
+        raise ConfigError(f"{ENV_VAR} must be a JSON object", where=f"env {ENV_VAR}",
+                          hint='e.g. {"aspo": {"delta": -2.0, "k": 0.7}}')
+    _local.env_cache = (text, parsed)
+    return parsed
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in (extra or {}).items():
+        out[key] = _merge(out[key], value) if isinstance(out.get(key), dict) and isinstance(value, Mapping) else value
+    return out
+
+
+def algo_options(name: str) -> dict[str, Any]:
+    """Options of rlx algorithm `name`: paper defaults overlaid with `RLX_ALGO_CFG[name]` (JSON in the environment)."""
+    return _merge(DEFAULTS.get(name, {}), _plain(_env_config().get(name) or {}))
+
+
+def resolve_options(name: str, config: Any = None, **given: Any) -> dict[str, Any]:
+    """`algo_options(name)` overlaid with `config.rlx.<name>` (verl's algorithm section) and non-None keywords."""
+    opts = algo_options(name)
+    if config is not None and hasattr(config, "get"):
+        section = config.get("rlx", None)
+        section = section.get(name, None) if section is not None else None
+        opts = _merge(opts, _plain(section or {}))
+    return _merge(opts, {k: v for k, v in given.items() if v is not None})
+
+
+# ---- extras handed over by the rlx trainer / actor loss ------------------------------------------------------------
+
+def _stack(kind: str) -> list[dict[str, Any]]:
+    if not hasattr(_local, kind):
+        setattr(_local, kind, [])
+    return getattr(_local, kind)
+
+
+@contextmanager
+def _extras(kind: str, values: dict[str, Any]) -> Iterator[None]:
+    stack = _stack(kind)
+    stack.append(values)
+    try:
+        yield
+    finally:
+        stack.pop()
+
+
+def loss_extras(**values: Any):
+    """Context in which rlx losses called by verl's `ppo_loss` see extra inputs (`entropy`, `log_denom`)."""
+    return _extras("loss", values)
+
+
+def estimator_extras(**values: Any):
+    """Context in which rlx estimators called by verl's `compute_advantage` see extra inputs (`values`, ...)."""
+    return _extras("estimator", values)
+
+
+def _extra(kind: str, key: str, given: Any) -> Any:
+    if given is not None:
+        return given
+    stack = _stack(kind)
+    return stack[-1].get(key) if stack else None
+
+
+# ---- policy losses -------------------------------------------------------------------------------------------------
+
+def _clip_params(config: Any) -> tuple[float, float, float]:
+    if config is None:
+        return 0.2, 0.2, 3.0
+    eps = config.get("clip_ratio", 0.2)
+    low = config.get("clip_ratio_low", None)
+    high = config.get("clip_ratio_high", None)
+    return (eps if low is None else low), (eps if high is None else high), config.get("clip_ratio_c", 3.0)
+
+
+def _reduce(loss_mat: torch.Tensor, response_mask: torch.Tensor, loss_agg_mode: str, config: Any,
+            rollout_is_weights: torch.Tensor | None) -> torch.Tensor:
+    if rollout_is_weights is not None:
+        loss_mat = loss_mat * rollout_is_weights
+    batch_info = (getattr(config, "global_batch_info", None) or {}) if config is not None else {}
+    return agg_loss(loss_mat=loss_mat, loss_mask=response_mask, loss_agg_mode=loss_agg_mode, **batch_info)
+
+
+def _floats(metrics: dict[str, torch.Tensor | float]) -> dict[str, float]:
+    """One host sync for all tensor metrics instead of one `.item()` each."""
+    keys = [k for k, v in metrics.items() if isinstance(v, torch.Tensor)]
+    values = torch.stack([metrics[k].detach().float().reshape(()) for k in keys]).tolist() if keys else []
+    out = {k: float(v) for k, v in metrics.items() if not isinstance(v, torch.Tensor)}
+    out.update(zip(keys, values, strict=True))
+    return out
+
+
+@register_policy_loss("rlx_aepo")
+def compute_policy_loss_rlx_aepo(
+    old_log_prob: torch.Tensor,
+    log_prob: torch.Tensor,
+    advantages: torch.Tensor,
+    response_mask: torch.Tensor,
+    loss_agg_mode: str = "token-mean",
+    config: Any = None,
+    rollout_is_weights: torch.Tensor | None = None,
+    *,
+    entropy: torch.Tensor | None = None,
+    alpha: float | None = None,
+    sg_scope: str | None = None,
+    weight_floor: float | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """AEPO policy loss (arXiv 2510.14545): entropy-weighted advantages and entropy-balanced clipping.
+
+    See `rlx.ops.aepo`. `entropy` comes from the keyword, else from `loss_extras`; without it this raises.
+    """
+    entropy = _extra("loss", "entropy", entropy)
+    if entropy is None:
+        raise ValueError(
+            "rlx_aepo needs per-token entropy: run through `python -m rlx.verl_entry` (rlx train does), "
+            "or pass entropy=... when calling the loss directly")
+    opts = resolve_options("aepo", None, alpha=alpha, sg_scope=sg_scope)
+    floor = opts.get("weight_floor") if weight_floor is None else weight_floor
+    low, high, clip_c = _clip_params(config)
+    out = _aepo.aepo_token_loss(old_log_prob, log_prob, advantages, response_mask, entropy.to(log_prob.dtype),
+                                alpha=float(opts["alpha"]), clip_low=low, clip_high=high, clip_c=clip_c,
+                                sg_scope=str(opts["sg_scope"]), weight_floor=floor)
+    loss = _reduce(out.loss, response_mask, loss_agg_mode, config, rollout_is_weights)
+    return loss, _floats(_aepo.aepo_metrics(out, response_mask))
+
+
+@register_policy_loss("rlx_gepo")
+def compute_policy_loss_rlx_gepo(
+    old_log_prob: torch.Tensor,
+    log_prob: torch.Tensor,
+    advantages: torch.Tensor,
+    response_mask: torch.Tensor,
+    loss_agg_mode: str = "token-mean",
+    config: Any = None,
+    rollout_is_weights: torch.Tensor | None = None,
+    *,
+    log_denom: torch.Tensor | None = None,
+    log_w_max: float | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """GEPO policy loss (arXiv 2508.17850): group-expectation importance weight, PPO-clipped per sequence.
+
+    See `rlx.ops.gepo`. Use `loss_agg_mode="seq-mean-token-mean"` for the paper's per-sequence mean. `log_denom`
+    comes from the keyword, else `loss_extras`, else (with a warning and `actor/gepo_denominator_fallback`=1) from
+    this micro-batch taken as one group.
+    """
+    log_denom = _extra("loss", "log_denom", log_denom)
+    fallback = log_denom is None
+    if fallback:
+        if "gepo_fallback" not in _warned:
+            _warned.add("gepo_fallback")
+            logger.warning("rlx_gepo: no group denominator given; using the micro-batch as one group "
+                           "(exact only if it holds one whole prompt group). Run through `python -m rlx.verl_entry`.")
+        index = torch.zeros(old_log_prob.shape[0], dtype=torch.long, device=old_log_prob.device)
+        log_denom = _gepo.group_log_denominator(old_log_prob, response_mask, index)
+    opts = resolve_options("gepo", None, log_w_max=log_w_max)
+    low, high, _ = _clip_params(config)
+    out = _gepo.gepo_token_loss(old_log_prob, log_prob, advantages, response_mask,
+                                log_denom.to(device=log_prob.device), clip_low=low, clip_high=high,
+                                log_w_max=float(opts["log_w_max"]))
+    loss = _reduce(out.loss, response_mask, loss_agg_mode, config, rollout_is_weights)
+    metrics = _gepo.gepo_metrics(out, response_mask)
+    metrics["actor/gepo_denominator_fallback"] = 1.0 if fallback else 0.0
+    return loss, _floats(metrics)
+
+
+# ---- advantage estimators ------------------------------------------------------------------------------------------
+
+def _cfg(config: Any, key: str, default: Any) -> Any:
+    return config.get(key, default) if config is not None and hasattr(config, "get") else default
+
+
+@register_adv_est("rlx_aspo")
+def compute_rlx_aspo_advantage(
+    token_level_rewards: torch.Tensor,
+    response_mask: torch.Tensor,
+    config: Any = None,
+    index: Any = None,
+    reward_baselines: torch.Tensor | None = None,
+    *,
+    first_code_pos: Any = None,
+    used_code: Any = None,
+    correct: Any = None,
+    code_pass: Any = None,
+    lengths: Any = None,
+    values: torch.Tensor | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """ASPO (arXiv 2508.19201): the base estimator's advantages plus the bounded early-code bias (`rlx.ops.aspo`).
+
+    Options (`algorithm.rlx.aspo.*`): `base` (grpo | gae | any registered estimator), `delta`, `k`,
+    `require_code_pass`. Returns are the base estimator's, unchanged.
+    """
+    opts = resolve_options("aspo", config)
+    index = _extra("estimator", "index", index)
+    if index is None:
+        raise ValueError("rlx_aspo needs the prompt-group index (verl's uid) to compare code positions within groups")
+    first_code_pos = _extra("estimator", "first_code_pos", first_code_pos)
+    used_code = _extra("estimator", "used_code", used_code)
+    if first_code_pos is None or used_code is None:
+        raise ValueError(
+            "rlx_aspo needs per-sample first_code_pos and used_code: emit them from the reward function as "
+            "reward_extra_info (e.g. with rlx.ops.code_detect.detect_code) and run `python -m rlx.verl_entry`")
+    correct = _extra("estimator", "correct", correct)
+    code_pass = _extra("estimator", "code_pass", code_pass)
+    lengths = _extra("estimator", "lengths", lengths)
+    base = str(opts["base"])
+    if base in ("grpo", "grpo_vectorized"):
+        adv, returns = compute_grpo_vectorized_outcome_advantage(
+            token_level_rewards, response_mask, index, norm_adv_by_std_in_grpo=_cfg(config, "norm_adv_by_std_in_grpo",
+                                                                                    True))
+    elif base == "gae":
+        values = _extra("estimator", "values", values)
+        if values is None:
+            raise ValueError("rlx_aspo with base=gae needs critic values (critic.enable=true, rlx entrypoint)")
+        adv, returns = compute_gae_advantage_return(token_level_rewards, values, response_mask,
+                                                    _cfg(config, "gamma", 1.0), _cfg(config, "lam", 1.0))
+    else:
+        adv, returns = get_adv_estimator_fn(base)(token_level_rewards=token_level_rewards, response_mask=response_mask,
+                                                  config=config, index=index)
+    if correct is None:
+        correct = token_level_rewards.sum(-1) > 0
+    result = _aspo.aspo_bias(adv, response_mask, index, first_code_pos, used_code, correct,
+                             delta=float(opts["delta"]), k=float(opts["k"]), code_pass=code_pass,
+                             require_code_pass=bool(opts["require_code_pass"]), lengths=lengths)
+    estimator_metrics.clear()
+    estimator_metrics.update(_aspo.aspo_metrics(response_mask, first_code_pos, used_code, code_pass, result))
+    return result.advantages, returns
+
+
+@register_adv_est("rlx_vapo")
+def compute_rlx_vapo_advantage(
+    token_level_rewards: torch.Tensor,
+    response_mask: torch.Tensor,
+    config: Any = None,
+    index: Any = None,
+    reward_baselines: torch.Tensor | None = None,
+    *,
+    values: torch.Tensor | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """VAPO (arXiv 2504.05118): length-adaptive-λ GAE advantages (whitened) and λ_critic value targets.
+
+    Options (`algorithm.rlx.vapo.*`): `alpha`, `lambda_critic`; γ is `algorithm.gamma`. Needs `values`.
+    """
+    values = _extra("estimator", "values", values)
+    if values is None:
+        raise ValueError("rlx_vapo needs critic values: enable the critic (critic.enable=true) and run "
+                         "`python -m rlx.verl_entry` (rlx train does)")
+    opts = resolve_options("vapo", config)
+    adv, returns, lam = _vapo.vapo_advantages(token_level_rewards, values, response_mask,
+                                             gamma=float(_cfg(config, "gamma", 1.0)), alpha=float(opts["alpha"]),
+                                             lambda_critic=float(opts["lambda_critic"]))
+    valid = response_mask.sum(-1) > 0
+    estimator_metrics.clear()
+    if bool(valid.any()):
+        estimator_metrics.update({
+            "vapo/lambda_mean": float(lam[valid].mean()),
+            "vapo/lambda_clamped_ratio": float((lam[valid] <= 0).float().mean()),
+        })
+    return adv, returns
+
+
+# ---- registration check ------------------------------------------------------------------------------------------
+
+def ensure_registered() -> None:
+    """Import verl and check that every rlx loss and estimator is in verl's registries.
+
+    Raises:
+        RlxError: a name is missing (verl logs plugin import errors only at DEBUG level).
+    """
+    import verl  # noqa: F401  (loads the verl.plugins entry points)
+    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, POLICY_LOSS_REGISTRY
+
+    missing = [n for n in POLICY_LOSSES if n not in POLICY_LOSS_REGISTRY]
+    missing += [n for n in ADV_ESTIMATORS if n not in ADV_ESTIMATOR_REGISTRY]
+    if missing:
+        from rlx.errors import RlxError
+
+        plugins = os.environ.get("VERL_USE_EXTERNAL_PLUGINS", "auto")
+        raise RlxError(
+            f"rlx's verl plugin is not loaded: {', '.join(missing)} not registered with verl",
+            where=f"VERL_USE_EXTERNAL_PLUGINS={plugins}",
+            hint="unset VERL_USE_EXTERNAL_PLUGINS (or include 'rlx' in it) and reinstall rlx in this interpreter "
+            "(`pip install -e .`); `python -c 'import rlx.verl_plugin'` shows the import error")

@@ -1,0 +1,82 @@
+"""Small tensor helpers shared by the rlx algorithm ops: group indices, masked statistics, per-sample inputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def group_index(index: Any, device: torch.device | str | None = None) -> tuple[torch.Tensor, int]:
+    """Map arbitrary group labels (uids: strings, ints, a tensor) to contiguous ids 0..G-1.
+
+    Args:
+        index: one label per sample, e.g. verl's `uid` ndarray of strings.
+        device: where the returned tensor lives.
+
+    Returns:
+        (ids LongTensor[bs], number of groups G).
+    """
+    if isinstance(index, torch.Tensor) and not index.is_floating_point():
+        _, inv = torch.unique(index.reshape(-1), return_inverse=True)
+        inv = inv.to(device=device or index.device, dtype=torch.long)
+    else:
+        arr = np.asarray(index).reshape(-1)
+        if arr.dtype == object:  # mixed or str labels: np.unique needs one comparable type
+            arr = arr.astype(str)
+        _, inv = np.unique(arr, return_inverse=True)
+        inv = torch.from_numpy(inv.astype(np.int64, copy=False)).to(device=device)
+    n_groups = int(inv.max().item()) + 1 if inv.numel() else 0
+    return inv, n_groups
+
+
+def per_sample(value: Any, n: int, *, dtype: torch.dtype, device: torch.device | str | None, name: str) -> torch.Tensor:
+    """Turn a per-sample input (tensor, ndarray, list, scalar) into a 1-D tensor of length `n`.
+
+    Raises:
+        ValueError: the input has the wrong number of entries (names the argument).
+    """
+    if isinstance(value, torch.Tensor):
+        t = value.detach().reshape(-1)
+    else:
+        arr = np.asarray(value)
+        if arr.dtype == object:  # e.g. None for "unknown": count it as 0 / False
+            arr = np.array([0 if v is None else v for v in arr.reshape(-1)], dtype=np.float64)
+        t = torch.as_tensor(arr).reshape(-1)
+    if t.numel() == 1 and n != 1:
+        t = t.expand(n)
+    if t.numel() != n:
+        raise ValueError(f"{name}: expected {n} per-sample values, got {t.numel()}")
+    return t.to(device=device, dtype=dtype)
+
+
+def group_sum(values: torch.Tensor, gidx: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """Sum `values[bs]` within each group; returns [n_groups]."""
+    return torch.zeros(n_groups, dtype=values.dtype, device=values.device).index_add_(0, gidx, values)
+
+
+def group_logsumexp(x: torch.Tensor, gidx: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """log Σ_{j in g} exp(x_j) per group, numerically stable; -inf entries are ignored (empty group -> -inf)."""
+    gmax = torch.full((n_groups,), -torch.inf, dtype=x.dtype, device=x.device)
+    gmax = gmax.scatter_reduce(0, gidx, x, reduce="amax", include_self=True)
+    safe_max = torch.where(torch.isfinite(gmax), gmax, torch.zeros_like(gmax))
+    total = group_sum(torch.exp(x - safe_max[gidx]), gidx, n_groups)
+    return torch.log(total) + safe_max
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of `values` where `mask` is set; 0 when the mask is empty (never NaN)."""
+    mask = mask.to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def seq_lengths(response_mask: torch.Tensor) -> torch.Tensor:
+    """Number of valid response tokens per sample, as float [bs]."""
+    return response_mask.to(torch.float32 if not response_mask.is_floating_point() else response_mask.dtype).sum(-1)
+
+
+def seq_mean(values: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
+    """Per-sample mean over valid tokens [bs]; 0 for empty responses."""
+    mask = response_mask.to(values.dtype)
+    return (values * mask).sum(-1) / mask.sum(-1).clamp_min(1.0)
