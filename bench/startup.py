@@ -38,8 +38,15 @@ def main() -> None:
         "rlx --help": [str(BIN / "rlx"), "--help"],
         "rlx algos": [str(BIN / "rlx"), "algos"],
         "rlx train --algo gspo --dry-run": [str(BIN / "rlx"), "train", "--algo", "gspo", "--dry-run"],
-        "rlx train --algo gspo --dry-run --format json": [str(BIN / "rlx"), "train", "--algo", "gspo", "--dry-run",
-                                                           "--format", "json"],
+        "rlx train --algo gspo --dry-run --format json": [
+            str(BIN / "rlx"),
+            "train",
+            "--algo",
+            "gspo",
+            "--dry-run",
+            "--format",
+            "json",
+        ],
     }
     targets = {"rlx --help": 0.3, "rlx train --algo gspo --dry-run": 1.5}
     results = {name: statistics.median(time_cmd(argv, args.runs)) for name, argv in cases.items()}

@@ -1,7 +1,7 @@
 """Docs generated from the registries, so they cannot drift from the code.
 
-    python -m rlx.docgen            # rewrite docs/algorithms.md
-    python -m rlx.docgen --check    # exit 1 if docs/algorithms.md is stale (a test runs this)
+python -m rlx.docgen            # rewrite docs/algorithms.md
+python -m rlx.docgen --check    # exit 1 if docs/algorithms.md is stale (a test runs this)
 """
 
 from __future__ import annotations
@@ -41,15 +41,24 @@ def algorithms_markdown() -> str:
         preset = load(a.preset)
         out += ["", f"## {a.title} (`{a.name}`)", "", a.summary + ".", ""]
         if a.needs_rlx_entrypoint:
-            out += ["Runs through rlx's verl entrypoint (`python -m rlx.verl_entry`), which gives the plugin the "
-                    "data verl's registries alone do not pass.", ""]
+            out += [
+                "Runs through rlx's verl entrypoint (`python -m rlx.verl_entry`), which gives the plugin the "
+                "data verl's registries alone do not pass.",
+                "",
+            ]
         out += [f"Preset `{preset.lineage}`:", "", "| key | value | source |", "|---|---|---|"]
         for p, s in preset.effective().values():
             if p.name.startswith("_"):
                 continue
             out.append(f"| `{s.key}` | `{_cell(fmt_value(s.value))}` | {_cell(s.reason)} |")
         if a.constraints:
-            out += ["", "Rules (`rlx rules explain CODE`):", "", "| code | severity | when | title |", "|---|---|---|---|"]
+            out += [
+                "",
+                "Rules (`rlx rules explain CODE`):",
+                "",
+                "| code | severity | when | title |",
+                "|---|---|---|---|",
+            ]
             for c in a.constraints:
                 out.append(f"| {c.code} | {c.severity.value} | `{_cell(c.describe())}` | {_cell(c.title)} |")
     return "\n".join(out) + "\n"

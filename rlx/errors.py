@@ -25,7 +25,9 @@ class RlxError(Exception):
 
     exit_code = EXIT_INVALID
 
-    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None, exit_code: int | None = None):
+    def __init__(
+        self, message: str, *, where: str | None = None, hint: str | None = None, exit_code: int | None = None
+    ):
         super().__init__(message)
         self.message = message
         self.where = where

@@ -17,8 +17,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, mode: int = 0o644) 
         directory.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     except OSError as e:
-        raise RlxError(f"cannot write {target}: {e.strerror}", where=str(target),
-                       hint="check that the directory exists and is writable") from None
+        raise RlxError(
+            f"cannot write {target}: {e.strerror}",
+            where=str(target),
+            hint="check that the directory exists and is writable",
+        ) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -90,7 +90,9 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]], **kw):
     for c in columns:
         t.add_column(c, overflow="fold")
     for r in rows:
-        t.add_row(*[x if hasattr(x, "__rich__") or hasattr(x, "__rich_console__") else _escape(fmt_value(x)) for x in r])
+        t.add_row(
+            *[x if hasattr(x, "__rich__") or hasattr(x, "__rich_console__") else _escape(fmt_value(x)) for x in r]
+        )
     return t
 
 

@@ -64,7 +64,9 @@ class _Loader(yaml.SafeLoader):
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                raise _Refused(f"nesting deeper than {MAX_DEPTH} levels", self.peek_event().start_mark, "flatten the file")
+                raise _Refused(
+                    f"nesting deeper than {MAX_DEPTH} levels", self.peek_event().start_mark, "flatten the file"
+                )
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -216,7 +218,11 @@ def load_file(path: str | Path, *, mapping: bool = True, what: str = "config fil
     """Read and parse a YAML file. With `mapping`, the top level must be a mapping."""
     p = Path(path).expanduser()
     if not p.exists():
-        raise ConfigError(f"{what} not found: {p}", where=str(p), hint="check the path (relative paths are from the current directory)")
+        raise ConfigError(
+            f"{what} not found: {p}",
+            where=str(p),
+            hint="check the path (relative paths are from the current directory)",
+        )
     if p.is_dir():
         raise ConfigError(f"{what} is a directory: {p}", where=str(p), hint="pass a .yaml file")
     size = p.stat().st_size

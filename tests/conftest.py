@@ -40,7 +40,9 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.1):
         except Exception as e:  # noqa: BLE001 - the condition may fail until it holds
             last_exc = e
         time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
+    raise TimeoutError(
+        f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else "")
+    )
 
 
 class RayHead:
@@ -60,23 +62,34 @@ class RayHead:
     def start(self, timeout: float = 90) -> RayHead:
         ray_bin = Path(sys.executable).parent / "ray"
         cmd = [
-            str(ray_bin), "start", "--head", "--block",
-            f"--port={self.gcs_port}", "--node-ip-address=127.0.0.1",
-            "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}",
-            f"--num-cpus={self.num_cpus}", "--num-gpus=0", "--disable-usage-stats",
-            f"--temp-dir={self.tmp}", f"--ray-client-server-port={free_port()}",
-            f"--dashboard-agent-listen-port={free_port()}", f"--metrics-export-port={free_port()}",
+            str(ray_bin),
+            "start",
+            "--head",
+            "--block",
+            f"--port={self.gcs_port}",
+            "--node-ip-address=127.0.0.1",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={self.dashboard_port}",
+            f"--num-cpus={self.num_cpus}",
+            "--num-gpus=0",
+            "--disable-usage-stats",
+            f"--temp-dir={self.tmp}",
+            f"--ray-client-server-port={free_port()}",
+            f"--dashboard-agent-listen-port={free_port()}",
+            f"--metrics-export-port={free_port()}",
             f"--min-worker-port={20000 + (self.gcs_port % 20) * 1000}",
             f"--max-worker-port={20000 + (self.gcs_port % 20) * 1000 + 999}",
         ]
         self.log = open(self.tmp / "ray-start.log", "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(cmd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
         def up():
             if self.proc.poll() is not None:
-                raise RuntimeError(f"ray start exited with {self.proc.returncode}: "
-                                   + (self.tmp / "ray-start.log").read_text()[-2000:])
+                raise RuntimeError(
+                    f"ray start exited with {self.proc.returncode}: " + (self.tmp / "ray-start.log").read_text()[-2000:]
+                )
             with urllib.request.urlopen(f"{self.address}/api/version", timeout=2) as r:
                 return r.status == 200
 
@@ -140,9 +153,11 @@ def rlx_cli():
     return run
 
 
-def run_rlx(*args: str, env: dict[str, str] | None = None, cwd: str | os.PathLike | None = None,
-            timeout: float = 300) -> subprocess.CompletedProcess:
+def run_rlx(
+    *args: str, env: dict[str, str] | None = None, cwd: str | os.PathLike | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """Run `rlx` as a real subprocess (fresh interpreter), capturing output."""
     exe = Path(sys.executable).parent / "rlx"
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, cwd=cwd)
+    return subprocess.run(
+        [str(exe), *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}, cwd=cwd
+    )

@@ -28,7 +28,7 @@ from rlx.algorithms.registry import (
     outside_open,
 )
 
-E, W, I = Severity.ERROR, Severity.WARNING, Severity.INFO
+E, W, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
 SMTM, TM, SMTSN = "seq-mean-token-mean", "token-mean", "seq-mean-token-sum-norm"
 ASPO_KEY = f"{K.RLX_ALGO}.aspo"
 AEPO_KEY = f"{K.RLX_ALGO}.aepo"
@@ -49,7 +49,10 @@ def _critic_on(g) -> bool:
 # ---- rules shared by several algorithms -------------------------------------------------------------------------
 
 KL_TWICE = Constraint(
-    "RLX403", W, K.USE_KL_IN_REWARD, is_true(K.USE_KL_LOSS) & is_true(K.USE_KL_IN_REWARD),
+    "RLX403",
+    W,
+    K.USE_KL_IN_REWARD,
+    is_true(K.USE_KL_LOSS) & is_true(K.USE_KL_IN_REWARD),
     title="KL applied twice",
     message="KL is applied twice: in the loss (actor.use_kl_loss) and in the reward (algorithm.use_kl_in_reward)",
     hint="keep one: set algorithm.use_kl_in_reward=false (GRPO-style) or actor_rollout_ref.actor.use_kl_loss=false",
@@ -57,7 +60,10 @@ KL_TWICE = Constraint(
     "use_kl_loss is on. Both together penalise the same divergence twice (verl#265).",
 )
 FILTER_N = Constraint(
-    "RLX441", E, K.ROLLOUT_N, is_true(K.FILTER_GROUPS) & lt(K.ROLLOUT_N, 2),
+    "RLX441",
+    E,
+    K.ROLLOUT_N,
+    is_true(K.FILTER_GROUPS) & lt(K.ROLLOUT_N, 2),
     title="group filtering needs groups",
     message="algorithm.filter_groups is on with rollout.n={value}: a group of one always has equal rewards, so every "
     "group is filtered out",
@@ -65,7 +71,10 @@ FILTER_N = Constraint(
     explanation="DAPO's dynamic sampling keeps a group only if 0 < #correct < n. With n < 2 no group qualifies.",
 )
 FILTER_V0 = Constraint(
-    "RLX445", E, K.FILTER_GROUPS, is_true(K.FILTER_GROUPS) & eq(K.USE_V1, False),
+    "RLX445",
+    E,
+    K.FILTER_GROUPS,
+    is_true(K.FILTER_GROUPS) & eq(K.USE_V1, False),
     title="group filtering needs the v1 trainer",
     message="algorithm.filter_groups is on but trainer.use_v1=false: verl's legacy trainer has no group filtering",
     hint="set trainer.use_v1=true",
@@ -77,7 +86,10 @@ COMMON = (KL_TWICE, FILTER_N, FILTER_V0)
 def _group_size(name: str, recommended: int = 4) -> tuple[Constraint, ...]:
     return (
         Constraint(
-            "RLX401", E, K.ROLLOUT_N, lt(K.ROLLOUT_N, 2),
+            "RLX401",
+            E,
+            K.ROLLOUT_N,
+            lt(K.ROLLOUT_N, 2),
             title="group-relative method with a group of one",
             message=f"{name} is group-relative but rollout.n={{value}}: every advantage is zero and nothing is learned",
             hint=f"set actor_rollout_ref.rollout.n={max(recommended, 8)}",
@@ -86,7 +98,10 @@ def _group_size(name: str, recommended: int = 4) -> tuple[Constraint, ...]:
             "(OpenRLHF and prime-rl call this out; verl does not check it).",
         ),
         Constraint(
-            "RLX402", E, K.ROLLOUT_N, lt(K.ROLLOUT_N, recommended) & ~lt(K.ROLLOUT_N, 2),
+            "RLX402",
+            E,
+            K.ROLLOUT_N,
+            lt(K.ROLLOUT_N, recommended) & ~lt(K.ROLLOUT_N, 2),
             title="group too small for a useful baseline",
             message=f"{name} needs rollout.n >= {recommended}; rollout.n={{value}} gives a baseline too noisy to learn from",
             hint=f"set actor_rollout_ref.rollout.n={max(recommended, 8)}",
@@ -94,7 +109,10 @@ def _group_size(name: str, recommended: int = 4) -> tuple[Constraint, ...]:
             "group standard deviation is a poor estimate. Group-relative methods are run with n >= 4 in practice.",
         ),
         Constraint(
-            "RLX405", W, K.CRITIC_ENABLE, custom("critic.enable is true", lambda g: g(K.CRITIC_ENABLE) is True),
+            "RLX405",
+            W,
+            K.CRITIC_ENABLE,
+            custom("critic.enable is true", lambda g: g(K.CRITIC_ENABLE) is True),
             title="critic enabled for a critic-free method",
             message=f"critic.enable=true, but {name} does not use a critic: it is trained and never read",
             hint="set critic.enable=false (or null) to save the critic's GPUs",
@@ -105,9 +123,13 @@ def _group_size(name: str, recommended: int = 4) -> tuple[Constraint, ...]:
 
 def _agg(name: str, expected: str, severity: Severity = W, why: str = "") -> Constraint:
     return Constraint(
-        "RLX404", severity, K.LOSS_AGG_MODE, ne(K.LOSS_AGG_MODE, expected),
+        "RLX404",
+        severity,
+        K.LOSS_AGG_MODE,
+        ne(K.LOSS_AGG_MODE, expected),
         title="loss aggregation does not match the algorithm",
-        message=f"{name} aggregates the loss with {expected}, but loss_agg_mode={{value}}" + (f" ({why})" if why else ""),
+        message=f"{name} aggregates the loss with {expected}, but loss_agg_mode={{value}}"
+        + (f" ({why})" if why else ""),
         hint=f"set actor_rollout_ref.actor.loss_agg_mode={expected}",
         explanation="loss_agg_mode decides how token losses become a batch loss. token-mean weights long responses "
         "more; seq-mean-token-mean weights each response equally; seq-mean-token-sum-norm divides by a constant. "
@@ -117,7 +139,10 @@ def _agg(name: str, expected: str, severity: Severity = W, why: str = "") -> Con
 
 def _needs_critic(name: str) -> Constraint:
     return Constraint(
-        "RLX410", E, K.CRITIC_ENABLE, custom("the critic is disabled", _critic_off),
+        "RLX410",
+        E,
+        K.CRITIC_ENABLE,
+        custom("the critic is disabled", _critic_off),
         title="critic-based method without a critic",
         message=f"{name} needs a value model, but the critic is disabled (critic.enable={{value}})",
         hint="set critic.enable=true and critic.model.path",
@@ -130,333 +155,543 @@ register = REGISTRY.register
 
 # ---- verl built-ins ---------------------------------------------------------------------------------------------
 
-register(Algorithm(
-    "ppo", "PPO", "PPO with a learned critic and GAE advantages", "1707.06347", Family.CRITIC, Status.READY,
-    adv_estimator="gae", loss_mode="vanilla", aliases=("gae",),
-    constraints=(_needs_critic("PPO"), *COMMON),
-))
-register(Algorithm(
-    "grpo", "GRPO", "critic-free PPO: the baseline is the group's mean reward, scaled by its std", "2402.03300",
-    Family.GROUP, Status.READY, adv_estimator="grpo", loss_mode="vanilla",
-    constraints=(*_group_size("GRPO"), *COMMON),
-))
-register(Algorithm(
-    "drgrpo", "Dr.GRPO", "GRPO without length and std normalisation: an unbiased policy gradient", "2503.20783",
-    Family.GROUP, Status.READY, adv_estimator="grpo", loss_mode="vanilla", aliases=("dr_grpo", "dr.grpo"),
-    constraints=(
-        *_group_size("Dr.GRPO"),
-        Constraint(
-            "RLX430", E, K.ADV_ESTIMATOR,
-            one_of(K.ADV_ESTIMATOR, ("grpo_vectorized", "gdpo")) & eq(K.NORM_ADV_BY_STD, False),
-            title="std normalisation flag ignored by the estimator",
-            message="adv_estimator={value} ignores algorithm.norm_adv_by_std_in_grpo=false and still divides by the "
-            "group std, so this is not Dr.GRPO",
-            hint="set algorithm.adv_estimator=grpo (the only estimator that honours the flag)",
-            explanation="verl's generic estimator call path never passes norm_adv_by_std_in_grpo; only `grpo` is "
-            "called with it.",
+register(
+    Algorithm(
+        "ppo",
+        "PPO",
+        "PPO with a learned critic and GAE advantages",
+        "1707.06347",
+        Family.CRITIC,
+        Status.READY,
+        adv_estimator="gae",
+        loss_mode="vanilla",
+        aliases=("gae",),
+        constraints=(_needs_critic("PPO"), *COMMON),
+    )
+)
+register(
+    Algorithm(
+        "grpo",
+        "GRPO",
+        "critic-free PPO: the baseline is the group's mean reward, scaled by its std",
+        "2402.03300",
+        Family.GROUP,
+        Status.READY,
+        adv_estimator="grpo",
+        loss_mode="vanilla",
+        constraints=(*_group_size("GRPO"), *COMMON),
+    )
+)
+register(
+    Algorithm(
+        "drgrpo",
+        "Dr.GRPO",
+        "GRPO without length and std normalisation: an unbiased policy gradient",
+        "2503.20783",
+        Family.GROUP,
+        Status.READY,
+        adv_estimator="grpo",
+        loss_mode="vanilla",
+        aliases=("dr_grpo", "dr.grpo"),
+        constraints=(
+            *_group_size("Dr.GRPO"),
+            Constraint(
+                "RLX430",
+                E,
+                K.ADV_ESTIMATOR,
+                one_of(K.ADV_ESTIMATOR, ("grpo_vectorized", "gdpo")) & eq(K.NORM_ADV_BY_STD, False),
+                title="std normalisation flag ignored by the estimator",
+                message="adv_estimator={value} ignores algorithm.norm_adv_by_std_in_grpo=false and still divides by the "
+                "group std, so this is not Dr.GRPO",
+                hint="set algorithm.adv_estimator=grpo (the only estimator that honours the flag)",
+                explanation="verl's generic estimator call path never passes norm_adv_by_std_in_grpo; only `grpo` is "
+                "called with it.",
+            ),
+            Constraint(
+                "RLX431",
+                E,
+                K.LOSS_SCALE_FACTOR,
+                eq(K.LOSS_AGG_MODE, SMTSN) & is_null(K.LOSS_SCALE_FACTOR),
+                title="seq-mean-token-sum-norm without a constant",
+                message="loss_agg_mode=seq-mean-token-sum-norm with loss_scale_factor=null divides by the padded width of "
+                "each micro-batch, which changes every step",
+                hint="set actor_rollout_ref.actor.loss_scale_factor to data.max_response_length",
+                explanation="Dr.GRPO divides the summed token loss by a constant C, the maximum generation length.",
+            ),
+            _agg("Dr.GRPO", SMTSN, why="otherwise it is only GRPO without std"),
+            *COMMON,
         ),
-        Constraint(
-            "RLX431", E, K.LOSS_SCALE_FACTOR, eq(K.LOSS_AGG_MODE, SMTSN) & is_null(K.LOSS_SCALE_FACTOR),
-            title="seq-mean-token-sum-norm without a constant",
-            message="loss_agg_mode=seq-mean-token-sum-norm with loss_scale_factor=null divides by the padded width of "
-            "each micro-batch, which changes every step",
-            hint="set actor_rollout_ref.actor.loss_scale_factor to data.max_response_length",
-            explanation="Dr.GRPO divides the summed token loss by a constant C, the maximum generation length.",
+    )
+)
+register(
+    Algorithm(
+        "dapo",
+        "DAPO",
+        "GRPO for long CoT: clip-higher, dynamic sampling, token-level loss, overlong shaping",
+        "2503.14476",
+        Family.GROUP,
+        Status.READY,
+        adv_estimator="grpo",
+        loss_mode="vanilla",
+        constraints=(
+            *_group_size("DAPO"),
+            Constraint(
+                "RLX440",
+                E,
+                K.OVERLONG_LEN,
+                is_true(K.OVERLONG_ENABLE)
+                & custom(
+                    f"{K.OVERLONG_LEN} <= 0 or > {K.MAX_RESP_LEN_KW}",
+                    lambda g: not 0 < float(g(K.OVERLONG_LEN)) <= float(g(K.MAX_RESP_LEN_KW)),
+                ),
+                title="overlong buffer outside the response length",
+                message="the DAPO overlong buffer ({value} tokens) must be positive and no longer than "
+                "reward.reward_kwargs.max_resp_len",
+                hint="set +reward.reward_kwargs.overlong_buffer_cfg.len to about a fifth of max_resp_len (4096 of 20480)",
+                explanation="The soft overlong penalty ramps from 0 at max_resp_len - len to -1 at max_resp_len; verl "
+                "asserts 0 < len <= max_resp_len at run time.",
+            ),
+            Constraint(
+                "RLX442",
+                W,
+                K.MAX_RESP_LEN_KW,
+                is_true(K.OVERLONG_ENABLE)
+                & custom(
+                    f"{K.MAX_RESP_LEN_KW} != {K.MAX_RESPONSE_LEN}",
+                    lambda g: g(K.MAX_RESP_LEN_KW) != g(K.MAX_RESPONSE_LEN),
+                ),
+                title="overlong penalty length differs from the generation limit",
+                message="reward.reward_kwargs.max_resp_len={value} differs from data.max_response_length",
+                hint="set +reward.reward_kwargs.max_resp_len to the same value as data.max_response_length",
+                explanation="The penalty is meant to reach -1 exactly where generation is truncated.",
+            ),
+            Constraint(
+                "RLX443",
+                W,
+                K.CLIP_HIGH,
+                le_path(K.CLIP_HIGH, K.CLIP_LOW),
+                title="clip-higher is not higher",
+                message="DAPO's clip-higher needs clip_ratio_high > clip_ratio_low, but clip_ratio_high={value}",
+                hint="set actor_rollout_ref.actor.clip_ratio_high=0.28 (paper section 3.1)",
+                explanation="Decoupled clipping lets low-probability tokens grow, which keeps entropy from collapsing.",
+            ),
+            Constraint(
+                "RLX444",
+                W,
+                K.FILTER_METRIC,
+                is_true(K.FILTER_GROUPS) & eq(K.FILTER_METRIC, "reward") & is_true(K.OVERLONG_ENABLE),
+                title="group filtering on shaped rewards",
+                message="filter_groups.metric=reward with the overlong penalty on: length penalties make all-correct "
+                "groups look non-degenerate",
+                hint="set algorithm.filter_groups.metric=acc",
+                explanation="Filter on accuracy, which the dapo reward manager reports as `acc`.",
+            ),
+            _agg("DAPO", TM, why="paper section 3.3: token-level policy gradient loss"),
+            *COMMON,
         ),
-        _agg("Dr.GRPO", SMTSN, why="otherwise it is only GRPO without std"),
-        *COMMON,
-    ),
-))
-register(Algorithm(
-    "dapo", "DAPO", "GRPO for long CoT: clip-higher, dynamic sampling, token-level loss, overlong shaping",
-    "2503.14476", Family.GROUP, Status.READY, adv_estimator="grpo", loss_mode="vanilla",
-    constraints=(
-        *_group_size("DAPO"),
-        Constraint(
-            "RLX440", E, K.OVERLONG_LEN,
-            is_true(K.OVERLONG_ENABLE)
-            & custom(f"{K.OVERLONG_LEN} <= 0 or > {K.MAX_RESP_LEN_KW}",
-                     lambda g: not 0 < float(g(K.OVERLONG_LEN)) <= float(g(K.MAX_RESP_LEN_KW))),
-            title="overlong buffer outside the response length",
-            message="the DAPO overlong buffer ({value} tokens) must be positive and no longer than "
-            "reward.reward_kwargs.max_resp_len",
-            hint="set +reward.reward_kwargs.overlong_buffer_cfg.len to about a fifth of max_resp_len (4096 of 20480)",
-            explanation="The soft overlong penalty ramps from 0 at max_resp_len - len to -1 at max_resp_len; verl "
-            "asserts 0 < len <= max_resp_len at run time.",
+    )
+)
+register(
+    Algorithm(
+        "gspo",
+        "GSPO",
+        "sequence-level importance ratio, clipping and optimisation",
+        "2507.18071",
+        Family.GROUP,
+        Status.READY,
+        adv_estimator="grpo",
+        loss_mode="gspo",
+        constraints=(
+            *_group_size("GSPO"),
+            Constraint(
+                "RLX420",
+                W,
+                K.CLIP_HIGH,
+                gt(K.CLIP_LOW, 1e-2) | gt(K.CLIP_HIGH, 1e-2),
+                title="token-scale clip ratio on a sequence ratio",
+                message="GSPO clips a sequence-level ratio whose log is ~1e-3, so clip_ratio_high={value} "
+                "(token scale) almost never clips",
+                hint="set actor_rollout_ref.actor.clip_ratio_low=3e-4 actor_rollout_ref.actor.clip_ratio_high=4e-4 "
+                "(paper v2 section 5.1)",
+                explanation="GSPO's ratio is the geometric mean of token ratios. The paper uses 3e-4/4e-4; ranges of "
+                "0.2 copied from token-level PPO are three orders of magnitude too wide (TRL#3834).",
+            ),
+            Constraint(
+                "RLX421",
+                W,
+                K.PPO_MINI_BATCH,
+                custom(
+                    "one mini-batch and ppo_epochs == 1",
+                    lambda g: int(g(K.PPO_MINI_BATCH)) >= int(g(K.TRAIN_BATCH)) and int(g(K.PPO_EPOCHS)) == 1,
+                ),
+                title="clipping is inert with one update per rollout",
+                message="one mini-batch per step and ppo_epochs=1: the ratio is exactly 1, so GSPO's clipping never acts",
+                hint="set actor_rollout_ref.actor.ppo_mini_batch_size to data.train_batch_size/4 (paper: 4 mini-batches)",
+                explanation="The policy only moves away from the rollout policy after the first update of a step.",
+            ),
+            _agg("GSPO", SMTM, why="the paper averages over sequences"),
+            *COMMON,
         ),
-        Constraint(
-            "RLX442", W, K.MAX_RESP_LEN_KW,
-            is_true(K.OVERLONG_ENABLE) & custom(f"{K.MAX_RESP_LEN_KW} != {K.MAX_RESPONSE_LEN}",
-                                                lambda g: g(K.MAX_RESP_LEN_KW) != g(K.MAX_RESPONSE_LEN)),
-            title="overlong penalty length differs from the generation limit",
-            message="reward.reward_kwargs.max_resp_len={value} differs from data.max_response_length",
-            hint="set +reward.reward_kwargs.max_resp_len to the same value as data.max_response_length",
-            explanation="The penalty is meant to reach -1 exactly where generation is truncated.",
+    )
+)
+register(
+    Algorithm(
+        "gmpo",
+        "GMPO",
+        "geometric-mean policy optimisation: robust to outlier token ratios",
+        "2507.20673",
+        Family.GROUP,
+        Status.READY,
+        adv_estimator="grpo",
+        loss_mode="geo_mean",
+        constraints=(
+            *_group_size("GMPO"),
+            Constraint(
+                "RLX450",
+                W,
+                K.USE_DYNAMIC_BSZ,
+                is_true(K.USE_DYNAMIC_BSZ),
+                title="geo_mean with dynamic batch size",
+                message="verl's geo_mean loss averages per micro-batch, so use_dynamic_bsz=true scales gradients by a "
+                "varying micro-batch count",
+                hint="set actor_rollout_ref.actor.use_dynamic_bsz=false",
+                explanation="geo_mean returns torch.mean over the micro-batch without global_batch_info.",
+            ),
+            Constraint(
+                "RLX451",
+                W,
+                K.CLIP_HIGH,
+                gt(K.CLIP_HIGH, 1.0) | gt(K.CLIP_LOW, 1.0),
+                title="log-space clip wider than e",
+                message="GMPO clips in log space; clip_ratio_high={value} allows ratios beyond e",
+                hint="use 0.4 (the paper's (e^-0.4, e^0.4))",
+                explanation="GMPO's clip range is applied to log ratios.",
+            ),
+            *COMMON,
         ),
-        Constraint(
-            "RLX443", W, K.CLIP_HIGH, le_path(K.CLIP_HIGH, K.CLIP_LOW),
-            title="clip-higher is not higher",
-            message="DAPO's clip-higher needs clip_ratio_high > clip_ratio_low, but clip_ratio_high={value}",
-            hint="set actor_rollout_ref.actor.clip_ratio_high=0.28 (paper section 3.1)",
-            explanation="Decoupled clipping lets low-probability tokens grow, which keeps entropy from collapsing.",
+    )
+)
+register(
+    Algorithm(
+        "cispo",
+        "CISPO",
+        "clip the importance weight, not the update: every token keeps its gradient",
+        "2506.13585",
+        Family.GROUP,
+        Status.READY,
+        adv_estimator="grpo",
+        loss_mode="cispo",
+        constraints=(
+            *_group_size("CISPO"),
+            Constraint(
+                "RLX460",
+                W,
+                K.CLIP_LOW,
+                lt(K.CLIP_LOW, 1.0),
+                title="CISPO lower bound active",
+                message="CISPO is published without a lower bound, but clip_ratio_low={value} truncates weights below "
+                "1 - clip_ratio_low",
+                hint="set actor_rollout_ref.actor.clip_ratio_low=1.0 (lower bound 0, i.e. off)",
+                explanation="MiniMax-M1 sets a large epsilon_low so the IS weight is only capped from above.",
+            ),
+            Constraint(
+                "RLX461",
+                W,
+                K.CLIP_HIGH,
+                ~gt(K.CLIP_HIGH, 0.2),
+                title="CISPO weight cap at PPO's default",
+                message="clip_ratio_high={value} caps the IS weight at 1.2: heavily truncated, not CISPO as published",
+                hint="set actor_rollout_ref.actor.clip_ratio_high=4.0 (weight cap 5.0, ScaleRL/TRL)",
+                explanation="CISPO's upper cap is tuned, typically a weight cap of about 5.",
+            ),
+            _agg("CISPO", TM),
+            *COMMON,
         ),
-        Constraint(
-            "RLX444", W, K.FILTER_METRIC,
-            is_true(K.FILTER_GROUPS) & eq(K.FILTER_METRIC, "reward") & is_true(K.OVERLONG_ENABLE),
-            title="group filtering on shaped rewards",
-            message="filter_groups.metric=reward with the overlong penalty on: length penalties make all-correct "
-            "groups look non-degenerate",
-            hint="set algorithm.filter_groups.metric=acc",
-            explanation="Filter on accuracy, which the dapo reward manager reports as `acc`.",
+    )
+)
+register(
+    Algorithm(
+        "sapo",
+        "SAPO",
+        "a smooth temperature-controlled gate instead of the hard clip",
+        "2511.20347",
+        Family.GROUP,
+        Status.READY,
+        adv_estimator="grpo",
+        loss_mode="sapo",
+        constraints=(
+            *_group_size("SAPO"),
+            Constraint(
+                "RLX470",
+                E,
+                K.TAU_POS,
+                custom(
+                    f"{K.TAU_POS} <= 0 or {K.TAU_NEG} <= 0",
+                    lambda g: float(g(K.TAU_POS)) <= 0 or float(g(K.TAU_NEG)) <= 0,
+                ),
+                title="SAPO temperature not positive",
+                message="SAPO's gate needs positive temperatures (tau_pos={value})",
+                hint="set actor_rollout_ref.actor.tau_pos=1.0 actor_rollout_ref.actor.tau_neg=1.05",
+                explanation="The gate is (4/tau) * sigmoid(tau * (ratio - 1)); tau <= 0 flips or divides by zero.",
+            ),
+            Constraint(
+                "RLX471",
+                W,
+                K.TAU_NEG,
+                gt_path(K.TAU_POS, K.TAU_NEG),
+                title="negative updates gated less than positive ones",
+                message="tau_neg={value} < tau_pos: SAPO damps negative-advantage updates more, not less",
+                hint="set actor_rollout_ref.actor.tau_neg=1.05 with tau_pos=1.0",
+                explanation="The paper's asymmetric temperatures make the gate for A < 0 steeper.",
+            ),
+            Constraint(
+                "RLX472",
+                INFO,
+                K.LOSS_AGG_MODE,
+                ne(K.LOSS_AGG_MODE, SMTM),
+                title="loss_agg_mode ignored by sapo",
+                message="verl's sapo loss always aggregates with seq-mean-token-mean; loss_agg_mode={value} is ignored",
+                hint="set actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-mean to say what happens",
+                explanation="verl 0.9.1 forces seq-mean-token-mean inside compute_policy_loss_sapo.",
+            ),
+            *COMMON,
         ),
-        _agg("DAPO", TM, why="paper section 3.3: token-level policy gradient loss"),
-        *COMMON,
-    ),
-))
-register(Algorithm(
-    "gspo", "GSPO", "sequence-level importance ratio, clipping and optimisation", "2507.18071",
-    Family.GROUP, Status.READY, adv_estimator="grpo", loss_mode="gspo",
-    constraints=(
-        *_group_size("GSPO"),
-        Constraint(
-            "RLX420", W, K.CLIP_HIGH, gt(K.CLIP_LOW, 1e-2) | gt(K.CLIP_HIGH, 1e-2),
-            title="token-scale clip ratio on a sequence ratio",
-            message="GSPO clips a sequence-level ratio whose log is ~1e-3, so clip_ratio_high={value} "
-            "(token scale) almost never clips",
-            hint="set actor_rollout_ref.actor.clip_ratio_low=3e-4 actor_rollout_ref.actor.clip_ratio_high=4e-4 "
-            "(paper v2 section 5.1)",
-            explanation="GSPO's ratio is the geometric mean of token ratios. The paper uses 3e-4/4e-4; ranges of "
-            "0.2 copied from token-level PPO are three orders of magnitude too wide (TRL#3834).",
-        ),
-        Constraint(
-            "RLX421", W, K.PPO_MINI_BATCH,
-            custom("one mini-batch and ppo_epochs == 1",
-                   lambda g: int(g(K.PPO_MINI_BATCH)) >= int(g(K.TRAIN_BATCH)) and int(g(K.PPO_EPOCHS)) == 1),
-            title="clipping is inert with one update per rollout",
-            message="one mini-batch per step and ppo_epochs=1: the ratio is exactly 1, so GSPO's clipping never acts",
-            hint="set actor_rollout_ref.actor.ppo_mini_batch_size to data.train_batch_size/4 (paper: 4 mini-batches)",
-            explanation="The policy only moves away from the rollout policy after the first update of a step.",
-        ),
-        _agg("GSPO", SMTM, why="the paper averages over sequences"),
-        *COMMON,
-    ),
-))
-register(Algorithm(
-    "gmpo", "GMPO", "geometric-mean policy optimisation: robust to outlier token ratios", "2507.20673",
-    Family.GROUP, Status.READY, adv_estimator="grpo", loss_mode="geo_mean",
-    constraints=(
-        *_group_size("GMPO"),
-        Constraint(
-            "RLX450", W, K.USE_DYNAMIC_BSZ, is_true(K.USE_DYNAMIC_BSZ),
-            title="geo_mean with dynamic batch size",
-            message="verl's geo_mean loss averages per micro-batch, so use_dynamic_bsz=true scales gradients by a "
-            "varying micro-batch count",
-            hint="set actor_rollout_ref.actor.use_dynamic_bsz=false",
-            explanation="geo_mean returns torch.mean over the micro-batch without global_batch_info.",
-        ),
-        Constraint(
-            "RLX451", W, K.CLIP_HIGH, gt(K.CLIP_HIGH, 1.0) | gt(K.CLIP_LOW, 1.0),
-            title="log-space clip wider than e",
-            message="GMPO clips in log space; clip_ratio_high={value} allows ratios beyond e",
-            hint="use 0.4 (the paper's (e^-0.4, e^0.4))",
-            explanation="GMPO's clip range is applied to log ratios.",
-        ),
-        *COMMON,
-    ),
-))
-register(Algorithm(
-    "cispo", "CISPO", "clip the importance weight, not the update: every token keeps its gradient", "2506.13585",
-    Family.GROUP, Status.READY, adv_estimator="grpo", loss_mode="cispo",
-    constraints=(
-        *_group_size("CISPO"),
-        Constraint(
-            "RLX460", W, K.CLIP_LOW, lt(K.CLIP_LOW, 1.0),
-            title="CISPO lower bound active",
-            message="CISPO is published without a lower bound, but clip_ratio_low={value} truncates weights below "
-            "1 - clip_ratio_low",
-            hint="set actor_rollout_ref.actor.clip_ratio_low=1.0 (lower bound 0, i.e. off)",
-            explanation="MiniMax-M1 sets a large epsilon_low so the IS weight is only capped from above.",
-        ),
-        Constraint(
-            "RLX461", W, K.CLIP_HIGH, ~gt(K.CLIP_HIGH, 0.2),
-            title="CISPO weight cap at PPO's default",
-            message="clip_ratio_high={value} caps the IS weight at 1.2: heavily truncated, not CISPO as published",
-            hint="set actor_rollout_ref.actor.clip_ratio_high=4.0 (weight cap 5.0, ScaleRL/TRL)",
-            explanation="CISPO's upper cap is tuned, typically a weight cap of about 5.",
-        ),
-        _agg("CISPO", TM),
-        *COMMON,
-    ),
-))
-register(Algorithm(
-    "sapo", "SAPO", "a smooth temperature-controlled gate instead of the hard clip", "2511.20347",
-    Family.GROUP, Status.READY, adv_estimator="grpo", loss_mode="sapo",
-    constraints=(
-        *_group_size("SAPO"),
-        Constraint(
-            "RLX470", E, K.TAU_POS, custom(f"{K.TAU_POS} <= 0 or {K.TAU_NEG} <= 0",
-                                           lambda g: float(g(K.TAU_POS)) <= 0 or float(g(K.TAU_NEG)) <= 0),
-            title="SAPO temperature not positive",
-            message="SAPO's gate needs positive temperatures (tau_pos={value})",
-            hint="set actor_rollout_ref.actor.tau_pos=1.0 actor_rollout_ref.actor.tau_neg=1.05",
-            explanation="The gate is (4/tau) * sigmoid(tau * (ratio - 1)); tau <= 0 flips or divides by zero.",
-        ),
-        Constraint(
-            "RLX471", W, K.TAU_NEG, gt_path(K.TAU_POS, K.TAU_NEG),
-            title="negative updates gated less than positive ones",
-            message="tau_neg={value} < tau_pos: SAPO damps negative-advantage updates more, not less",
-            hint="set actor_rollout_ref.actor.tau_neg=1.05 with tau_pos=1.0",
-            explanation="The paper's asymmetric temperatures make the gate for A < 0 steeper.",
-        ),
-        Constraint(
-            "RLX472", I, K.LOSS_AGG_MODE, ne(K.LOSS_AGG_MODE, SMTM),
-            title="loss_agg_mode ignored by sapo",
-            message="verl's sapo loss always aggregates with seq-mean-token-mean; loss_agg_mode={value} is ignored",
-            hint="set actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-mean to say what happens",
-            explanation="verl 0.9.1 forces seq-mean-token-mean inside compute_policy_loss_sapo.",
-        ),
-        *COMMON,
-    ),
-))
-register(Algorithm(
-    "rloo", "RLOO", "REINFORCE with a leave-one-out baseline over the group", "2402.14740",
-    Family.GROUP, Status.READY, adv_estimator="rloo", loss_mode="vanilla",
-    constraints=(*_group_size("RLOO"), *COMMON),
-))
-register(Algorithm(
-    "reinforce_pp", "REINFORCE++", "REINFORCE with a batch-normalised baseline and token-level KL", "2501.03262",
-    Family.SINGLE, Status.READY, adv_estimator="reinforce_plus_plus", loss_mode="vanilla",
-    aliases=("reinforce++", "reinforce_plus_plus"),
-    constraints=COMMON,
-))
-register(Algorithm(
-    "remax", "ReMax", "REINFORCE with the greedy rollout's reward as the baseline", "2310.10505",
-    Family.SINGLE, Status.READY, adv_estimator="remax", loss_mode="vanilla",
-    constraints=COMMON,
-))
+    )
+)
+register(
+    Algorithm(
+        "rloo",
+        "RLOO",
+        "REINFORCE with a leave-one-out baseline over the group",
+        "2402.14740",
+        Family.GROUP,
+        Status.READY,
+        adv_estimator="rloo",
+        loss_mode="vanilla",
+        constraints=(*_group_size("RLOO"), *COMMON),
+    )
+)
+register(
+    Algorithm(
+        "reinforce_pp",
+        "REINFORCE++",
+        "REINFORCE with a batch-normalised baseline and token-level KL",
+        "2501.03262",
+        Family.SINGLE,
+        Status.READY,
+        adv_estimator="reinforce_plus_plus",
+        loss_mode="vanilla",
+        aliases=("reinforce++", "reinforce_plus_plus"),
+        constraints=COMMON,
+    )
+)
+register(
+    Algorithm(
+        "remax",
+        "ReMax",
+        "REINFORCE with the greedy rollout's reward as the baseline",
+        "2310.10505",
+        Family.SINGLE,
+        Status.READY,
+        adv_estimator="remax",
+        loss_mode="vanilla",
+        constraints=COMMON,
+    )
+)
 
 # ---- implemented by rlx as verl plugins (rlx/verl_plugin.py) ----------------------------------------------------
 
-register(Algorithm(
-    "aepo", "AEPO", "Agentic Entropy-Balanced PO: entropy-balanced clipping and entropy-weighted advantages",
-    "2510.14545", Family.GROUP, Status.PLANNED, adv_estimator="grpo", loss_mode="rlx_aepo",
-    needs_rlx_entrypoint=True, plugin_names={"policy_loss": "rlx_aepo"},
-    constraints=(
-        *_group_size("AEPO"),
-        Constraint(
-            "RLX485", W, f"{AEPO_KEY}.alpha", gt(f"{AEPO_KEY}.alpha", 0.5),
-            title="AEPO entropy weight too large",
-            message="aepo.alpha={value}: 1 + alpha * normalised entropy turns negative for low-entropy tokens",
-            hint="use alpha <= 0.5 (paper: 0.2)",
-            explanation="Entropy is standardised per batch, so values below -1/alpha flip the advantage's sign.",
+register(
+    Algorithm(
+        "aepo",
+        "AEPO",
+        "Agentic Entropy-Balanced PO: entropy-balanced clipping and entropy-weighted advantages",
+        "2510.14545",
+        Family.GROUP,
+        Status.PLANNED,
+        adv_estimator="grpo",
+        loss_mode="rlx_aepo",
+        needs_rlx_entrypoint=True,
+        plugin_names={"policy_loss": "rlx_aepo"},
+        constraints=(
+            *_group_size("AEPO"),
+            Constraint(
+                "RLX485",
+                W,
+                f"{AEPO_KEY}.alpha",
+                gt(f"{AEPO_KEY}.alpha", 0.5),
+                title="AEPO entropy weight too large",
+                message="aepo.alpha={value}: 1 + alpha * normalised entropy turns negative for low-entropy tokens",
+                hint="use alpha <= 0.5 (paper: 0.2)",
+                explanation="Entropy is standardised per batch, so values below -1/alpha flip the advantage's sign.",
+            ),
+            Constraint(
+                "RLX486",
+                W,
+                K.ENTROPY_COEFF,
+                gt(K.ENTROPY_COEFF, 0),
+                title="double entropy pressure",
+                message="entropy_coeff={value} adds an entropy bonus on top of AEPO's entropy-weighted advantages",
+                hint="set actor_rollout_ref.actor.entropy_coeff=0",
+                explanation="AEPO already up-weights high-entropy tokens.",
+            ),
+            Constraint(
+                "RLX487",
+                W,
+                f"{AEPO_KEY}.sg_scope",
+                eq(f"{AEPO_KEY}.sg_scope", "low_entropy"),
+                title="AEPO ARLArena-compatible scope",
+                message="aepo.sg_scope=low_entropy preserves gradients for low-entropy tokens: the inverse of the paper",
+                hint="use aepo.sg_scope=high_entropy (paper) or all (reference code)",
+                explanation="docs/algorithms.md 3.7 describes the three readings.",
+            ),
+            *COMMON,
         ),
-        Constraint(
-            "RLX486", W, K.ENTROPY_COEFF, gt(K.ENTROPY_COEFF, 0),
-            title="double entropy pressure",
-            message="entropy_coeff={value} adds an entropy bonus on top of AEPO's entropy-weighted advantages",
-            hint="set actor_rollout_ref.actor.entropy_coeff=0",
-            explanation="AEPO already up-weights high-entropy tokens.",
+    )
+)
+register(
+    Algorithm(
+        "aspo",
+        "ASPO",
+        "advantage shaping that rewards earlier code invocation in correct responses",
+        "2508.19201",
+        Family.GROUP,
+        Status.PLANNED,
+        adv_estimator="rlx_aspo",
+        loss_mode="vanilla",
+        needs_rlx_entrypoint=True,
+        plugin_names={"adv_estimator": "rlx_aspo"},
+        constraints=(
+            *_group_size("ASPO"),
+            Constraint(
+                "RLX480",
+                E,
+                f"{ASPO_KEY}.k",
+                outside_open(f"{ASPO_KEY}.k", 0, 1),
+                title="ASPO clip factor outside (0, 1)",
+                message="aspo.k={value}: the bias is clipped to k*|A|, so k >= 1 can cancel or flip the correctness sign",
+                hint="set +algorithm.rlx.aspo.k=0.7 (conservative) or 0.9 (aggressive)",
+                explanation="ASPO keeps correctness dominant by bounding the shaping term below |A|.",
+            ),
+            Constraint(
+                "RLX481",
+                E,
+                f"{ASPO_KEY}.delta",
+                eq(f"{ASPO_KEY}.delta", 0) | eq(f"{ASPO_KEY}.delta", 0.0),
+                title="ASPO with delta = 0",
+                message="aspo.delta=0 makes ASPO a no-op",
+                hint="set +algorithm.rlx.aspo.delta=-2.0",
+                explanation="delta scales the position bias; negative values reward earlier code.",
+            ),
+            Constraint(
+                "RLX482",
+                W,
+                f"{ASPO_KEY}.delta",
+                gt(f"{ASPO_KEY}.delta", 0),
+                title="ASPO rewards later code",
+                message="aspo.delta={value} > 0 rewards calling code later",
+                hint="use a negative delta (-2.0) to encourage early code invocation",
+                explanation="b_i = delta * (p_i - mean p) / mean L; with delta > 0 later positions get a positive bias.",
+            ),
+            *COMMON,
         ),
-        Constraint(
-            "RLX487", W, f"{AEPO_KEY}.sg_scope", eq(f"{AEPO_KEY}.sg_scope", "low_entropy"),
-            title="AEPO ARLArena-compatible scope",
-            message="aepo.sg_scope=low_entropy preserves gradients for low-entropy tokens: the inverse of the paper",
-            hint="use aepo.sg_scope=high_entropy (paper) or all (reference code)",
-            explanation="docs/algorithms.md 3.7 describes the three readings.",
+    )
+)
+register(
+    Algorithm(
+        "gepo",
+        "GEPO",
+        "group-expectation importance weights for stale, heterogeneous rollouts",
+        "2508.17850",
+        Family.GROUP,
+        Status.PLANNED,
+        adv_estimator="grpo",
+        loss_mode="rlx_gepo",
+        needs_rlx_entrypoint=True,
+        plugin_names={"policy_loss": "rlx_gepo"},
+        constraints=(
+            *_group_size("GEPO"),
+            Constraint(
+                "RLX490",
+                W,
+                K.ROLLOUT_N,
+                lt(K.ROLLOUT_N, 8) & ~lt(K.ROLLOUT_N, 4),
+                title="GEPO group expectation from few samples",
+                message="GEPO estimates E_q[q] from the group; rollout.n={value} is below the paper's 8",
+                hint="set actor_rollout_ref.rollout.n=8",
+                explanation="The denominator is a group average; small groups make it noisy.",
+            ),
+            Constraint(
+                "RLX491",
+                W,
+                K.CLIP_HIGH,
+                lt(K.CLIP_HIGH, 0.05) | lt(K.CLIP_LOW, 0.05),
+                title="GSPO-size clip on GEPO weights",
+                message="GEPO weights are O(1) away from 1 even on-policy; clip_ratio_high={value} freezes learning",
+                hint="use 0.2 on both sides (paper)",
+                explanation="w_i = q_i / E_q[q] differs from 1 on-policy, unlike GSPO's ratio.",
+            ),
+            _agg("GEPO", SMTM, why="the paper averages per sequence"),
+            *COMMON,
         ),
-        *COMMON,
-    ),
-))
-register(Algorithm(
-    "aspo", "ASPO", "advantage shaping that rewards earlier code invocation in correct responses", "2508.19201",
-    Family.GROUP, Status.PLANNED, adv_estimator="rlx_aspo", loss_mode="vanilla",
-    needs_rlx_entrypoint=True, plugin_names={"adv_estimator": "rlx_aspo"},
-    constraints=(
-        *_group_size("ASPO"),
-        Constraint(
-            "RLX480", E, f"{ASPO_KEY}.k", outside_open(f"{ASPO_KEY}.k", 0, 1),
-            title="ASPO clip factor outside (0, 1)",
-            message="aspo.k={value}: the bias is clipped to k*|A|, so k >= 1 can cancel or flip the correctness sign",
-            hint="set +algorithm.rlx.aspo.k=0.7 (conservative) or 0.9 (aggressive)",
-            explanation="ASPO keeps correctness dominant by bounding the shaping term below |A|.",
+    )
+)
+register(
+    Algorithm(
+        "vapo",
+        "VAPO",
+        "value-model PPO for long CoT: length-adaptive GAE, clip-higher, positive-example NLL",
+        "2504.05118",
+        Family.CRITIC,
+        Status.PLANNED,
+        adv_estimator="rlx_vapo",
+        loss_mode="vanilla",
+        needs_rlx_entrypoint=True,
+        plugin_names={"adv_estimator": "rlx_vapo"},
+        constraints=(
+            _needs_critic("VAPO"),
+            Constraint(
+                "RLX495",
+                E,
+                f"{VAPO_KEY}.alpha",
+                ~gt(f"{VAPO_KEY}.alpha", 0),
+                title="VAPO length-adaptive alpha not positive",
+                message="vapo.alpha={value}: lambda = 1 - 1/(alpha*|y|) needs alpha > 0",
+                hint="set +algorithm.rlx.vapo.alpha=0.05 (paper)",
+                explanation="alpha controls how fast the policy's GAE lambda approaches 1 with response length.",
+            ),
+            Constraint(
+                "RLX496",
+                W,
+                K.CRITIC_WARMUP,
+                eq(K.CRITIC_WARMUP, 0),
+                title="no value warm-up",
+                message="trainer.critic_warmup=0: the actor trains on an untrained value model",
+                hint="set trainer.critic_warmup=50 (paper)",
+                explanation="VAPO pre-trains the value model so early advantages are not biased.",
+            ),
+            Constraint(
+                "RLX497",
+                W,
+                f"{VAPO_KEY}.lambda_critic",
+                ne(f"{VAPO_KEY}.lambda_critic", 1.0),
+                title="critic lambda is not 1",
+                message="vapo.lambda_critic={value}: VAPO trains the value model on Monte-Carlo returns (lambda 1)",
+                hint="set +algorithm.rlx.vapo.lambda_critic=1.0",
+                explanation="Decoupled GAE: lambda_critic = 1 gives unbiased value targets.",
+            ),
+            Constraint(
+                "RLX498",
+                W,
+                K.CRITIC_LR,
+                custom(f"{K.CRITIC_LR} < {K.ACTOR_LR}", lambda g: float(g(K.CRITIC_LR)) < float(g(K.ACTOR_LR))),
+                title="critic learns slower than the actor",
+                message="critic.optim.lr={value} is below the actor's learning rate",
+                hint="set critic.optim.lr=2e-6 with actor lr 1e-6 (paper)",
+                explanation="The value model must track the policy; VAPO uses twice the actor's learning rate.",
+            ),
+            _agg("VAPO", TM),
+            *COMMON,
         ),
-        Constraint(
-            "RLX481", E, f"{ASPO_KEY}.delta", eq(f"{ASPO_KEY}.delta", 0) | eq(f"{ASPO_KEY}.delta", 0.0),
-            title="ASPO with delta = 0",
-            message="aspo.delta=0 makes ASPO a no-op",
-            hint="set +algorithm.rlx.aspo.delta=-2.0",
-            explanation="delta scales the position bias; negative values reward earlier code.",
-        ),
-        Constraint(
-            "RLX482", W, f"{ASPO_KEY}.delta", gt(f"{ASPO_KEY}.delta", 0),
-            title="ASPO rewards later code",
-            message="aspo.delta={value} > 0 rewards calling code later",
-            hint="use a negative delta (-2.0) to encourage early code invocation",
-            explanation="b_i = delta * (p_i - mean p) / mean L; with delta > 0 later positions get a positive bias.",
-        ),
-        *COMMON,
-    ),
-))
-register(Algorithm(
-    "gepo", "GEPO", "group-expectation importance weights for stale, heterogeneous rollouts", "2508.17850",
-    Family.GROUP, Status.PLANNED, adv_estimator="grpo", loss_mode="rlx_gepo",
-    needs_rlx_entrypoint=True, plugin_names={"policy_loss": "rlx_gepo"},
-    constraints=(
-        *_group_size("GEPO"),
-        Constraint(
-            "RLX490", W, K.ROLLOUT_N, lt(K.ROLLOUT_N, 8) & ~lt(K.ROLLOUT_N, 4),
-            title="GEPO group expectation from few samples",
-            message="GEPO estimates E_q[q] from the group; rollout.n={value} is below the paper's 8",
-            hint="set actor_rollout_ref.rollout.n=8",
-            explanation="The denominator is a group average; small groups make it noisy.",
-        ),
-        Constraint(
-            "RLX491", W, K.CLIP_HIGH, lt(K.CLIP_HIGH, 0.05) | lt(K.CLIP_LOW, 0.05),
-            title="GSPO-size clip on GEPO weights",
-            message="GEPO weights are O(1) away from 1 even on-policy; clip_ratio_high={value} freezes learning",
-            hint="use 0.2 on both sides (paper)",
-            explanation="w_i = q_i / E_q[q] differs from 1 on-policy, unlike GSPO's ratio.",
-        ),
-        _agg("GEPO", SMTM, why="the paper averages per sequence"),
-        *COMMON,
-    ),
-))
-register(Algorithm(
-    "vapo", "VAPO", "value-model PPO for long CoT: length-adaptive GAE, clip-higher, positive-example NLL",
-    "2504.05118", Family.CRITIC, Status.PLANNED, adv_estimator="rlx_vapo", loss_mode="vanilla",
-    needs_rlx_entrypoint=True, plugin_names={"adv_estimator": "rlx_vapo"},
-    constraints=(
-        _needs_critic("VAPO"),
-        Constraint(
-            "RLX495", E, f"{VAPO_KEY}.alpha", ~gt(f"{VAPO_KEY}.alpha", 0),
-            title="VAPO length-adaptive alpha not positive",
-            message="vapo.alpha={value}: lambda = 1 - 1/(alpha*|y|) needs alpha > 0",
-            hint="set +algorithm.rlx.vapo.alpha=0.05 (paper)",
-            explanation="alpha controls how fast the policy's GAE lambda approaches 1 with response length.",
-        ),
-        Constraint(
-            "RLX496", W, K.CRITIC_WARMUP, eq(K.CRITIC_WARMUP, 0),
-            title="no value warm-up",
-            message="trainer.critic_warmup=0: the actor trains on an untrained value model",
-            hint="set trainer.critic_warmup=50 (paper)",
-            explanation="VAPO pre-trains the value model so early advantages are not biased.",
-        ),
-        Constraint(
-            "RLX497", W, f"{VAPO_KEY}.lambda_critic", ne(f"{VAPO_KEY}.lambda_critic", 1.0),
-            title="critic lambda is not 1",
-            message="vapo.lambda_critic={value}: VAPO trains the value model on Monte-Carlo returns (lambda 1)",
-            hint="set +algorithm.rlx.vapo.lambda_critic=1.0",
-            explanation="Decoupled GAE: lambda_critic = 1 gives unbiased value targets.",
-        ),
-        Constraint(
-            "RLX498", W, K.CRITIC_LR, custom(f"{K.CRITIC_LR} < {K.ACTOR_LR}",
-                                            lambda g: float(g(K.CRITIC_LR)) < float(g(K.ACTOR_LR))),
-            title="critic learns slower than the actor",
-            message="critic.optim.lr={value} is below the actor's learning rate",
-            hint="set critic.optim.lr=2e-6 with actor lr 1e-6 (paper)",
-            explanation="The value model must track the policy; VAPO uses twice the actor's learning rate.",
-        ),
-        _agg("VAPO", TM),
-        *COMMON,
-    ),
-))
+    )
+)

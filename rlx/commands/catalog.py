@@ -7,6 +7,7 @@ nor Hydra: preset files are read as YAML.
 from __future__ import annotations
 
 from pathlib import Path
+
 import typer
 
 from rlx.render import Format
@@ -82,27 +83,41 @@ def algos_show(
         for c in algo.constraints
     ]
     if format is Format.json:
-        emit_json({
-            **algo.to_dict(),
-            "title": algo.title,
-            "adv_estimator": algo.adv_estimator,
-            "loss_mode": algo.loss_mode,
-            "entrypoint": "rlx" if algo.needs_rlx_entrypoint else "verl",
-            "preset": preset.lineage,
-            "settings": settings,
-            "rules": rules,
-        })
+        emit_json(
+            {
+                **algo.to_dict(),
+                "title": algo.title,
+                "adv_estimator": algo.adv_estimator,
+                "loss_mode": algo.loss_mode,
+                "entrypoint": "rlx" if algo.needs_rlx_entrypoint else "verl",
+                "preset": preset.lineage,
+                "settings": settings,
+                "rules": rules,
+            }
+        )
         return
     c = console()
     c.print(f"[bold]{algo.title}[/bold] ({algo.name}): {algo.summary}")
     c.print(f"paper: https://arxiv.org/abs/{algo.paper}   family: {algo.family.value}   status: {algo.status.value}")
-    c.print(f"verl: algorithm.adv_estimator={algo.adv_estimator}  policy_loss.loss_mode={algo.loss_mode}"
-            + ("   (runs through rlx's verl entrypoint)" if algo.needs_rlx_entrypoint else ""))
+    c.print(
+        f"verl: algorithm.adv_estimator={algo.adv_estimator}  policy_loss.loss_mode={algo.loss_mode}"
+        + ("   (runs through rlx's verl entrypoint)" if algo.needs_rlx_entrypoint else "")
+    )
     c.print()
-    c.print(table(f"Preset {preset.lineage}: keys set and why", ["key", "value", "why", "from"],
-                  [[s["key"], fmt_value(s["value"]), s["reason"], s["preset"]] for s in settings]))
-    c.print(table("Rules checked by `rlx validate config`", ["code", "severity", "when", "title"],
-                  [[r["code"], r["severity"], r["when"], r["title"]] for r in rules]))
+    c.print(
+        table(
+            f"Preset {preset.lineage}: keys set and why",
+            ["key", "value", "why", "from"],
+            [[s["key"], fmt_value(s["value"]), s["reason"], s["preset"]] for s in settings],
+        )
+    )
+    c.print(
+        table(
+            "Rules checked by `rlx validate config`",
+            ["code", "severity", "when", "title"],
+            [[r["code"], r["severity"], r["when"], r["title"]] for r in rules],
+        )
+    )
 
 
 @presets_app.command("ls")
@@ -116,20 +131,27 @@ def presets_ls(format: Format = FormatOpt) -> None:
     for name in builtin_names():
         p = load(name)
         algo = ALGORITHMS.find(name)
-        rows.append({
-            "name": name,
-            "extends": p.chain[-1].name if p.chain else None,
-            "algorithm": algo.name if algo else None,
-            "status": algo.status.value if algo else None,
-            "keys": len(p.effective()),
-            "description": p.description,
-            "path": str(p.source),
-        })
+        rows.append(
+            {
+                "name": name,
+                "extends": p.chain[-1].name if p.chain else None,
+                "algorithm": algo.name if algo else None,
+                "status": algo.status.value if algo else None,
+                "keys": len(p.effective()),
+                "description": p.description,
+                "path": str(p.source),
+            }
+        )
     if format is Format.json:
         emit_json(rows)
         return
-    console().print(table(None, ["name", "extends", "status", "keys", "description"],
-                          [[r["name"], r["extends"] or "", r["status"] or "", r["keys"], r["description"]] for r in rows]))
+    console().print(
+        table(
+            None,
+            ["name", "extends", "status", "keys", "description"],
+            [[r["name"], r["extends"] or "", r["status"] or "", r["keys"], r["description"]] for r in rows],
+        )
+    )
 
 
 @presets_app.command("show")
@@ -144,20 +166,28 @@ def presets_show(
     preset = load(name)
     eff = preset.effective()
     if format is Format.json:
-        emit_json({
-            "name": preset.name,
-            "lineage": preset.lineage,
-            "path": str(preset.source),
-            "description": preset.description,
-            "settings": [{"key": s.key, "value": s.value, "reason": s.reason, "preset": p.name}
-                         for p, s in eff.values()],
-        })
+        emit_json(
+            {
+                "name": preset.name,
+                "lineage": preset.lineage,
+                "path": str(preset.source),
+                "description": preset.description,
+                "settings": [
+                    {"key": s.key, "value": s.value, "reason": s.reason, "preset": p.name} for p, s in eff.values()
+                ],
+            }
+        )
         return
     c = console()
     c.print(f"# {preset.source}", markup=False)
     c.print(preset.source.read_text(encoding="utf-8"), markup=False, highlight=False)
-    c.print(table(f"Effective settings ({preset.lineage})", ["key", "value", "from"],
-                  [[s.key, fmt_value(s.value), p.name] for p, s in eff.values()]))
+    c.print(
+        table(
+            f"Effective settings ({preset.lineage})",
+            ["key", "value", "from"],
+            [[s.key, fmt_value(s.value), p.name] for p, s in eff.values()],
+        )
+    )
 
 
 @presets_app.command("cp")
@@ -178,7 +208,9 @@ def presets_cp(
     if dest.is_dir():
         dest = dest / f"{preset.source.stem}.yaml"
     if dest.exists() and not force:
-        raise UsageError(f"{dest} already exists", where=str(dest), hint="pass --force to overwrite, or choose another path")
+        raise UsageError(
+            f"{dest} already exists", where=str(dest), hint="pass --force to overwrite, or choose another path"
+        )
     text = preset.source.read_text(encoding="utf-8")
     if preset.algo is None and ALGORITHMS.find(preset.name) is not None:
         # A copy is no longer identified by its file name: say which algorithm it configures (rules, entrypoint).
@@ -203,4 +235,3 @@ def _insert_algo(text: str, name: str) -> str:
 def register(app: typer.Typer) -> None:
     app.add_typer(algos_app, name="algos")
     app.add_typer(presets_app, name="presets")
-

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -28,27 +27,43 @@ def _complete_algo(incomplete: str) -> list[str]:
 
 
 def train(
-    overrides: Optional[list[str]] = typer.Argument(None, help="verl overrides in Hydra grammar: key=value, +key=value, ~key.",
-                                                    show_default=False),
-    algo: Optional[str] = typer.Option(None, "--algo", "-a", help="Algorithm (its built-in preset).",
-                                       autocompletion=_complete_algo, envvar="RLX_ALGO"),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Experiment file (model, data, cluster, overrides)."),
-    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="A preset file (or built-in name) instead of --algo."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Resolve and validate, print the config and the launch command."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="With --dry-run: write the full resolved YAML here."),
+    overrides: list[str] | None = typer.Argument(
+        None, help="verl overrides in Hydra grammar: key=value, +key=value, ~key.", show_default=False
+    ),
+    algo: str | None = typer.Option(
+        None, "--algo", "-a", help="Algorithm (its built-in preset).", autocompletion=_complete_algo, envvar="RLX_ALGO"
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="Experiment file (model, data, cluster, overrides)."
+    ),
+    preset: str | None = typer.Option(
+        None, "--preset", "-p", help="A preset file (or built-in name) instead of --algo."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Resolve and validate, print the config and the launch command."
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="With --dry-run: write the full resolved YAML here."
+    ),
     format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
     smoke: bool = typer.Option(False, "--smoke", help="Run the CPU smoke engine instead of verl on GPUs."),
     local: bool = typer.Option(False, "--local", help="With --smoke: run in this process, without Ray."),
     task: str = typer.Option("copy", "--task", help="With --smoke: the synthetic task (copy, reverse, code)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="With --smoke: number of training steps."),
+    steps: int | None = typer.Option(None, "--steps", help="With --smoke: number of training steps."),
     seed: int = typer.Option(0, "--seed", help="With --smoke: random seed."),
-    address: Optional[str] = typer.Option(None, "--address", help="Ray dashboard address (default: RAY_ADDRESS, else a local head)."),
+    address: str | None = typer.Option(
+        None, "--address", help="Ray dashboard address (default: RAY_ADDRESS, else a local head)."
+    ),
     detach: bool = typer.Option(False, "--detach", "-d", help="Return once the job is submitted."),
-    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
-                                               help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)."),
-    experiment: Optional[str] = typer.Option(None, "--experiment", help="MLflow experiment (sets trainer.project_name)."),
-    name: Optional[str] = typer.Option(None, "--name", help="MLflow run name (sets trainer.experiment_name)."),
-    ignore: Optional[list[str]] = typer.Option(None, "--ignore", help="Suppress a validation rule (repeatable)."),
+    tracking_uri: str | None = typer.Option(
+        None,
+        "--tracking-uri",
+        envvar="MLFLOW_TRACKING_URI",
+        help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db).",
+    ),
+    experiment: str | None = typer.Option(None, "--experiment", help="MLflow experiment (sets trainer.project_name)."),
+    name: str | None = typer.Option(None, "--name", help="MLflow run name (sets trainer.experiment_name)."),
+    ignore: list[str] | None = typer.Option(None, "--ignore", help="Suppress a validation rule (repeatable)."),
 ) -> int:
     """Resolve an algorithm preset into a complete verl config, validate it, and launch it."""
     from rlx.algorithms import ALGORITHMS
@@ -70,16 +85,26 @@ def train(
         raise ConfigError(
             f"{algorithm.title} is declared but not implemented yet (status: {algorithm.status.value})",
             hint=f"`rlx algos show {algorithm.name}` shows its preset; `rlx validate config --algo {algorithm.name}` "
-            "checks a config for it. Ready algorithms: "
-            + ", ".join(a.name for a in ALGORITHMS if a.ready),
+            "checks a config for it. Ready algorithms: " + ", ".join(a.name for a in ALGORITHMS if a.ready),
         )
     report = _validate(resolved)
     if dry_run:
         return _dry_run(resolved, report, output, format)
     from rlx.commands import launch_hook
 
-    return launch_hook(resolved, report, smoke=smoke, local=local, task=task, steps=steps, seed=seed,
-                       address=address, detach=detach, tracking_uri=tracking_uri, format=format)
+    return launch_hook(
+        resolved,
+        report,
+        smoke=smoke,
+        local=local,
+        task=task,
+        steps=steps,
+        seed=seed,
+        address=address,
+        detach=detach,
+        tracking_uri=tracking_uri,
+        format=format,
+    )
 
 
 def _validate(resolved):
@@ -93,7 +118,7 @@ def _validate(resolved):
     return validate(resolved)
 
 
-def _dry_run(resolved, report, output: Optional[Path], format: Format) -> int:
+def _dry_run(resolved, report, output: Path | None, format: Format) -> int:
     from rlx.fsutil import atomic_write_text
     from rlx.render import console, emit_json, fmt_value
 
@@ -102,17 +127,19 @@ def _dry_run(resolved, report, output: Optional[Path], format: Format) -> int:
         atomic_write_text(output, resolved.to_yaml())
     errors = report.errors if report is not None else []
     if format is Format.json:
-        emit_json({
-            "algorithm": resolved.algorithm.name if resolved.algorithm else None,
-            "preset": resolved.preset.lineage if resolved.preset else None,
-            "entrypoint": resolved.entrypoint,
-            "config": resolved.container(),
-            "changed": [c.to_dict() for c in changed],
-            "command": resolved.command_line(),
-            "argv": resolved.command(),
-            "validation": report.to_dict() if report is not None else None,
-            "output": str(output) if output else None,
-        })
+        emit_json(
+            {
+                "algorithm": resolved.algorithm.name if resolved.algorithm else None,
+                "preset": resolved.preset.lineage if resolved.preset else None,
+                "entrypoint": resolved.entrypoint,
+                "config": resolved.container(),
+                "changed": [c.to_dict() for c in changed],
+                "command": resolved.command_line(),
+                "argv": resolved.command(),
+                "validation": report.to_dict() if report is not None else None,
+                "output": str(output) if output else None,
+            }
+        )
         return 1 if errors else 0
     c = console()
     title = resolved.algorithm.title if resolved.algorithm else "verl"

@@ -23,7 +23,7 @@ from typing import Any
 
 from rlx.algorithms import ALGORITHMS, Algorithm
 from rlx.errors import ConfigError, UsageError, did_you_mean
-from rlx.presets import Preset, Setting
+from rlx.presets import Preset
 from rlx.presets import load as load_preset
 from rlx.resolve.experiment import Experiment
 from rlx.resolve.experiment import load as load_experiment
@@ -118,7 +118,9 @@ def _fingerprint(config_dir: Path) -> str:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("RLX_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "rlx")
+    return Path(
+        os.environ.get("RLX_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "rlx"
+    )
 
 
 @functools.lru_cache(maxsize=4)
@@ -220,12 +222,13 @@ def flatten(container: Any, prefix: str = "") -> dict[str, Any]:
 def _unknown_key_error(cfg, path: str, text: str, where: str) -> ConfigError:
     parts = path.split(".")
     # The deepest existing parent, and the closest key there.
-    parent_path, i = "", 0
-    for i, part in enumerate(parts):
+    parent_path, depth = "", 0
+    for part in parts:
         probe = f"{parent_path}.{part}" if parent_path else part
         if not has_key(cfg, probe):
             break
-        parent_path = probe
+        parent_path, depth = probe, depth + 1
+    i = min(depth, len(parts) - 1)
     parent = select(cfg, parent_path) if parent_path else None
     siblings = list(parent) if isinstance(parent, dict) else (list(cfg) if not parent_path else [])
     close = did_you_mean(parts[i], siblings) if siblings else []
@@ -237,8 +240,11 @@ def _unknown_key_error(cfg, path: str, text: str, where: str) -> ConfigError:
         hint = f"did you mean '{full[0]}'?" if full else None
     add = f"+{path}=..."
     hint = (hint + " " if hint else "") + f"To add a key verl's schema lacks, write `{add}`"
-    return ConfigError(f"unknown config key '{path}' (not in verl {_verl_version()}'s ppo_trainer config)",
-                       where=where or text, hint=hint)
+    return ConfigError(
+        f"unknown config key '{path}' (not in verl {_verl_version()}'s ppo_trainer config)",
+        where=where or text,
+        hint=hint,
+    )
 
 
 def _verl_version() -> str:
@@ -263,8 +269,11 @@ def apply_override(cfg, ov: Override, where: str = "") -> None:
         )
     if ov.op is Op.DELETE:
         if not exists:
-            raise ConfigError(f"'~{ov.path}' deletes a key that does not exist", where=loc,
-                              hint=_unknown_key_error(cfg, ov.path, ov.text, loc).hint)
+            raise ConfigError(
+                f"'~{ov.path}' deletes a key that does not exist",
+                where=loc,
+                hint=_unknown_key_error(cfg, ov.path, ov.text, loc).hint,
+            )
         parent_path, _, leaf = ov.path.rpartition(".")
         parent = OmegaConf.select(cfg, parent_path) if parent_path else cfg
         with open_dict(cfg):
@@ -274,8 +283,11 @@ def apply_override(cfg, ov: Override, where: str = "") -> None:
         try:
             OmegaConf.update(cfg, ov.path, ov.value, merge=False, force_add=True)
         except Exception as e:  # omegaconf's ValidationError and friends: a value that cannot go there
-            raise ConfigError(f"cannot set '{ov.path}': {e}".splitlines()[0], where=loc,
-                              hint="check the value's type against verl's default") from None
+            raise ConfigError(
+                f"cannot set '{ov.path}': {e}".splitlines()[0],
+                where=loc,
+                hint="check the value's type against verl's default",
+            ) from None
 
 
 # ---- the resolved config ----------------------------------------------------------------------------------------
@@ -354,8 +366,10 @@ class Resolved:
         try:
             return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
         except Exception as e:
-            raise ConfigError(f"cannot resolve interpolation: {e}".splitlines()[0],
-                              hint="check the `${...}` references in your overrides") from None
+            raise ConfigError(
+                f"cannot resolve interpolation: {e}".splitlines()[0],
+                hint="check the `${...}` references in your overrides",
+            ) from None
 
     def to_yaml(self) -> str:
         import yaml
@@ -394,7 +408,9 @@ def _escape_resolver_calls(cfg) -> None:
     from omegaconf import DictConfig, ListConfig
 
     def walk(node):
-        items = node.items_ex(resolve=False) if isinstance(node, DictConfig) else enumerate(node._iter_ex(resolve=False))
+        items = (
+            node.items_ex(resolve=False) if isinstance(node, DictConfig) else enumerate(node._iter_ex(resolve=False))
+        )
         for key, value in list(items):
             if isinstance(value, (DictConfig, ListConfig)):
                 walk(value)
@@ -479,7 +495,7 @@ def resolve(
         label = f"experiment {exp.source.name}"
         for s in exp.settings:
             record(Override.from_setting(s.key, s.value), Provenance("experiment", label, s.reason, s.where))
-        for ov, (_, where) in zip(exp_cli, exp.override_texts):
+        for ov, (_, where) in zip(exp_cli, exp.override_texts, strict=True):
             record(ov, Provenance("experiment", label, "", where))
     for ov in cli:
         record(ov, Provenance("cli", "command line", "", f"override '{ov.text}'"))

@@ -46,7 +46,19 @@ SHORTHANDS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("steps",): (K.TOTAL_STEPS,),
 }
 LAUNCH_KEYS = {("cluster", "address"), ("tracking", "uri")}
-TOP_KEYS = {"algo", "preset", "name", "model", "data", "cluster", "tracking", "overrides", "ignore", "steps", "description"}
+TOP_KEYS = {
+    "algo",
+    "preset",
+    "name",
+    "model",
+    "data",
+    "cluster",
+    "tracking",
+    "overrides",
+    "ignore",
+    "steps",
+    "description",
+}
 SECTION_KEYS = {
     section: {k[1] for k in (*SHORTHANDS, *LAUNCH_KEYS) if len(k) == 2 and k[0] == section}
     for section in ("model", "data", "cluster", "tracking")
@@ -82,8 +94,11 @@ def from_doc(doc: LoadedYaml, path: Path) -> Experiment:
             )
     exp = Experiment(source=path, algo=_str(doc, "algo"), preset=_str(doc, "preset"))
     if exp.algo and exp.preset:
-        raise ConfigError("set `algo` or `preset`, not both", where=doc.where(("preset",)),
-                          hint="`preset: FILE` may itself `extends:` an algorithm")
+        raise ConfigError(
+            "set `algo` or `preset`, not both",
+            where=doc.where(("preset",)),
+            hint="`preset: FILE` may itself `extends:` an algorithm",
+        )
     for section, allowed in SECTION_KEYS.items():
         value = data.get(section)
         if value is None:
@@ -92,8 +107,11 @@ def from_doc(doc: LoadedYaml, path: Path) -> Experiment:
             exp.settings.append(_shorthand(doc, ("model",), value))
             continue
         if not isinstance(value, dict):
-            raise ConfigError(f"'{section}' must be a mapping", where=doc.where((section,)),
-                              hint=f"keys: {', '.join(sorted(allowed))}")
+            raise ConfigError(
+                f"'{section}' must be a mapping",
+                where=doc.where((section,)),
+                hint=f"keys: {', '.join(sorted(allowed))}",
+            )
         for key, v in value.items():
             if key not in allowed:
                 raise ConfigError(
@@ -115,15 +133,21 @@ def from_doc(doc: LoadedYaml, path: Path) -> Experiment:
     if isinstance(overrides, list):
         for i, item in enumerate(overrides):
             if not isinstance(item, str):
-                raise ConfigError("a list of overrides holds `key=value` strings", where=doc.where(("overrides", i)),
-                                  hint="or write `overrides:` as a mapping")
+                raise ConfigError(
+                    "a list of overrides holds `key=value` strings",
+                    where=doc.where(("overrides", i)),
+                    hint="or write `overrides:` as a mapping",
+                )
             exp.override_texts.append((item, doc.where(("overrides",))))
     else:
         exp.settings.extend(settings_from(doc, ("overrides",)))
     ignore = data.get("ignore") or []
     if not isinstance(ignore, list) or not all(isinstance(c, str) for c in ignore):
-        raise ConfigError("'ignore' must be a list of rule codes", where=doc.where(("ignore",)),
-                          hint="e.g. `ignore: [RLX421]`; `rlx rules` lists the codes")
+        raise ConfigError(
+            "'ignore' must be a list of rule codes",
+            where=doc.where(("ignore",)),
+            hint="e.g. `ignore: [RLX421]`; `rlx rules` lists the codes",
+        )
     exp.ignore = [c.upper() for c in ignore]
     return exp
 
@@ -137,5 +161,9 @@ def _str(doc: LoadedYaml, key: str) -> str | None:
 
 def _shorthand(doc: LoadedYaml, kpath: tuple, value: Any) -> Setting:
     (target,) = SHORTHANDS[kpath]
-    return Setting(key=target, value=value, reason=doc.comments.get(kpath, f"experiment `{'.'.join(kpath)}`"),
-                   where=doc.where(kpath))
+    return Setting(
+        key=target,
+        value=value,
+        reason=doc.comments.get(kpath, f"experiment `{'.'.join(kpath)}`"),
+        where=doc.where(kpath),
+    )

@@ -90,13 +90,16 @@ def parse(texts: list[str]) -> list[Override]:
     out: list[Override] = []
     for text in texts:
         if not text.partition("=")[0].strip("+~ "):
-            raise ConfigError(f"invalid override '{text}': the key is empty", where=f"override '{text}'",
-                              hint=_hint_for(text))
+            raise ConfigError(
+                f"invalid override '{text}': the key is empty", where=f"override '{text}'", hint=_hint_for(text)
+            )
         try:
             (ov,) = parser.parse_overrides([text])
         except HydraException as e:
             msg = str(e).splitlines()[0] if str(e) else "syntax error"
-            raise ConfigError(f"invalid override '{text}': {msg}", where=f"override '{text}'", hint=_hint_for(text)) from None
+            raise ConfigError(
+                f"invalid override '{text}': {msg}", where=f"override '{text}'", hint=_hint_for(text)
+            ) from None
         if ov.is_sweep_override():
             raise ConfigError(
                 f"invalid override '{text}': the value is a Hydra sweep, and rlx launches one run",
@@ -117,8 +120,9 @@ def parse(texts: list[str]) -> list[Override]:
         }[ov.type]
         value = None if op is Op.DELETE and ov._value is None else ov.value()
         if op is not Op.DELETE and value is not None and not isinstance(value, (str, int, float, bool, list, dict)):
-            raise ConfigError(f"invalid override '{text}': unsupported value", where=f"override '{text}'",
-                              hint=_hint_for(text))
+            raise ConfigError(
+                f"invalid override '{text}': unsupported value", where=f"override '{text}'", hint=_hint_for(text)
+            )
         out.append(Override(op, ov.key_or_group, _plain(value), text))
     return out
 

@@ -83,14 +83,25 @@ def test_dry_run_output_writes_the_full_yaml(rlx_cli, tmp_path):
 @pytest.mark.parametrize(
     "args,code,lines",
     [
-        (["train", "--algo", "gspoo", "--dry-run"], 2,
-         ["error: unknown algorithm 'gspoo'", "hint: did you mean 'gspo'"]),
-        (["train", "--algo", "gspo", "--dry-run", "actor_rollout_ref.actor.clip_ratoi=0.2"], 1,
-         ["error: unknown config key 'actor_rollout_ref.actor.clip_ratoi'",
-          "  --> override 'actor_rollout_ref.actor.clip_ratoi=0.2'",
-          "hint: did you mean 'actor_rollout_ref.actor.clip_ratio'?"]),
-        (["train", "-c", "/nonexistent/exp.yaml", "--dry-run"], 1,
-         ["error: experiment file not found: /nonexistent/exp.yaml"]),
+        (
+            ["train", "--algo", "gspoo", "--dry-run"],
+            2,
+            ["error: unknown algorithm 'gspoo'", "hint: did you mean 'gspo'"],
+        ),
+        (
+            ["train", "--algo", "gspo", "--dry-run", "actor_rollout_ref.actor.clip_ratoi=0.2"],
+            1,
+            [
+                "error: unknown config key 'actor_rollout_ref.actor.clip_ratoi'",
+                "  --> override 'actor_rollout_ref.actor.clip_ratoi=0.2'",
+                "hint: did you mean 'actor_rollout_ref.actor.clip_ratio'?",
+            ],
+        ),
+        (
+            ["train", "-c", "/nonexistent/exp.yaml", "--dry-run"],
+            1,
+            ["error: experiment file not found: /nonexistent/exp.yaml"],
+        ),
         (["algos", "show", "nope"], 2, ["error: unknown algorithm 'nope'"]),
         (["presets", "show", "gspp"], 1, ["error: unknown preset 'gspp'", "hint: did you mean 'gspo'"]),
         (["train", "--dry-run"], 2, ["error: no algorithm given"]),

@@ -28,8 +28,10 @@ def test_gspo_values_from_the_issue():
 
 def test_provenance_names_the_layer_that_set_each_key(tmp_path):
     exp = tmp_path / "exp.yaml"
-    exp.write_text("algo: gspo\nmodel: /models/qwen  # the 3B instruct model\ndata:\n  batch_size: 128\n"
-                   "overrides:\n  actor_rollout_ref.rollout.n: 8   # cheaper groups\n")
+    exp.write_text(
+        "algo: gspo\nmodel: /models/qwen  # the 3B instruct model\ndata:\n  batch_size: 128\n"
+        "overrides:\n  actor_rollout_ref.rollout.n: 8   # cheaper groups\n"
+    )
     r = resolve(experiment=exp, overrides=["actor_rollout_ref.rollout.n=12"])
     changed = {c.key: c for c in r.changed()}
     assert changed[K.LOSS_MODE].source.label == "preset gspo"
@@ -64,8 +66,11 @@ def test_add_force_and_delete_overrides():
 @pytest.mark.parametrize(
     "overrides,message,hint",
     [
-        (["actor_rollout_ref.actor.clip_ratoi=0.2"], "unknown config key 'actor_rollout_ref.actor.clip_ratoi'",
-         "did you mean 'actor_rollout_ref.actor.clip_ratio'?"),
+        (
+            ["actor_rollout_ref.actor.clip_ratoi=0.2"],
+            "unknown config key 'actor_rollout_ref.actor.clip_ratoi'",
+            "did you mean 'actor_rollout_ref.actor.clip_ratio'?",
+        ),
         (["actor_rollout_ref.actorr.ppo_epochs=2"], "unknown config key", "'actor_rollout_ref.actor.ppo_epochs'"),
         (["+algorithm.adv_estimator=grpo"], "adds a key that already exists", "drop the `+`"),
         (["~trainer.nope"], "deletes a key that does not exist", ""),
@@ -102,7 +107,9 @@ def test_cached_defaults_equal_a_fresh_hydra_compose():
 
 
 def test_resolution_does_not_import_verl_or_torch():
-    code = ("import sys; from rlx.resolve import resolve; resolve('gspo').container(); "
-            "print(sorted(m for m in ('verl','torch','ray','mlflow') if m in sys.modules))")
+    code = (
+        "import sys; from rlx.resolve import resolve; resolve('gspo').container(); "
+        "print(sorted(m for m in ('verl','torch','ray','mlflow') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]"

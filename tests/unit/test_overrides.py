@@ -10,10 +10,42 @@ from rlx.errors import ConfigError
 from rlx.resolve.overrides import Op, Override, parse, render_value
 
 VALUES = [
-    None, True, False, 0, -3, 1024, 0.2, 3e-4, 1e-6, -2.5, 1.0, float("inf"), float("-inf"),
-    "vllm", "seq-mean-token-mean", "/abs/path/train.parquet", "~/data/x.parquet", "Qwen/Qwen2.5-3B-Instruct",
-    "true", "null", "1e-6", "010", "a b", "it's", "a,b", "x=y", "http://h:5000/p?q=1", "$(rm -rf ~)", "ünï", "",
-    "${actor_rollout_ref.rollout.n}", ["console", "mlflow"], [1, 2.5, "a b"], [], {"a": 1, "b": [2, 3]}, {},
+    None,
+    True,
+    False,
+    0,
+    -3,
+    1024,
+    0.2,
+    3e-4,
+    1e-6,
+    -2.5,
+    1.0,
+    float("inf"),
+    float("-inf"),
+    "vllm",
+    "seq-mean-token-mean",
+    "/abs/path/train.parquet",
+    "~/data/x.parquet",
+    "Qwen/Qwen2.5-3B-Instruct",
+    "true",
+    "null",
+    "1e-6",
+    "010",
+    "a b",
+    "it's",
+    "a,b",
+    "x=y",
+    "http://h:5000/p?q=1",
+    "$(rm -rf ~)",
+    "ünï",
+    "",
+    "${actor_rollout_ref.rollout.n}",
+    ["console", "mlflow"],
+    [1, 2.5, "a b"],
+    [],
+    {"a": 1, "b": [2, 3]},
+    {},
 ]
 
 
@@ -31,8 +63,13 @@ def test_nan_round_trips():
 
 @pytest.mark.parametrize(
     "text,op,path",
-    [("a.b=1", Op.SET, "a.b"), ("+a.b=1", Op.ADD, "a.b"), ("++a.b=1", Op.FORCE, "a.b"), ("~a.b", Op.DELETE, "a.b"),
-     ("~a.b=1", Op.DELETE, "a.b")],
+    [
+        ("a.b=1", Op.SET, "a.b"),
+        ("+a.b=1", Op.ADD, "a.b"),
+        ("++a.b=1", Op.FORCE, "a.b"),
+        ("~a.b", Op.DELETE, "a.b"),
+        ("~a.b=1", Op.DELETE, "a.b"),
+    ],
 )
 def test_operations(text, op, path):
     (ov,) = parse([text])

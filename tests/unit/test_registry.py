@@ -10,8 +10,23 @@ from rlx.algorithms import ALGORITHMS, Family, Severity, Status
 from rlx.algorithms.registry import MISSING_VALUE, Algorithm, AlgorithmRegistry, eq, is_true, lt
 from rlx.errors import UsageError
 
-EXPECTED = {"ppo", "grpo", "drgrpo", "dapo", "gspo", "gmpo", "cispo", "sapo", "rloo", "reinforce_pp", "remax",
-            "aepo", "aspo", "gepo", "vapo"}
+EXPECTED = {
+    "ppo",
+    "grpo",
+    "drgrpo",
+    "dapo",
+    "gspo",
+    "gmpo",
+    "cispo",
+    "sapo",
+    "rloo",
+    "reinforce_pp",
+    "remax",
+    "aepo",
+    "aspo",
+    "gepo",
+    "vapo",
+}
 
 
 def test_all_fifteen_algorithms_are_declared_once():
