@@ -1,0 +1,287 @@
+"""`rlx validate`: catch every config mistake before a GPU is allocated.
+
+Two entry points:
+- `validate(resolved)` checks a config that `rlx.resolve.resolve` produced (what `rlx train` calls);
+- `validate_source(file, algo=, preset=, overrides=, verl=)` also reads the inputs, collecting input and override
+  problems (bad YAML, override syntax, unknown keys) instead of stopping at the first, then calls `validate`.
+
+Every rule lives in `rlx.validate.rules.RULES` (code, title, severity, explanation, check) or, for algorithm
+constraints, in the algorithm registry. Nothing here imports verl (the `deep` option does, on purpose).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from rlx.errors import ConfigError, RlxError
+from rlx.validate.report import Problem, Report
+from rlx.validate.rules import ERROR, RULES, Finding
+
+__all__ = ["validate", "validate_source", "Report", "Problem"]
+
+_CHECK_ERRORS = (TypeError, ValueError, KeyError, AttributeError, ZeroDivisionError)
+
+
+def _codes(ignore: Iterable[str]) -> set[str]:
+    return {c.strip().upper() for c in ignore if c and c.strip()}
+
+
+def _problem(ctx, code: str, f: Finding) -> Problem:
+    severity = f.severity or RULES[code].severity
+    source = f.source if f.source is not None else (ctx.source(f.path) if f.path else "")
+    return Problem(code, severity, f.path, f.message, f.hint, source)
+
+
+def validate(resolved, *, ignore: Iterable[str] = (), strict: bool = False, pre: Iterable[Problem] = (),
+             deep: bool = False) -> Report:
+    """Run every rule on a resolved config and return the report (never raises for a bad config).
+
+    `ignore` (plus the experiment file's `ignore:` list) suppresses rule codes; with `strict`, warnings fail too.
+    `pre` are problems found while reading the inputs. `deep` also runs verl's own `validate_config` and checks its
+    registries after `import verl` (~4 s).
+    """
+    from rlx.validate.checks.algorithm import constraint_findings, infer_algorithms
+    from rlx.validate.context import Context
+    from rlx.validate.rules import checks
+
+    skip = _codes(ignore) | _codes(getattr(resolved, "ignore", []) or [])
+    inferred = resolved.algorithm is None
+    algorithms = [resolved.algorithm] if resolved.algorithm else infer_algorithms(resolved.getter())
+    ctx = Context(resolved, algorithms=algorithms, inferred=inferred)
+    problems = [p for p in pre if p.code not in skip]
+    for r in checks():
+        if r.code in skip:
+            continue
+        try:
+            problems.extend(_problem(ctx, r.code, f) for f in r.check(ctx))
+        except _CHECK_ERRORS:
+            continue  # a value of the wrong type broke the arithmetic: RLX103 reports the type
+    for f in constraint_findings(ctx):
+        if f.code not in skip:
+            problems.append(Problem(f.code, f.severity, f.path, f.message, f.hint, ctx.source(f.path)))
+    if deep:
+        from rlx.validate.deep import deep_problems
+
+        problems.extend(p for p in deep_problems(resolved, ctx) if p.code not in skip)
+    return Report(problems=_dedupe(problems), strict=strict, subject=_subject(resolved, algorithms, inferred))
+
+
+def _dedupe(problems: list[Problem]) -> list[Problem]:
+    seen, out = set(), []
+    for p in problems:
+        key = (p.code, p.path, p.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out
+
+
+def _subject(resolved, algorithms, inferred: bool) -> str:
+    if getattr(resolved, "preset", None) is not None:
+        return f"preset {resolved.preset.name}"
+    if algorithms and inferred:
+        return "verl config (rules of " + "/".join(a.title for a in algorithms) + ")"
+    return "verl config"
+
+
+# ---- reading the inputs, collecting problems ----------------------------------------------------------------------
+
+VERL_SECTIONS = {"actor_rollout_ref", "algorithm", "trainer", "critic", "reward", "ray_kwargs", "reward_model"}
+
+
+def _override_path(text: str) -> str:
+    return text.partition("=")[0].strip().lstrip("+~")
+
+
+def _quoted(message: str) -> str | None:
+    import re
+
+    m = re.search(r"'([^']+)'", message)
+    return m.group(1).lstrip("+~") if m else None
+
+
+def _classify(e: RlxError) -> str:
+    """The rule code for an error raised while reading inputs or applying an override."""
+    from rlx.validate.checks import inputs, schema
+
+    msg = e.message
+    if msg.startswith(("invalid override", "config-group override")):
+        return schema.OVERRIDE_SYNTAX.code
+    if msg.startswith("unknown config key"):
+        return schema.UNKNOWN_KEY.code
+    if "adds a key that already exists" in msg or "deletes a key that does not exist" in msg:
+        return schema.OVERRIDE_OP.code
+    if msg.startswith("cannot set"):
+        return "RLX103"
+    return inputs.classify(e)
+
+
+def _from_error(e: RlxError, *, path: str = "", source: str = "") -> Problem:
+    code = _classify(e)
+    if not path and code in ("RLX102", "RLX103", "RLX108"):
+        path = _quoted(e.message) or ""
+    return Problem(code, ERROR, path, e.message, e.hint or "", source or e.where or "")
+
+
+def _parse_each(overrides: list[str]) -> tuple[list[str], list[Problem]]:
+    """Overrides that parse, and a problem for each that does not (Hydra's parser stops at the first)."""
+    from rlx.resolve.overrides import parse
+
+    good, problems = [], []
+    for text in overrides:
+        try:
+            parse([text])
+            good.append(text)
+        except ConfigError as e:
+            problems.append(_from_error(e, path=_override_path(text), source=f"command line: {text}"))
+    return good, problems
+
+
+def _culprit(e: RlxError, texts: list[str]) -> str | None:
+    for text in texts:
+        if e.where == f"override '{text}'":
+            return text
+    return None
+
+
+def resolve_collecting(algo=None, *, preset=None, experiment=None, overrides=(), verl_only=False):
+    """`rlx.resolve.resolve`, but a bad command-line override is reported and dropped, not fatal.
+
+    Returns (Resolved or None, problems). None means an input could not be read at all (the problems say why).
+    """
+    from rlx.resolve import resolve
+
+    good, problems = _parse_each(list(overrides))
+    while True:
+        try:
+            return resolve(algo, preset=preset, experiment=experiment, overrides=good, verl_only=verl_only), problems
+        except ConfigError as e:
+            bad = _culprit(e, good)
+            if bad is None:  # a preset or experiment file is broken: nothing left to resolve
+                problems.append(_from_error(e))
+                return None, problems
+            problems.append(_from_error(e, path=_override_path(bad), source=f"command line: {bad}"))
+            good.remove(bad)
+
+
+def _apply_collecting(resolved, overrides: list[str]) -> list[Problem]:
+    """Apply command-line overrides on top of a loaded verl YAML, reporting bad ones."""
+    from rlx.resolve import Provenance, apply_override
+    from rlx.resolve.overrides import parse
+
+    good, problems = _parse_each(overrides)
+    for ov in parse(good):
+        try:
+            apply_override(resolved.config, ov, where=f"override '{ov.text}'")
+        except ConfigError as e:
+            problems.append(_from_error(e, path=ov.path, source=f"command line: {ov.text}"))
+            continue
+        resolved.provenance[ov.path] = Provenance("cli", "command line", "", f"override '{ov.text}'")
+    return problems
+
+
+def file_kind(data: dict[str, Any]) -> str:
+    """"verl" (a full verl config), "preset" or "experiment", from a YAML file's top-level keys."""
+    from rlx.presets import PRESET_KEYS
+    from rlx.resolve.experiment import TOP_KEYS
+
+    keys = set(data)
+    if keys & VERL_SECTIONS:
+        return "verl"
+    if keys & (TOP_KEYS - PRESET_KEYS):
+        return "experiment"
+    if "extends" in keys:
+        return "preset"
+    return "experiment"
+
+
+# Where a verl config file may hold keys verl's schema lacks (what `+key=` adds in rlx presets and verl's recipes).
+FREE_PREFIXES = ("algorithm.rlx.", "reward.reward_kwargs.", "ray_kwargs.", "actor_rollout_ref.model.override_config.",
+                 "actor_rollout_ref.rollout.engine_kwargs.", "critic.model.override_config.")
+
+
+def _unknown_file_keys(resolved, doc) -> list[Problem]:
+    """Keys of a verl config file that are not in verl's schema (outside the strict sections RLX112 covers)."""
+    from rlx.errors import did_you_mean
+    from rlx.resolve import leaf_paths
+    from rlx.validate.checks.schema import STRICT_ROOTS
+
+    base = leaf_paths(resolved.defaults)
+    out = []
+    for key in leaf_paths(resolved.config):
+        if key in base or key.startswith(STRICT_ROOTS) or key.startswith(FREE_PREFIXES):
+            continue
+        if any(k.startswith(key + ".") for k in base):
+            continue  # an empty mapping where verl has a section
+        close = did_you_mean(key, list(base), n=1, cutoff=0.8)
+        out.append(Problem("RLX102", ERROR, key, f"unknown config key '{key}' (not in verl's ppo_trainer config)",
+                           f"did you mean '{close[0]}'?" if close else "remove it",
+                           resolved.source_of(key).where or doc.source))
+    return out
+
+
+def validate_source(
+    file: str | os.PathLike | None = None,
+    *,
+    algo: str | None = None,
+    preset: str | None = None,
+    overrides: Iterable[str] = (),
+    verl: bool = False,
+    ignore: Iterable[str] = (),
+    strict: bool = False,
+    deep: bool = False,
+) -> Report:
+    """Validate what `rlx validate config` was given: a FILE (preset, experiment or full verl config) and/or
+    `--algo`/`--preset`, plus overrides; with `verl`, the overrides are applied to verl's defaults with no preset.
+
+    Input problems (unreadable YAML, override syntax, unknown keys) are collected, never raised. A usage error (an
+    unknown algorithm name, no algorithm at all) still raises `UsageError`.
+    """
+    overrides = list(overrides)
+    experiment = None
+    if file is not None:
+        from rlx.yamlio import load_file
+
+        try:
+            doc = load_file(file, what="config file")
+        except ConfigError as e:
+            return Report(problems=[_from_error(e)], strict=strict, subject=str(file))
+        kind = file_kind(doc.data)
+        if kind == "verl":
+            return _validate_verl_file(file, doc, algo, overrides, ignore, strict, deep)
+        if kind == "preset":
+            if preset:
+                from rlx.errors import UsageError
+
+                raise UsageError("FILE is a preset and --preset was given too", hint="pass one of them")
+            preset = str(file)
+        else:
+            experiment = Path(file)
+    resolved, pre = resolve_collecting(algo, preset=preset, experiment=experiment, overrides=overrides,
+                                       verl_only=verl)
+    if resolved is None:
+        return Report(problems=[p for p in pre if p.code not in _codes(ignore)], strict=strict,
+                      subject=str(file or preset or algo or "verl overrides"))
+    return validate(resolved, ignore=ignore, strict=strict, pre=pre, deep=deep)
+
+
+def _validate_verl_file(file, doc, algo, overrides, ignore, strict, deep) -> Report:
+    from rlx.algorithms import ALGORITHMS
+    from rlx.resolve import load_verl_yaml
+
+    try:
+        resolved = load_verl_yaml(file)
+    except ConfigError as e:
+        return Report(problems=[_from_error(e)], strict=strict, subject=str(file))
+    from omegaconf import OmegaConf
+
+    OmegaConf.set_struct(resolved.config, True)
+    pre = _unknown_file_keys(resolved, doc) + _apply_collecting(resolved, overrides)
+    if algo:
+        resolved.algorithm = ALGORITHMS.get(algo)
+    report = validate(resolved, ignore=ignore, strict=strict, pre=pre, deep=deep)
+    report.subject = f"file {Path(file).name}" + (f" ({report.subject})" if "rules of" in report.subject else "")
+    return report

@@ -1,0 +1,65 @@
+"""RLX0xx: reading input files. `rlx.yamlio` refuses unsafe input; these rules give each refusal a code."""
+
+from __future__ import annotations
+
+from rlx.errors import RlxError
+from rlx.validate.rules import ERROR, declare
+
+YAML_SYNTAX = declare(
+    "RLX001", "invalid YAML syntax", ERROR, category="input",
+    explanation="The file is not valid YAML. The problem names file:line:column of the first syntax error; nothing "
+    "after it can be read, so fix it and validate again.",
+)
+NOT_MAPPING = declare(
+    "RLX002", "top level is not a mapping", ERROR, category="input",
+    explanation="Presets, experiment files and verl configs are mappings (`key: value` lines). A list, a scalar or an "
+    "empty file cannot be one.",
+)
+DUPLICATE_KEY = declare(
+    "RLX003", "duplicate key", ERROR, category="input",
+    explanation="YAML loaders disagree on which of two equal keys wins (PyYAML keeps the last, OmegaConf refuses). "
+    "rlx refuses, so the value verl sees is never a surprise.",
+)
+UNSAFE_TAG = declare(
+    "RLX004", "YAML tag refused", ERROR, category="input",
+    explanation="Only plain YAML is read, with a safe loader. Tags such as `!!python/object/apply` run code under "
+    "unsafe loaders (reliability.md section 4); rlx never constructs them.",
+)
+ALIAS = declare(
+    "RLX005", "YAML anchor or alias refused", ERROR, category="input",
+    explanation="Anchors and aliases are refused before anything is expanded: a 342-byte alias bomb makes OmegaConf "
+    "abort the interpreter. Write values out in full.",
+)
+TOO_BIG = declare(
+    "RLX006", "file too large, too deep or not text", ERROR, category="input",
+    explanation="Config files are capped at 1 MiB, 64 levels of nesting and 200,000 nodes, and must be UTF-8 text. "
+    "A 13 MB YAML takes a minute to parse; 50,000 nested brackets overflow the stack.",
+)
+UNREADABLE = declare(
+    "RLX007", "file not found or unreadable", ERROR, category="input",
+    explanation="The file named on the command line (or by `extends:` / `preset:`) does not exist or cannot be read.",
+)
+BAD_STRUCTURE = declare(
+    "RLX008", "invalid preset or experiment file", ERROR, category="input",
+    explanation="The file is valid YAML but not a valid rlx preset or experiment file: an unknown top-level key, a "
+    "value of the wrong shape, an unknown preset name or an `extends:` cycle.",
+)
+
+
+def classify(err: RlxError) -> str:
+    """The input rule code for an error raised while reading a file (rlx.yamlio, presets, experiment files)."""
+    msg = err.message
+    if msg.startswith("invalid YAML"):
+        return UNSAFE_TAG.code if "tag" in msg or "could not determine a constructor" in msg else YAML_SYNTAX.code
+    if "must be a mapping (key: value)" in msg:
+        return NOT_MAPPING.code
+    if msg.startswith("duplicate key"):
+        return DUPLICATE_KEY.code
+    if "anchors and aliases" in msg:
+        return ALIAS.code
+    if any(s in msg for s in ("-byte limit", "nesting deeper", "nested too deeply", "YAML nodes", "binary file",
+                              "not valid UTF-8")):
+        return TOO_BIG.code
+    if any(s in msg for s in ("not found:", "is a directory", "cannot read")):
+        return UNREADABLE.code
+    return BAD_STRUCTURE.code

@@ -1,0 +1,325 @@
+"""RLX1xx: the config against verl 0.9.1's schema: keys, types, ranges, removed values, inert and deprecated keys.
+
+Hydra's compose checks none of this (`rollout.n=abc` composes); verl's dataclasses check types only inside the job.
+Types come from verl's composed defaults (a default of 8 makes the key an int) plus a small table for keys whose
+default is null, so verl is never imported here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from rlx import verl_keys as K
+from rlx.render import fmt_value
+from rlx.validate.context import Context
+from rlx.validate.rules import ERROR, WARNING, Finding, declare, rule
+
+OVERRIDE_SYNTAX = declare(
+    "RLX101", "override syntax error", ERROR, category="schema",
+    explanation="An override is not valid in Hydra's grammar, which is what `python -m verl.trainer.main_ppo` "
+    "parses: a comma makes a sweep (write a list `[a,b]`), an `=` or `$` in a value needs quotes, a bare `~` needs a "
+    "key after it. The problem quotes the override as written.",
+)
+UNKNOWN_KEY = declare(
+    "RLX102", "unknown config key", ERROR, category="schema",
+    explanation="The key is not in verl 0.9.1's ppo_trainer config, so Hydra refuses it (`Could not override`). "
+    "The hint names the closest real key (`clip_ratoi` -> `clip_ratio`). To add a key verl's schema lacks on "
+    "purpose, write `+key=value`.",
+)
+OVERRIDE_OP = declare(
+    "RLX108", "`+` on an existing key or `~` on a missing one", ERROR, category="schema",
+    explanation="`+key=value` adds a key and fails if it exists; `~key` deletes one and fails if it does not. Drop "
+    "the `+` to change an existing key (or use `++` to set-or-add).",
+)
+
+# Keys whose verl default is null, with the type verl's dataclasses give them.
+NULL_DEFAULT_TYPES: dict[str, type] = {
+    "ppo_micro_batch_size": int,
+    "ppo_micro_batch_size_per_gpu": int,
+    "log_prob_micro_batch_size": int,
+    "log_prob_micro_batch_size_per_gpu": int,
+    "loss_scale_factor": int,
+    "max_model_len": int,
+    "gen_batch_size": int,
+    "val_batch_size": int,
+    "total_training_steps": int,
+    "dro_beta": float,
+    "enable": bool,
+}
+
+
+def _expected_type(key: str, default: Any) -> type | None:
+    if isinstance(default, str) and "${" in default:
+        return None  # an interpolation: its type is the target's
+    if default is None:
+        return NULL_DEFAULT_TYPES.get(key.rpartition(".")[2])
+    if isinstance(default, bool):
+        return bool
+    if isinstance(default, int):
+        return int
+    if isinstance(default, float):
+        return float
+    if isinstance(default, str):
+        return str
+    if isinstance(default, list):
+        return list
+    if isinstance(default, dict):
+        return dict
+    return None
+
+
+def _fits(value: Any, expected: type) -> bool:
+    if value is None or (isinstance(value, str) and "${" in value):
+        return True  # null is a type question verl answers per field; interpolations are checked by RLX110
+    if expected is bool:
+        return isinstance(value, bool)
+    if expected is int:
+        return not isinstance(value, bool) and (isinstance(value, int) or (isinstance(value, float) and value.is_integer()))
+    if expected is float:
+        return not isinstance(value, bool) and isinstance(value, (int, float))
+    if expected is str:
+        return isinstance(value, (str, int, float)) and not isinstance(value, bool)
+    if expected is list:
+        return isinstance(value, (list, str))  # verl accepts one string for list keys (trainer.logger=console)
+    if expected is dict:
+        return isinstance(value, dict)
+    return True
+
+
+_TYPE_WORD = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping"}
+
+
+@rule("RLX103", "value of the wrong type", ERROR, category="schema", explanation="""
+    Hydra's compose does not check types: `rollout.n=abc` composes, and verl fails only when it turns the section
+    into a dataclass inside the job, or does arithmetic with the value. The expected type is that of verl's default
+    (or, for keys whose default is null, verl's dataclass field type).""")
+def wrong_type(ctx: Context) -> Iterator[Finding]:
+    for ch in ctx.changed:
+        if type(ch.value).__name__ == "_Absent" or ch.key in ctx.added:
+            continue
+        expected = _expected_type(ch.key, None if type(ch.default).__name__ == "_Absent" else ch.default)
+        if expected is None or _fits(ch.value, expected):
+            continue
+        yield ctx.finding(
+            ch.key,
+            f"{ch.key} must be {_TYPE_WORD[expected]}, got {fmt_value(ch.value)!s} ({type(ch.value).__name__})",
+            f"set {ch.key} to {_TYPE_WORD[expected]} like verl's default ({fmt_value(ch.default)})",
+        )
+
+
+# (path, test on the number, what it must be, hint). Checked only when the value is a number.
+A = K.ACTOR
+RANGES: list[tuple[str, Callable[[float], bool], str, str]] = [
+    (K.CLIP_RATIO, lambda v: v >= 0, ">= 0", "clip ratios are distances from 1: use 0.2 (PPO)"),
+    (K.CLIP_LOW, lambda v: v >= 0, ">= 0", "clip ratios are distances from 1: use 0.2 (PPO)"),
+    (K.CLIP_HIGH, lambda v: v >= 0, ">= 0", "clip ratios are distances from 1: use 0.2 or 0.28 (DAPO)"),
+    (K.CLIP_C, lambda v: v > 1, "> 1", "the dual-clip bound must exceed 1: use 3.0 (verl's default)"),
+    (K.PPO_EPOCHS, lambda v: v >= 1, ">= 1", "use 1 (one pass over each rollout batch)"),
+    (K.PPO_MINI_BATCH, lambda v: v >= 1, ">= 1", "use data.train_batch_size / 4"),
+    (K.PPO_MICRO_BATCH_PER_GPU, lambda v: v >= 1, ">= 1", "use 1-8, as memory allows"),
+    (f"{A}.ppo_micro_batch_size", lambda v: v >= 1, ">= 1", "use ppo_micro_batch_size_per_gpu instead"),
+    (K.KL_LOSS_COEF, lambda v: v >= 0, ">= 0", "use 0.001 (verl) to 0.04 (GRPO paper), or use_kl_loss=false"),
+    (K.KL_CTRL_COEF, lambda v: v >= 0, ">= 0", "use 0.001, or algorithm.use_kl_in_reward=false"),
+    (K.LOSS_SCALE_FACTOR, lambda v: v > 0, "> 0", "use data.max_response_length"),
+    (K.ROLLOUT_N, lambda v: v >= 1, ">= 1", "rollout.n is the number of responses per prompt"),
+    (K.TEMPERATURE, lambda v: v >= 0, ">= 0", "use 1.0 for RL sampling"),
+    (K.TOP_P, lambda v: 0 < v <= 1, "in (0, 1]", "use 1.0"),
+    (f"{K.ROLLOUT}.gpu_memory_utilization", lambda v: 0 < v <= 1, "in (0, 1]", "use 0.5-0.9"),
+    (f"{K.ROLLOUT}.tensor_model_parallel_size", lambda v: v >= 1, ">= 1", "use 1, 2, 4 or 8"),
+    (f"{K.ROLLOUT}.val_kwargs.temperature", lambda v: v >= 0, ">= 0", "use 0 (greedy) or 1.0"),
+    (K.GAMMA, lambda v: 0 <= v <= 1, "in [0, 1]", "use 1.0 for outcome rewards"),
+    (K.LAM, lambda v: 0 <= v <= 1, "in [0, 1]", "use 1.0 (verl) or 0.95"),
+    (K.TAU_POS, lambda v: v > 0, "> 0", "use 1.0 (SAPO paper)"),
+    (K.TAU_NEG, lambda v: v > 0, "> 0", "use 1.05 (SAPO paper)"),
+    (K.TRAIN_BATCH, lambda v: v >= 1, ">= 1", "the number of prompts per step, e.g. 256"),
+    (K.MAX_PROMPT_LEN, lambda v: v >= 1, ">= 1", "e.g. 512"),
+    (K.MAX_RESPONSE_LEN, lambda v: v >= 1, ">= 1", "e.g. 1024"),
+    ("data.gen_batch_size", lambda v: v >= 1, ">= 1", "omit it (null) to use data.train_batch_size"),
+    ("trainer.total_epochs", lambda v: v >= 1, ">= 1", "e.g. 15"),
+    ("trainer.total_training_steps", lambda v: v >= 1, ">= 1", "omit it (null) to train for total_epochs"),
+    (f"{A}.optim.lr", lambda v: v >= 0, ">= 0", "use 1e-6"),
+    ("critic.optim.lr", lambda v: v >= 0, ">= 0", "use 1e-5"),
+    (f"{A}.optim.weight_decay", lambda v: v >= 0, ">= 0", "use 0.01 or 0.1"),
+    (f"{A}.grad_clip", lambda v: v > 0, "> 0", "use 1.0"),
+    (f"{A}.optim.lr_warmup_steps_ratio", lambda v: 0 <= v <= 1, "in [0, 1]", "a fraction of the training steps"),
+    ("critic.ppo_micro_batch_size_per_gpu", lambda v: v >= 1, ">= 1", "use 1-8, as memory allows"),
+    (f"{K.ROLLOUT}.log_prob_micro_batch_size_per_gpu", lambda v: v >= 1, ">= 1", "use 8-32, as memory allows"),
+    (f"{K.REF}.log_prob_micro_batch_size_per_gpu", lambda v: v >= 1, ">= 1", "use 8-32, as memory allows"),
+]
+
+
+@rule("RLX104", "value out of range", ERROR, category="schema", explanation="""
+    A number outside the range where it means anything: a negative clip ratio, ppo_epochs=0, rollout.n=0, a negative
+    temperature, top_p outside (0, 1], gamma or lambda outside [0, 1], a dual-clip bound <= 1, a negative learning
+    rate. verl checks almost none of these; most fail deep in training or train silently on nonsense.""")
+def out_of_range(ctx: Context) -> Iterator[Finding]:
+    for path, ok, must, hint in RANGES:
+        v = ctx.num(path)
+        if v is not None and not ok(v):
+            yield ctx.finding(path, f"{path}={fmt_value(v)} is out of range: it must be {must}", f"set {path}: {hint}")
+
+
+@rule("RLX105", "learning rate is zero", WARNING, category="schema", explanation="""
+    With lr=0 the optimizer never changes the weights: the run spends its GPUs and learns nothing. Sometimes useful
+    for a dry pipeline test, hence a warning.""")
+def zero_lr(ctx: Context) -> Iterator[Finding]:
+    paths = [f"{A}.optim.lr"] + (["critic.optim.lr"] if ctx.uses_critic else [])
+    for path in paths:
+        if ctx.num(path) == 0:
+            yield ctx.finding(path, f"{path}=0: the weights never change", f"set {path}=1e-6 (actor) or 1e-5 (critic)")
+
+
+REMOVED_VALUES: dict[str, dict[Any, str]] = {
+    f"{K.ROLLOUT}.mode": {"sync": "Rollout mode 'sync' has been removed; verl 0.9.1 only rolls out asynchronously"},
+    K.ROLLOUT_NAME: {
+        "hf": "the HuggingFace rollout was removed; verl 0.9.1 rolls out with vllm, sglang or trtllm",
+        "naive": "the naive rollout was removed; verl 0.9.1 rolls out with vllm, sglang or trtllm",
+    },
+}
+REMOVED_HINTS = {f"{K.ROLLOUT}.mode": "remove the setting (async is the default)", K.ROLLOUT_NAME: "set it to vllm"}
+
+
+@rule("RLX106", "value removed from verl", ERROR, category="schema", explanation="""
+    A value earlier verl versions accepted and 0.9.1 refuses: `rollout.mode=sync` (RolloutConfig raises
+    "Rollout mode 'sync' has been removed"), `rollout.name=hf`. Old example scripts still use them.""")
+def removed_value(ctx: Context) -> Iterator[Finding]:
+    for path, values in REMOVED_VALUES.items():
+        v = ctx.value(path)
+        if isinstance(v, str) and v in values:
+            yield ctx.finding(path, f"{path}={v}: {values[v]}", REMOVED_HINTS[path])
+
+
+# Legacy top-level sections: only verl's fully-async entry point migrates them (migrate_legacy_reward_impl);
+# verl.trainer.main_ppo never reads them.
+LEGACY_SECTIONS: dict[str, str] = {
+    "reward_model.reward_manager": "reward.reward_manager.name",
+    "reward_model.reward_kwargs": "reward.reward_kwargs",
+    "reward_model.num_workers": "reward.num_workers",
+    "reward_model.reward_loop_source": "reward.reward_manager.source",
+    "reward_model.reward_loop_module_path": "reward.reward_manager.module.path",
+    "reward_model.reward_loop_class_name": "reward.reward_manager.module.name",
+    "reward_model.model.path": "reward.reward_model.model_path",
+    "reward_model.rollout": "reward.reward_model.rollout",
+    "reward_model": "reward.reward_model",
+    "custom_reward_function": "reward.custom_reward_function",
+    "sandbox_fusion": "reward.sandbox_fusion",
+}
+
+
+def _legacy_target(key: str) -> str:
+    for prefix, target in LEGACY_SECTIONS.items():  # most specific first (dict order)
+        if key == prefix or key.startswith(prefix + "."):
+            return target + key[len(prefix):]
+    return ""
+
+
+@rule("RLX107", "legacy reward setting that main_ppo ignores", ERROR, category="schema", explanation="""
+    verl 0.9.1 keeps the old top-level `reward_model.*`, `custom_reward_function.*` and `sandbox_fusion.*` sections in
+    its config, but `verl.trainer.main_ppo` never reads them: only the fully-async entry point migrates them. A DAPO
+    overlong penalty under `reward_model.reward_kwargs`, a reward manager under `reward_model.reward_manager` or a
+    custom reward under `custom_reward_function.path` is silently dropped. The user's intent is lost, so this is an
+    error; the hint gives the key under `reward.` that main_ppo reads.""")
+def legacy_reward(ctx: Context) -> Iterator[Finding]:
+    for ch in ctx.changed:
+        target = _legacy_target(ch.key)
+        if not target or ch.value is None or type(ch.value).__name__ == "_Absent":
+            continue
+        plus = "+" if ctx.get(target) is _missing() else ""
+        yield ctx.finding(
+            ch.key,
+            f"{ch.key}={fmt_value(ch.value)} is a legacy setting that verl 0.9.1's main_ppo never reads: it is "
+            "silently dropped",
+            f"write `{plus}{target}={fmt_value(ch.value)}` instead",
+        )
+
+
+def _missing():
+    from rlx.algorithms.registry import MISSING_VALUE
+
+    return MISSING_VALUE
+
+
+DEPRECATED: dict[str, str] = {
+    f"{A}.ppo_micro_batch_size": f"set {A}.ppo_micro_batch_size_per_gpu instead (the global size is deprecated)",
+    f"{K.ROLLOUT}.log_prob_micro_batch_size": f"set {K.ROLLOUT}.log_prob_micro_batch_size_per_gpu instead",
+    f"{K.REF}.log_prob_micro_batch_size": f"set {K.REF}.log_prob_micro_batch_size_per_gpu instead",
+    "critic.ppo_micro_batch_size": "set critic.ppo_micro_batch_size_per_gpu instead",
+    "data.val_batch_size": "remove it: validation batches are sent to the inference engine whole",
+}
+
+
+@rule("RLX109", "deprecated setting", WARNING, category="schema", explanation="""
+    Settings verl 0.9.1 still accepts but has deprecated: the global micro batch sizes (use the `_per_gpu` forms),
+    `data.val_batch_size` (ignored), and `trainer.use_v1=false` (the legacy trainer, announced for removal).""")
+def deprecated(ctx: Context) -> Iterator[Finding]:
+    for path, hint in DEPRECATED.items():
+        if ctx.value(path) is not None:
+            yield ctx.finding(path, f"{path} is deprecated in verl 0.9.1", hint)
+    if ctx.get(K.USE_V1) is False:
+        yield ctx.finding(K.USE_V1, "trainer.use_v1=false selects verl's legacy trainer (main_ppo_v0), which is "
+                          "deprecated and lacks group filtering", "set trainer.use_v1=true")
+
+
+@rule("RLX110", "broken interpolation", ERROR, category="schema", explanation="""
+    A `${...}` reference that cannot be resolved: it points to a missing key, or it is cyclic. verl resolves the whole
+    config at start-up (`OmegaConf.resolve`) and fails there. Environment references `${oc.env:VAR}` are not resolved
+    here: they describe the cluster, not this machine.""")
+def broken_interpolation(ctx: Context) -> Iterator[Finding]:
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    for ch in ctx.changed:
+        if not (isinstance(ch.value, str) and "${" in ch.value) or "${oc.env:" in ch.value:
+            continue
+        try:
+            OmegaConf.select(ctx.resolved.config, ch.key, throw_on_resolution_failure=True)
+        except OmegaConfBaseException as e:
+            yield ctx.finding(ch.key, f"{ch.key}={ch.value} cannot be resolved: {str(e).splitlines()[0]}",
+                              "point the reference at an existing key, e.g. ${data.max_response_length}")
+
+
+@rule("RLX111", "required value not set", ERROR, category="schema", explanation="""
+    verl marks some keys `???` (mandatory): most importantly `actor_rollout_ref.rollout.name`, which has no default.
+    The job fails at start-up with MissingMandatoryValue. rlx presets set it to vllm.""")
+def mandatory(ctx: Context) -> Iterator[Finding]:
+    from rlx.resolve import leaf_paths
+
+    for key, value in leaf_paths(ctx.resolved.config).items():
+        if value != "???":
+            continue
+        if key.startswith("reward.reward_model.") and not ctx.flag("reward.reward_model.enable"):
+            continue  # only read when a reward model is enabled
+        if key.startswith(("reward_model.", "critic.")) and not (key.startswith("critic.") and ctx.uses_critic):
+            continue
+        hint = f"set {key}=vllm (or sglang, trtllm)" if key.endswith("rollout.name") else f"set {key}"
+        yield ctx.finding(key, f"{key} is required (`???` in verl's config) and not set", hint)
+
+
+# Sections verl turns into strict dataclasses (omega_conf_to_dataclass): a key they lack fails the merge.
+STRICT_ROOTS = ("actor_rollout_ref.", "critic.")
+
+
+@rule("RLX112", "key added to a strict verl section", ERROR, category="schema", explanation="""
+    `+key=value` adds a key Hydra's schema lacks, and Hydra accepts it. But verl turns the actor, rollout, ref, model
+    and critic sections into dataclasses (`omega_conf_to_dataclass`), and a key the dataclass lacks fails that
+    merge inside the job. Free-form maps such as `model.override_config` and `rollout.engine_kwargs` accept new keys;
+    algorithm knobs belong under `algorithm.rlx.*` or `reward.reward_kwargs.*`.""")
+def added_to_strict(ctx: Context) -> Iterator[Finding]:
+    from rlx.resolve import has_key, select
+
+    cfg = ctx.resolved.defaults
+    for path in sorted(ctx.added):
+        if not path.startswith(STRICT_ROOTS):
+            continue
+        parent = path
+        while parent and not has_key(cfg, parent):
+            parent = parent.rpartition(".")[0]
+        node = select(cfg, parent) if parent else None
+        if isinstance(node, dict) and str(node.get("_target_", "")).startswith("verl."):
+            yield ctx.finding(
+                path,
+                f"{path} is not a field of {node['_target_'].rpartition('.')[2]}: verl's dataclass conversion will "
+                "fail inside the job",
+                "remove it, or put algorithm settings under `+algorithm.rlx.<algo>.*`",
+            )

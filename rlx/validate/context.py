@@ -1,0 +1,88 @@
+"""What every check reads: the resolved config, its provenance, verl's defaults, and the algorithms that apply."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from rlx.algorithms.registry import MISSING_VALUE, Algorithm
+from rlx.validate.rules import Finding
+
+
+class Context:
+    """A read-only view of one resolved config for the checks.
+
+    `get(path)` returns the (interpolation-resolved) value or `MISSING_VALUE`; `user_set(path)` says whether a
+    preset, experiment file, command line or file set it (as opposed to verl's default); `source(path)` names who.
+    """
+
+    def __init__(self, resolved, *, algorithms: list[Algorithm] | None = None, inferred: bool = False,
+                 added: set[str] | None = None):
+        self.resolved = resolved
+        self.get = resolved.getter()
+        self.algorithms = list(algorithms or ([resolved.algorithm] if resolved.algorithm else []))
+        self.inferred = inferred  # algorithms guessed from adv_estimator/loss_mode (no preset named one)
+        self.added = added or set()  # paths added with `+` (or present in a file but not in verl's schema)
+
+    # --- values
+    def value(self, path: str, default: Any = None) -> Any:
+        v = self.get(path)
+        return default if v is MISSING_VALUE else v
+
+    def num(self, path: str) -> float | None:
+        """The value as a number, or None when absent, null or not a number (RLX103 reports wrong types)."""
+        v = self.get(path)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return None
+        return v
+
+    def int(self, path: str) -> int | None:
+        v = self.num(path)
+        return int(v) if v is not None and float(v).is_integer() else None
+
+    def flag(self, path: str) -> bool:
+        return self.get(path) is True
+
+    def has(self, path: str) -> bool:
+        return self.get(path) is not MISSING_VALUE
+
+    # --- provenance
+    def user_set(self, path: str) -> bool:
+        return self.resolved.source_of(path).layer != "verl"
+
+    def source(self, path: str) -> str:
+        prov = self.resolved.source_of(path)
+        text = prov.label if prov.layer != "verl" else "verl default"
+        return f"{text} ({prov.where})" if prov.where and prov.layer in ("preset", "experiment", "file") else text
+
+    # --- derived facts verl computes the same way
+    @functools.cached_property
+    def n_gpus(self) -> int | None:
+        per, nodes = self.int("trainer.n_gpus_per_node"), self.int("trainer.nnodes")
+        return per * nodes if per is not None and nodes is not None else None
+
+    @functools.cached_property
+    def uses_critic(self) -> bool:
+        """verl's need_critic: critic.enable when set, else on only for adv_estimator=gae."""
+        enable = self.get("critic.enable")
+        if enable is None or enable is MISSING_VALUE:
+            return self.get("algorithm.adv_estimator") == "gae"
+        return bool(enable)
+
+    @functools.cached_property
+    def uses_ref(self) -> bool:
+        """verl's need_reference_policy: KL in the reward or in the loss."""
+        return self.flag("algorithm.use_kl_in_reward") or self.flag("actor_rollout_ref.actor.use_kl_loss")
+
+    @functools.cached_property
+    def changed(self) -> list:
+        return self.resolved.changed()
+
+    @functools.cached_property
+    def defaults(self) -> dict[str, Any]:
+        from rlx.resolve import leaf_paths
+
+        return leaf_paths(self.resolved.defaults)
+
+    def finding(self, path: str, message: str, hint: str = "", **kw: Any) -> Finding:
+        return Finding(path, message, hint, **kw)
