@@ -83,12 +83,41 @@ def _verbose(argv: list[str]) -> bool:
     return "--verbose" in argv or "-v" in argv or os.environ.get("RLX_VERBOSE", "") not in ("", "0")
 
 
+def _click_classes() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+    """(ClickException, Exit, Abort) classes of both click and the click that typer >= 0.2x vendors as `typer._click`.
+
+    Typer raises its vendored classes, which are not click's: catching only click's turned `rlx nosuch` or an unknown
+    option into an "internal error" (exit 70) instead of a usage error (exit 2).
+    """
+    import click
+    import typer
+
+    errors: list[type] = [click.exceptions.ClickException]
+    exits: list[type] = [click.exceptions.Exit, typer.Exit]
+    aborts: list[type] = [click.exceptions.Abort, typer.Abort]
+    try:
+        from typer._click import exceptions as vendored
+    except ImportError:
+        pass
+    else:
+        errors.append(vendored.ClickException)
+    return tuple(errors), tuple(exits), tuple(aborts)
+
+
+def _usage_text(e) -> str:
+    """A click usage error in rlx's format: `error:` first, then how to get help."""
+    lines = [f"error: {e.format_message()}"]
+    ctx = getattr(e, "ctx", None)
+    if ctx is not None:
+        lines.append(f"hint: `{ctx.command_path} --help` lists the arguments and options")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: run the CLI inside rlx's error boundary."""
-    import click
-
     from rlx.errors import EXIT_INTERRUPTED, EXIT_USAGE, RlxError
 
+    click_errors, click_exits, click_aborts = _click_classes()
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         rv = app(args=args, prog_name="rlx", standalone_mode=False)
@@ -101,12 +130,12 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
         sys.stderr.write(e.render() + "\n")
         code = e.exit_code
-    except click.exceptions.UsageError as e:
-        e.show()
-        code = EXIT_USAGE
-    except click.exceptions.Exit as e:
+    except click_errors as e:
+        sys.stderr.write(_usage_text(e))
+        code = getattr(e, "exit_code", EXIT_USAGE)
+    except click_exits as e:
         code = e.exit_code
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, *click_aborts):
         sys.stderr.write("interrupted\n")
         code = EXIT_INTERRUPTED
     except BrokenPipeError:
