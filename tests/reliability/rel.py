@@ -1,0 +1,247 @@
+"""Helpers for the reliability suite (reliability.md section 6): fault injectors and sink scanners.
+
+Everything here is real: a loopback socket that accepts and never answers (a hung dashboard or tracking server), a
+closed port (connection refused), private Ray heads started with `ray start --head --block` and stopped by PID, real
+signals, a real sqlite MLflow store, and a real full file system (a 2 MiB tmpfs in a private mount namespace) or a
+real failing write (RLIMIT_FSIZE) where mounting is not allowed.
+
+`rlx(...)` runs the real `rlx` executable and records how long it took; with `RLX_RELIABILITY_TIMES=<file>` set, each
+test's measured times are appended there as JSON lines (docs/reliability.md's "measured" column comes from that file).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _root_conftest():
+    """tests/conftest.py (RayHead, free_port, wait_for), loaded by path: tests/ is not a package."""
+    import importlib.util
+
+    name = "rlx_tests_root_conftest"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "conftest.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+_root = _root_conftest()
+RayHead, free_port, wait_for = _root.RayHead, _root.free_port, _root.wait_for
+
+RLX = str(Path(sys.executable).parent / "rlx")
+
+# Deadlines rlx takes from its environment, set low so fault cases fail fast in CI. Each is a documented setting.
+FAST_ENV = {
+    "RLX_RAY_TIMEOUT": "5",  # seconds per Ray Jobs call (default 30)
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "3",
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "PYTHONUNBUFFERED": "1",
+}
+
+# Secret canaries: each is unique, so finding one anywhere is a leak.
+CANARY = {
+    "WANDB_API_KEY": "0123456789abcdef0123456789abcdef01234567",
+    "HF_TOKEN": "hf_canaryHFtoken9f8e7d6c5b4a3",
+    "RAY_AUTH_TOKEN": "raycanarytoken-5f1c9a2e7b",
+    "OPENAI_API_KEY": "sk-canaryOpenAIkey0123456789",
+}
+CONFIG_SECRET = "sk-canaryConfigKey9876543210abc"
+URI_PASSWORD = "canaryUriPassw0rd"
+
+
+def canaries() -> list[str]:
+    return [*CANARY.values(), CONFIG_SECRET, URI_PASSWORD]
+
+
+@dataclass
+class Result:
+    """A finished `rlx` process: exit code, output and how long it ran."""
+
+    args: list[str]
+    code: int
+    out: str
+    err: str
+    seconds: float
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+
+def _record_time(name: str, seconds: float) -> None:
+    path = os.environ.get("RLX_RELIABILITY_TIMES")
+    if path:
+        test = os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0]
+        with open(path, "a") as f:
+            f.write(json.dumps({"test": test, "what": name, "seconds": round(seconds, 3)}) + "\n")
+
+
+def measured(name: str, seconds: float) -> float:
+    """Record a measured time-to-fail for docs/reliability.md and return it."""
+    _record_time(name, seconds)
+    return seconds
+
+
+
+
+def rlx(*args: str, env: dict[str, str], cwd=None, timeout: float = 120, what: str | None = None,
+        preexec=None, stdin=subprocess.DEVNULL) -> Result:
+    """Run the real `rlx` executable; fail the test (not hang) if it outlives `timeout`."""
+    t0 = time.monotonic()
+    p = subprocess.run([RLX, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                       preexec_fn=preexec, stdin=stdin)
+    seconds = time.monotonic() - t0
+    if what:
+        _record_time(what, seconds)
+    return Result([*args], p.returncode, p.stdout, p.stderr, seconds)
+
+
+def assert_clean_error(r: Result, code: int | tuple[int, ...], *, mentions: tuple[str, ...] = ()) -> None:
+    """The rlx error contract: the documented exit code, `error:` first, no traceback, no secret."""
+    codes = (code,) if isinstance(code, int) else code
+    assert r.code in codes, f"exit {r.code}, expected {codes}\nstdout:\n{r.out[-3000:]}\nstderr:\n{r.err[-3000:]}"
+    assert "Traceback" not in r.text, r.text[-3000:]
+    assert re.search(r"^error: ", r.err, re.M), r.err[-3000:]
+    for m in mentions:
+        assert m.lower() in r.err.lower(), f"stderr does not mention {m!r}:\n{r.err[-3000:]}"
+    assert_no_canary(r.text, "rlx output")
+
+
+def assert_no_canary(text: str, where: str) -> None:
+    for c in canaries():
+        assert c not in text, f"secret canary {c[:6]}... leaked into {where}"
+
+
+def scan_tree(root: Path) -> list[str]:
+    """Paths under `root` whose bytes contain a canary (sqlite pages, artifacts, records, logs)."""
+    hits = []
+    needles = [c.encode() for c in canaries()]
+    for p in Path(root).rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            try:
+                data = p.read_bytes()
+            except OSError:
+                continue
+            hits.extend(f"{p}: {n[:6].decode()}..." for n in needles if n in data)
+    return hits
+
+
+class Blackhole:
+    """A TCP server on loopback that accepts every connection and never sends a byte (a hung server)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.accepted = 0
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            self._held.append(conn)  # held open, never answered
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        for c in self._held:
+            c.close()
+        self.sock.close()
+
+
+
+
+
+
+def short_tmp(tag: str) -> Path:
+    """Ray's session dir holds unix sockets (paths <= 107 bytes): a short private dir under /tmp."""
+    d = Path(f"/tmp/rlxrel-{tag}-{os.getpid()}-{free_port()}")
+    d.mkdir()
+    return d
+
+
+
+
+def head_children(head: RayHead) -> list:
+    """The processes the head's `ray start --block` started (found from its PID, never by name)."""
+    import psutil
+
+    try:
+        return psutil.Process(head.proc.pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def stop_head_tree(head: RayHead) -> None:
+    import psutil
+
+    if head.proc is None:
+        return
+    tree = head_children(head)
+    head.stop(timeout=30)
+    gone, alive = psutil.wait_procs(tree, timeout=10)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+
+
+def limit_memory(nbytes: int):
+    """preexec_fn: cap the child's address space (RLIMIT_AS)."""
+
+    def apply():
+        resource.setrlimit(resource.RLIMIT_AS, (nbytes, nbytes))
+
+    return apply
+
+
+def limit_file_size(nbytes: int):
+    """preexec_fn: writes past `nbytes` fail with EFBIG (SIGXFSZ ignored, so the write returns an error)."""
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, nbytes))
+
+    return apply
+
+
+def can_mount_tmpfs() -> bool:
+    """Whether a private tmpfs can be mounted (root, or an unprivileged user namespace)."""
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt 2>/dev/null "
+                            "|| mount -t tmpfs -o size=64k tmpfs /tmp"], capture_output=True, timeout=10)
+    return probe.returncode == 0
+
+
+__all__ = ["Blackhole", "CANARY", "CONFIG_SECRET", "URI_PASSWORD", "Result", "RLX", "assert_clean_error",
+           "assert_no_canary", "canaries", "free_port", "head_children", "limit_file_size", "limit_memory",
+           "measured", "rlx", "scan_tree", "wait_for"]
