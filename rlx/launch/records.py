@@ -1,0 +1,148 @@
+"""Local run records: one small JSON file per run, written atomically before anything is submitted.
+
+A record is the launcher's memory. It is written (temp file, fsync, rename) in state PREPARED as soon as the MLflow run
+exists, moved to SUBMITTING just before the POST to Ray and to SUBMITTED when Ray accepted the job. Whatever happens
+next (Ctrl-C, a crash, a lost network) `rlx runs ls` finds the record and reconciles it with Ray:
+
+    PREPARED -> SUBMITTING -> SUBMITTED -> SUCCEEDED | FAILED | STOPPED | LOST
+         \\-----------\\-> ABORTED (never reached Ray)
+
+Records live in `$RLX_HOME/runs/<run_id>/record.json` (default `RLX_HOME` = `./.rlx` in the working directory), next
+to the resolved config the job reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from rlx.errors import UsageError
+from rlx.fsutil import atomic_write_text
+
+
+class State(str, Enum):
+    PREPARED = "PREPARED"  # MLflow run created, nothing sent to Ray
+    SUBMITTING = "SUBMITTING"  # the submit request may or may not have reached Ray
+    SUBMITTED = "SUBMITTED"  # Ray accepted the job (PENDING or RUNNING there)
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    STOPPED = "STOPPED"
+    LOST = "LOST"  # the cluster forgot the job or is gone: the outcome is unknown
+    ABORTED = "ABORTED"  # interrupted before Ray ever saw the job
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({State.SUCCEEDED, State.FAILED, State.STOPPED, State.LOST, State.ABORTED})
+
+# Ray job status -> record state, and record state -> MLflow run status.
+FROM_RAY = {"SUCCEEDED": State.SUCCEEDED, "FAILED": State.FAILED, "STOPPED": State.STOPPED}
+TO_MLFLOW = {State.SUCCEEDED: "FINISHED", State.FAILED: "FAILED", State.STOPPED: "KILLED", State.LOST: "FAILED",
+             State.ABORTED: "KILLED"}
+
+
+@dataclass
+class RunRecord:
+    """What rlx knows about one launched run. Everything in it has been through redaction."""
+
+    run_id: str  # the MLflow run id (rlx's id for the run)
+    submission_id: str
+    experiment: str
+    experiment_id: str
+    tracking_uri: str
+    address: str  # the Ray dashboard address the job was (or will be) submitted to
+    embedded_head: bool  # True: the head lived only as long as the launching rlx process
+    state: State = State.PREPARED
+    job_status: str | None = None  # Ray's last reported status
+    message: str | None = None
+    algo: str | None = None
+    preset: str | None = None
+    smoke: bool = False
+    run_name: str | None = None
+    entrypoint: str = ""
+    config_path: str = ""
+    token_path: str | None = None  # an embedded head's 0600 token file (the path, never the token)
+    head_pids: list[int] = field(default_factory=list)  # an embedded head's processes, to check they are gone
+    owner_pid: int = field(default_factory=os.getpid)
+    created: float = field(default_factory=time.time)
+    updated: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["state"] = self.state.value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunRecord:
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in d.items() if k in known}
+        data["state"] = State(data.get("state", State.PREPARED))
+        return cls(**data)
+
+
+def home() -> Path:
+    """rlx's state folder: `$RLX_HOME`, else `.rlx` in the working directory (absolute)."""
+    return Path(os.environ.get("RLX_HOME") or Path.cwd() / ".rlx").absolute()
+
+
+def runs_dir() -> Path:
+    return home() / "runs"
+
+
+def run_dir(run_id: str) -> Path:
+    return runs_dir() / run_id
+
+
+def save(record: RunRecord, state: State | None = None, **changes: Any) -> RunRecord:
+    """Update `record` (state and fields) and write it atomically."""
+    if state is not None:
+        record.state = state
+    for k, v in changes.items():
+        setattr(record, k, v)
+    record.updated = time.time()
+    atomic_write_text(run_dir(record.run_id) / "record.json", json.dumps(record.to_dict(), indent=2) + "\n")
+    return record
+
+
+def load(path: Path) -> RunRecord | None:
+    """A record from its file; None (and the file quarantined as `record.json.corrupt`) when unreadable."""
+    try:
+        return RunRecord.from_dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError, KeyError):
+        try:
+            path.rename(path.with_name(path.name + ".corrupt"))
+        except OSError:
+            pass
+        return None
+
+
+def all_records() -> list[RunRecord]:
+    """Every readable record, newest first."""
+    base = runs_dir()
+    if not base.is_dir():
+        return []
+    out = [r for p in base.glob("*/record.json") if (r := load(p)) is not None]
+    return sorted(out, key=lambda r: r.created, reverse=True)
+
+
+def find(ref: str) -> RunRecord:
+    """The record whose run id (or submission id) is `ref` or starts with it; usage error when none or several."""
+    records = all_records()
+    exact = [r for r in records if ref in (r.run_id, r.submission_id)]
+    matches = exact or [r for r in records if r.run_id.startswith(ref) or r.submission_id.startswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise UsageError(f"no run '{ref}' in {runs_dir()}",
+                         hint="`rlx runs ls` lists the runs launched from this directory (or set RLX_HOME)")
+    raise UsageError(f"'{ref}' matches {len(matches)} runs: " + ", ".join(r.run_id[:12] for r in matches[:5]),
+                     hint="give more characters of the run id")
