@@ -56,6 +56,7 @@ from rlx.ops import aepo as _aepo
 from rlx.ops import aspo as _aspo
 from rlx.ops import gepo as _gepo
 from rlx.ops import vapo as _vapo
+from rlx.ops.common import group_index
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +183,14 @@ def _reduce(loss_mat: torch.Tensor, response_mask: torch.Tensor, loss_agg_mode: 
             rollout_is_weights: torch.Tensor | None) -> torch.Tensor:
     if rollout_is_weights is not None:
         loss_mat = loss_mat * rollout_is_weights
-    batch_info = (getattr(config, "global_batch_info", None) or {}) if config is not None else {}
+    batch_info = dict((getattr(config, "global_batch_info", None) or {}) if config is not None else {})
+    if (batch_info.get("dp_size") or 1) <= 1:
+        # Without verl's global counts agg_loss divides by this micro-batch's counts, NaN when the mask is empty;
+        # the same counts floored at 1 give the same loss otherwise and 0 for an empty mask.
+        if batch_info.get("batch_num_tokens") is None:
+            batch_info["batch_num_tokens"] = response_mask.sum().clamp_min(1)
+        if batch_info.get("global_batch_size") is None:
+            batch_info["global_batch_size"] = (response_mask.sum(-1) > 0).sum().clamp_min(1)
     return agg_loss(loss_mat=loss_mat, loss_mask=response_mask, loss_agg_mode=loss_agg_mode, **batch_info)
 
 
@@ -309,10 +317,10 @@ def compute_rlx_aspo_advantage(
     code_pass = _extra("estimator", "code_pass", code_pass)
     lengths = _extra("estimator", "lengths", lengths)
     base = str(opts["base"])
+    gidx, _ = group_index(index, device=token_level_rewards.device)  # factorise string uids once, not per step
     if base in ("grpo", "grpo_vectorized"):
         adv, returns = compute_grpo_vectorized_outcome_advantage(
-            token_level_rewards, response_mask, index, norm_adv_by_std_in_grpo=_cfg(config, "norm_adv_by_std_in_grpo",
-                                                                                    True))
+            token_level_rewards, response_mask, gidx, norm_adv_by_std_in_grpo=_cfg(config, "norm_adv_by_std_in_grpo", True))
     elif base == "gae":
         values = _extra("estimator", "values", values)
         if values is None:
@@ -324,7 +332,7 @@ def compute_rlx_aspo_advantage(
                                                   config=config, index=index)
     if correct is None:
         correct = token_level_rewards.sum(-1) > 0
-    result = _aspo.aspo_bias(adv, response_mask, index, first_code_pos, used_code, correct,
+    result = _aspo.aspo_bias(adv, response_mask, gidx, first_code_pos, used_code, correct,
                              delta=float(opts["delta"]), k=float(opts["k"]), code_pass=code_pass,
                              require_code_pass=bool(opts["require_code_pass"]), lengths=lengths)
     estimator_metrics.clear()
@@ -367,23 +375,45 @@ def compute_rlx_vapo_advantage(
 
 # ---- registration check ------------------------------------------------------------------------------------------
 
+def _loading_problem() -> str | None:
+    """Why verl would not load this plugin by itself in a fresh process (a Ray worker), or None."""
+    from importlib.metadata import entry_points
+
+    modules = [m.strip() for m in os.environ.get("VERL_USE_EXTERNAL_MODULES", "").split(",") if m.strip()]
+    if __name__ in modules:
+        return None
+    policy = os.environ.get("VERL_USE_EXTERNAL_PLUGINS", "auto").strip().lower()
+    if policy == "none":
+        return "VERL_USE_EXTERNAL_PLUGINS=none switches verl's plugin loading off"
+    if policy != "auto" and "rlx" not in [p.strip() for p in policy.split(",")]:
+        return f"VERL_USE_EXTERNAL_PLUGINS={policy} does not list 'rlx'"
+    if not any(ep.name == "rlx" and ep.value == __name__ for ep in entry_points(group="verl.plugins")):
+        return "the 'rlx' entry point of group verl.plugins is not installed in this interpreter"
+    return None
+
+
 def ensure_registered() -> None:
-    """Import verl and check that every rlx loss and estimator is in verl's registries.
+    """Check that verl has rlx's losses and estimators, and that it will load them in fresh processes too.
+
+    Imports verl, then checks (1) every rlx name is in `POLICY_LOSS_REGISTRY` / `ADV_ESTIMATOR_REGISTRY` and (2) verl's
+    own plugin loading will import this module in a new interpreter (Ray workers rely on it): the `verl.plugins`
+    entry point is installed and neither `VERL_USE_EXTERNAL_PLUGINS` nor `VERL_USE_EXTERNAL_MODULES` excludes it.
 
     Raises:
-        RlxError: a name is missing (verl logs plugin import errors only at DEBUG level).
+        RlxError: a name is missing or verl would not load the plugin (verl logs plugin import errors only at DEBUG).
     """
     import verl  # noqa: F401  (loads the verl.plugins entry points)
     from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, POLICY_LOSS_REGISTRY
 
     missing = [n for n in POLICY_LOSSES if n not in POLICY_LOSS_REGISTRY]
     missing += [n for n in ADV_ESTIMATORS if n not in ADV_ESTIMATOR_REGISTRY]
-    if missing:
+    problem = _loading_problem()
+    if missing or problem:
         from rlx.errors import RlxError
 
-        plugins = os.environ.get("VERL_USE_EXTERNAL_PLUGINS", "auto")
+        what = f"{', '.join(missing)} not registered with verl" if missing else problem
         raise RlxError(
-            f"rlx's verl plugin is not loaded: {', '.join(missing)} not registered with verl",
-            where=f"VERL_USE_EXTERNAL_PLUGINS={plugins}",
+            f"rlx's verl plugin is not loaded: {what}",
+            where=f"VERL_USE_EXTERNAL_PLUGINS={os.environ.get('VERL_USE_EXTERNAL_PLUGINS', 'auto')}",
             hint="unset VERL_USE_EXTERNAL_PLUGINS (or include 'rlx' in it) and reinstall rlx in this interpreter "
-            "(`pip install -e .`); `python -c 'import rlx.verl_plugin'` shows the import error")
+            "(`pip install -e .`); `python -c 'import rlx.verl_plugin'` shows an import error if there is one")

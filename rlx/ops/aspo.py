@@ -84,7 +84,7 @@ def aspo_bias(
     shaped_group = (count > 0) & (mean_len > 0) & torch.isfinite(mean_len) & torch.isfinite(mean_pos)
     eligible = eligible & shaped_group[gidx]
 
-    base = seq_mean(advantages.to(torch.float64), response_mask)
+    base = seq_mean(advantages, response_mask).to(torch.float64)
     bound = k * base.abs()
     safe_len = torch.where(shaped_group, mean_len, torch.ones_like(mean_len))[gidx]
     raw = delta * (pos - mean_pos[gidx]) / safe_len

@@ -1,0 +1,417 @@
+"""rlx's verl entrypoint: `python -m rlx.verl_entry <hydra overrides>` runs verl 0.9.1's v1 PPO trainer with the data
+rlx's algorithms need that verl's registries alone cannot pass.
+
+`rlx train` submits this command for algorithms with `needs_rlx_entrypoint` (AEPO, ASPO, GEPO, VAPO); it takes the
+same Hydra overrides as `python -m verl.trainer.main_ppo`. What it adds to verl (docs/algorithms.md section 1, item 4):
+
+1. Before Ray starts: checks that rlx's plugin names are registered (`rlx.verl_plugin.ensure_registered`), requires
+   `trainer.use_v1=true`, and exports the resolved `algorithm.rlx` section as JSON in `RLX_ALGO_CFG`, in this process
+   and in Ray's runtime env, so every worker's plugin reads the same options.
+2. In the TaskRunner: registers `rlx_<mode>` trainers (`RlxTrainerMixin` over verl's registered trainer class for
+   `trainer.v1.trainer_mode`) and switches the mode to it.
+3. `RlxTrainerMixin._compute_advantage` fetches, beside verl's fields, `values`, `old_log_probs`, `entropy`,
+   `extra_fields` and the reward extras (`first_code_pos`, `used_code`, `correct`, `code_pass`, `response_chars`,
+   emitted by the reward function as `reward_extra_info`) from the TransferQueue. It hands the estimator's extras to
+   `rlx_aspo` / `rlx_vapo` through `rlx.verl_plugin.estimator_extras` around verl's own `_compute_advantage`, logs
+   their diagnostics, and writes per-sample fields for the actor: `rlx_gepo_log_denom` (GEPO's per-uid
+   denominator), `rlx_correct` and `rlx_nll_token_share` (VAPO's NLL term).
+4. `RlxTrainerMixin._setup` replaces the actor's loss with `RlxActorLoss`, which opens
+   `rlx.verl_plugin.loss_extras(entropy=..., log_denom=...)` around verl's `ppo_loss` and adds VAPO's
+   positive-example NLL (`algorithm.rlx.vapo.nll_coef`). AEPO uses the current policy's entropy when the actor
+   computes it (`actor.calculate_entropy=true`), else the old policy's (`entropy` field; detached either way).
+
+Critic warm-up is verl's own `trainer.critic_warmup`. The data plumbing is in pure functions (`rlx_needs`,
+`reward_extras`, `estimator_inputs`, `actor_fields`) tested on CPU with verl's TensorDict/DataProto structures.
+This module imports nothing heavy at import time (verl, Ray and Hydra are imported where used).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+REWARD_EXTRA_KEYS = ("first_code_pos", "used_code", "correct", "code_pass", "response_chars")
+GEPO_FIELD = "rlx_gepo_log_denom"
+CORRECT_FIELD = "rlx_correct"
+NLL_SHARE_FIELD = "rlx_nll_token_share"
+TRAINER_PREFIX = "rlx_"
+
+
+# ---- what a config needs --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RlxNeeds:
+    """Which rlx hooks a resolved verl config needs."""
+
+    estimator: str | None  # "rlx_aspo" / "rlx_vapo" or None
+    loss: str | None  # "rlx_aepo" / "rlx_gepo" or None
+    nll_coef: float  # VAPO's positive-example NLL weight (0: off)
+
+    @property
+    def actor_loss(self) -> bool:
+        """The actor needs `RlxActorLoss` (an rlx policy loss or the NLL term)."""
+        return self.loss is not None or self.nll_coef > 0
+
+    @property
+    def active(self) -> bool:
+        return self.estimator is not None or self.actor_loss
+
+
+def _get(node: Any, dotted: str, default: Any = None) -> Any:
+    for part in dotted.split("."):
+        if node is None or not hasattr(node, "get"):
+            return default
+        node = node.get(part, None)
+    return default if node is None else node
+
+
+def rlx_section(config: Any) -> dict[str, Any]:
+    """The resolved `algorithm.rlx` section as a plain dict ({} when absent)."""
+    from rlx.verl_plugin import _plain
+
+    return _plain(_get(config, "algorithm.rlx", {}) or {})
+
+
+def rlx_needs(config: Any) -> RlxNeeds:
+    """Which rlx estimator / loss / NLL term the config selects (pure; reads the verl config only)."""
+    from rlx.verl_plugin import ADV_ESTIMATORS, POLICY_LOSSES, resolve_options
+
+    estimator = str(_get(config, "algorithm.adv_estimator", ""))
+    loss = str(_get(config, "actor_rollout_ref.actor.policy_loss.loss_mode", "vanilla"))
+    nll = float(resolve_options("vapo", _get(config, "algorithm"))["nll_coef"]) if estimator == "rlx_vapo" else 0.0
+    return RlxNeeds(estimator if estimator in ADV_ESTIMATORS else None, loss if loss in POLICY_LOSSES else None, nll)
+
+
+# ---- advantage-side data plumbing (pure: TensorDict / numpy in, tensors out) -----------------------------------------
+
+def _padded(data: Any, key: str) -> Any:
+    value = data[key]
+    return value.to_padded_tensor(0.0) if getattr(value, "is_nested", False) else value
+
+
+def _to_width(tensor: Any, width: int) -> Any:
+    """Right-pad with zeros or cut a [bs, T] tensor to `width` columns (to match the padded log-probs)."""
+    import torch.nn.functional as F
+
+    return F.pad(tensor, (0, max(width - tensor.shape[1], 0)))[:, :width]
+
+
+def _column(values: list[Any]) -> Any:
+    """A list of per-sample reward extras -> numpy array (None kept as NaN for numbers, False for flags)."""
+    import numpy as np
+
+    if all(isinstance(v, bool | np.bool_) or v is None for v in values):
+        return np.array([bool(v) for v in values], dtype=bool)
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+
+def reward_extras(data: Any, n: int) -> dict[str, Any]:
+    """Per-sample reward extras from a fetched TransferQueue TensorDict.
+
+    Reads top-level fields (verl's colocated reward path writes `reward_extra_info` keys as fields) and, where those
+    are absent, `extra_fields[i]["reward_extra_info"]` (the agent-loop path). Returns {key: ndarray[n]} for the keys
+    in `REWARD_EXTRA_KEYS` that are present.
+    """
+    import numpy as np
+
+    out: dict[str, Any] = {}
+    keys = set(data.keys()) if hasattr(data, "keys") else set()
+    for key in REWARD_EXTRA_KEYS:
+        if key in keys:
+            value = data[key]
+            value = value.tolist() if hasattr(value, "tolist") else list(value)
+            out[key] = _column(list(value))
+    if "extra_fields" in keys:
+        rows = data["extra_fields"]
+        rows = rows.tolist() if hasattr(rows, "tolist") else list(rows)
+        infos = []
+        for row in rows:
+            row = getattr(row, "data", row)
+            info = row.get("reward_extra_info", {}) if isinstance(row, Mapping) else {}
+            infos.append(info if isinstance(info, Mapping) else {})
+        for key in REWARD_EXTRA_KEYS:
+            if key not in out and any(key in info for info in infos):
+                out[key] = _column([info.get(key) for info in infos])
+    for key, value in out.items():
+        if len(value) != n:
+            raise ValueError(f"reward extra {key!r} has {len(value)} values for {n} samples")
+    if "first_code_pos" in out:
+        out["first_code_pos"] = np.nan_to_num(out["first_code_pos"], nan=-1.0)
+    return out
+
+
+def _uids(data: Any) -> Any:
+    import numpy as np
+
+    uid = data["uid"]
+    return np.array(uid.tolist() if hasattr(uid, "tolist") else list(uid), dtype=object)
+
+
+def estimator_inputs(data: Any, needs: RlxNeeds) -> dict[str, Any]:
+    """Keyword extras for `rlx.verl_plugin.estimator_extras` from the fetched TensorDict (rows in batch-key order).
+
+    `rlx_vapo` (and `rlx_aspo` with base gae) get `values` padded like verl pads its batch; `rlx_aspo` gets the
+    reward extras (`response_chars` becomes `lengths`, so character positions meet character lengths).
+    """
+    if needs.estimator is None:
+        return {}
+    keys = set(data.keys())
+    n = len(data)
+    out: dict[str, Any] = {}
+    if "values" in keys:
+        out["values"] = _padded(data, "values")
+    if needs.estimator == "rlx_aspo":
+        extras = reward_extras(data, n)
+        for key in ("first_code_pos", "used_code", "correct", "code_pass"):
+            if key in extras:
+                out[key] = extras[key]
+        if "response_chars" in extras:
+            out["lengths"] = extras["response_chars"]
+    return out
+
+
+def _correct(data: Any, n: int) -> Any:
+    import torch
+
+    extras = reward_extras(data, n)
+    if "correct" in extras:
+        return torch.as_tensor(extras["correct"]).reshape(-1).to(torch.float32).nan_to_num(0.0).gt(0).float()
+    return _padded(data, "rm_scores").sum(-1).gt(0).float()
+
+
+def actor_fields(data: Any, needs: RlxNeeds) -> dict[str, Any]:
+    """Per-sample fields the rlx actor loss reads, computed once per batch on the driver.
+
+    - `rlx_gepo_log_denom` [bs]: log Ê_q[q] over each uid group (`rlx.ops.gepo.group_log_denominator`);
+    - `rlx_correct` [bs] and `rlx_nll_token_share` [bs] (the batch's correct-token share, the same in every row):
+      VAPO's NLL normaliser, so micro- and mini-batch losses add up to the paper's mean over correct tokens.
+    """
+    import torch
+
+    from rlx.ops.gepo import group_log_denominator
+
+    out: dict[str, Any] = {}
+    n = len(data)
+    if needs.loss == "rlx_gepo":
+        mask = _padded(data, "response_mask")
+        out[GEPO_FIELD] = group_log_denominator(_padded(data, "old_log_probs"), mask, _uids(data)).float()
+    if needs.nll_coef > 0:
+        correct = _correct(data, n)
+        lengths = _padded(data, "response_mask").sum(-1).float()
+        share = float((lengths * correct).sum() / lengths.sum().clamp_min(1.0))
+        out[CORRECT_FIELD] = correct
+        out[NLL_SHARE_FIELD] = torch.full((n,), share, dtype=torch.float32)
+    return out
+
+
+# ---- the actor loss (runs in the actor workers) ----------------------------------------------------------------------
+
+class RlxActorLoss:
+    """verl actor loss `fn(model_output, data, dp_group=None)`: verl's `ppo_loss` plus rlx's extras.
+
+    Picklable (sent to the workers with `set_loss_fn`). Reads `entropy`, `rlx_gepo_log_denom`, `rlx_correct` and
+    `rlx_nll_token_share` from the micro-batch TensorDict the worker fetched from the TransferQueue.
+    """
+
+    def __init__(self, config: Any, nll_coef: float = 0.0) -> None:
+        self.config = config
+        self.nll_coef = float(nll_coef)
+
+    def __call__(self, model_output: Any, data: Any, dp_group: Any = None) -> tuple[Any, dict[str, Any]]:
+        from verl.workers.utils.losses import ppo_loss
+        from verl.workers.utils.padding import no_padding_2_padding
+
+        from rlx.verl_plugin import loss_extras
+
+        mode = self.config.policy_loss.get("loss_mode", "vanilla")
+        extras: dict[str, Any] = {}
+        log_prob = None
+        if mode == "rlx_aepo":
+            log_prob = no_padding_2_padding(model_output["log_probs"], data)
+            if model_output.get("entropy", None) is not None:
+                entropy = no_padding_2_padding(model_output["entropy"], data)
+            elif "entropy" in data.keys():
+                entropy = _to_width(_padded(data, "entropy"), log_prob.shape[1])
+            else:
+                entropy = None
+            extras["entropy"] = entropy
+        if mode == "rlx_gepo" and GEPO_FIELD in data.keys():
+            extras["log_denom"] = data[GEPO_FIELD]
+        with loss_extras(**extras):
+            loss, metrics = ppo_loss(self.config, model_output, data, dp_group)
+        if self.nll_coef > 0 and CORRECT_FIELD in data.keys():
+            loss = loss + self.nll_coef * self._nll(model_output, data, log_prob, metrics)
+        return loss, metrics
+
+    def _nll(self, model_output: Any, data: Any, log_prob: Any, metrics: dict[str, Any]) -> Any:
+        from verl.workers.utils.padding import no_padding_2_padding
+
+        from rlx.ops.vapo import positive_nll
+
+        if log_prob is None:
+            log_prob = no_padding_2_padding(model_output["log_probs"], data)
+        mask = _to_width(_padded(data, "response_mask"), log_prob.shape[1])
+        info = self.config.global_batch_info or {}
+        total = info.get("batch_num_tokens")
+        dp_size = info.get("dp_size", 1) or 1
+        num_tokens = None
+        if total is not None:  # global mini-batch normaliser: its tokens x the batch's correct-token share / dp size
+            share = float(data[NLL_SHARE_FIELD][0]) if len(data) else 0.0
+            num_tokens = float(total) * share / dp_size
+        nll, nll_metrics = positive_nll(log_prob, mask, data[CORRECT_FIELD], num_tokens=num_tokens)
+        metrics.update(nll_metrics)
+        return nll
+
+
+# ---- the trainer extension (runs in the TaskRunner) -----------------------------------------------------------------
+
+class RlxTrainerMixin:
+    """Mixed in front of verl's v1 trainer class (see the module docstring, items 3 and 4)."""
+
+    def _setup(self) -> None:
+        super()._setup()  # type: ignore[misc]
+        self._rlx_needs = rlx_needs(self.config)  # type: ignore[attr-defined]
+        if self._rlx_needs.actor_loss:
+            self.actor_rollout_wg.set_loss_fn(build_actor_loss(self.config))  # type: ignore[attr-defined]
+
+    def _compute_advantage(self, batch: Any, metrics: dict) -> Any:
+        import transfer_queue as tq
+        from tensordict import TensorDict
+
+        from rlx import verl_plugin
+
+        needs = getattr(self, "_rlx_needs", None) or rlx_needs(self.config)  # type: ignore[attr-defined]
+        if not (needs.estimator or needs.loss == "rlx_gepo" or needs.nll_coef > 0):
+            return super()._compute_advantage(batch, metrics)  # type: ignore[misc]
+        fields = ["uid", "response_mask", "rm_scores", "old_log_probs", "values", "extra_fields", *REWARD_EXTRA_KEYS]
+        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
+        verl_plugin.estimator_metrics.clear()
+        with verl_plugin.estimator_extras(**estimator_inputs(data, needs)):
+            batch = super()._compute_advantage(batch, metrics)  # type: ignore[misc]
+        metrics.update(verl_plugin.estimator_metrics)
+        extra = actor_fields(data, needs)
+        if extra:
+            batch = tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id,
+                                    fields=TensorDict(extra, batch_size=len(batch)))
+        return batch
+
+
+def build_actor_loss(config: Any) -> RlxActorLoss:
+    """`RlxActorLoss` for the actor section of a resolved verl config (same dataclass verl's worker builds)."""
+    from verl.utils.config import omega_conf_to_dataclass
+
+    from rlx.errors import ConfigError
+
+    if _get(config, "distillation.enabled", False):
+        raise ConfigError("rlx's actor loss cannot be combined with verl's distillation loss",
+                          where="distillation.enabled", hint="set distillation.enabled=false for rlx algorithms")
+    actor_cfg = omega_conf_to_dataclass(config.actor_rollout_ref.actor)
+    return RlxActorLoss(actor_cfg, rlx_needs(config).nll_coef)
+
+
+def install_trainer(config: Any) -> str:
+    """Register `rlx_<mode>` (RlxTrainerMixin over verl's trainer for `trainer.v1.trainer_mode`) and select it."""
+    from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY, get_trainer_cls, register_trainer
+
+    mode = str(config.trainer.v1.trainer_mode)
+    if not mode.startswith(TRAINER_PREFIX):
+        name = TRAINER_PREFIX + mode
+        if name not in TRAINER_REGISTRY:
+            base = get_trainer_cls(mode)
+            register_trainer(name)(type(f"Rlx{base.__name__}", (RlxTrainerMixin, base), {}))
+        config.trainer.v1.trainer_mode = name
+        mode = name
+    return mode
+
+
+def task_runner_class() -> Any:
+    """A Ray actor class: verl's TaskRunnerV1 whose `run` installs the rlx trainer first."""
+    import ray
+    from verl.trainer.main_ppo import TaskRunnerV1
+
+    base = TaskRunnerV1.__ray_metadata__.modified_class
+
+    class RlxTaskRunnerV1(base):  # type: ignore[misc, valid-type]
+        def run(self, config: Any) -> Any:
+            from rlx.verl_plugin import ensure_registered
+
+            ensure_registered()
+            install_trainer(config)
+            return super().run(config)
+
+    return ray.remote(RlxTaskRunnerV1)
+
+
+# ---- process entry ----------------------------------------------------------------------------------------------
+
+def export_algo_config(config: Any) -> str:
+    """Put `algorithm.rlx` as JSON into `RLX_ALGO_CFG` here and in Ray's runtime env; returns the JSON."""
+    from omegaconf import open_dict
+
+    from rlx.verl_plugin import ENV_VAR
+
+    text = json.dumps(rlx_section(config), sort_keys=True)
+    os.environ[ENV_VAR] = text
+    ray_init = _get(config, "ray_kwargs.ray_init")
+    if ray_init is not None:
+        with open_dict(config):
+            runtime_env = config.ray_kwargs.ray_init.setdefault("runtime_env", {})
+            env_vars = runtime_env.setdefault("env_vars", {})
+            env_vars[ENV_VAR] = text
+    return text
+
+
+def run(config: Any) -> None:
+    """What `main` does after Hydra composed the config (mirrors verl's `main_ppo.main` with rlx's checks)."""
+    from verl.trainer.main_ppo import run_ppo
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+    from verl.utils.device import auto_set_device
+
+    from rlx.errors import ConfigError
+    from rlx.verl_plugin import ensure_registered
+
+    ensure_registered()
+    if not _get(config, "trainer.use_v1", True):
+        raise ConfigError("rlx's verl entrypoint extends verl's v1 trainer only", where="trainer.use_v1",
+                          hint="set trainer.use_v1=true")
+    auto_set_device(config)
+    validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
+    export_algo_config(config)
+    run_ppo(config, task_runner_class=task_runner_class())
+
+
+def _verl_config_dir() -> str:
+    import importlib.util
+
+    spec = importlib.util.find_spec("verl")
+    if spec is None or not spec.submodule_search_locations:
+        from rlx.errors import ConfigError
+
+        raise ConfigError("verl is not installed in this interpreter", hint="pip install verl==0.9.1")
+    return os.path.join(list(spec.submodule_search_locations)[0], "trainer", "config")
+
+
+def main() -> None:
+    """`python -m rlx.verl_entry <hydra overrides>`: compose verl's `ppo_trainer` config and run it with rlx's hooks."""
+    import sys
+
+    import hydra
+
+    from rlx.errors import RlxError
+
+    def task(config: Any) -> None:
+        try:
+            run(config)
+        except RlxError as exc:  # Hydra would print a traceback and exit 1; rlx prints its error and exit code
+            print(exc.render(), file=sys.stderr)
+            sys.exit(exc.exit_code)
+
+    hydra.main(config_path=_verl_config_dir(), config_name="ppo_trainer", version_base=None)(task)()
+
+
+if __name__ == "__main__":
+    main()
