@@ -4,8 +4,9 @@ Ray is the source of truth for how a job ended (MLflow marks a crashed driver FI
 RUNNING). `reconcile()` moves a local record to its terminal state and sets the MLflow status to match:
 
     Ray SUCCEEDED -> record SUCCEEDED, MLflow FINISHED
-    Ray FAILED    -> record FAILED,    MLflow FAILED   + last 200 log lines as `rlx/job-log-tail.txt`
-    Ray STOPPED   -> record STOPPED,   MLflow KILLED   + log tail
+    Ray FAILED    -> record FAILED,    MLflow FAILED
+    Ray STOPPED   -> record STOPPED,   MLflow KILLED
+    (each with the last 200 log lines as the artifact `rlx/job-log-tail.txt`: `rlx runs logs` falls back to it)
     Ray 404 after SUBMITTED, or the embedded head is gone -> record LOST, MLflow FAILED (tag rlx.job_status=LOST)
     Ray 404 before SUBMITTED                              -> record ABORTED, MLflow KILLED
 """
@@ -82,7 +83,7 @@ def finish(record: RunRecord, state: State, *, client=None, job_status: str | No
     from rlx.launch import tracking
 
     job_status = job_status or state.value
-    tail = log_tail(logs) if logs and state in (State.FAILED, State.STOPPED, State.LOST) else None
+    tail = log_tail(logs) if logs else None
     try:
         tracking.finish(client or _client(record), record.run_id, mlflow_status=TO_MLFLOW[state],
                         job_status=job_status, log_tail=tail, message=message)
@@ -116,12 +117,10 @@ def reconcile(record: RunRecord, *, jobs: Jobs | None = None, client=None) -> Ru
         if record.state is not State.SUBMITTED or record.job_status != status:
             records.save(record, State.SUBMITTED, job_status=status)
         return record
-    logs = None
-    if status != "SUCCEEDED":
-        try:
-            logs = jobs.logs(record.submission_id)
-        except Exception:  # noqa: BLE001 - the tail is a courtesy; Ray's message is in the record anyway
-            logs = info.message or ""
+    try:  # saved for every outcome: an embedded head takes its logs with it
+        logs = jobs.logs(record.submission_id)
+    except Exception:  # noqa: BLE001 - the tail is a courtesy; Ray's message is in the record anyway
+        logs = info.message or ""
     message = info.message if status != "SUCCEEDED" else None
     if message and len(message) > 500:
         message = "..." + message[-500:]

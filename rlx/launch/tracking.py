@@ -42,6 +42,7 @@ _SET_BY_RLX: set[str] = set()
 
 def interactive_http_env() -> None:
     """Make MLflow fail fast (seconds, not minutes) on an unreachable server, for this process only."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     for k, v in INTERACTIVE_HTTP_ENV.items():
         if k not in os.environ:
             os.environ[k] = v

@@ -1,0 +1,298 @@
+"""`rlx runs ls|show|logs|stop`: launched runs, their MLflow runs joined with live Ray job states.
+
+The run list comes from the local run records (`$RLX_HOME/runs`, default `./.rlx/runs`) and from MLflow runs that
+carry rlx's tags. Non-terminal runs are reconciled with Ray on the way (under deadlines): a job that ended gets its
+final MLflow status, a job the cluster forgot (or whose embedded head is gone) becomes LOST.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import typer
+
+from rlx.render import Format
+
+RUNS_EPILOG = """\
+Examples:
+  $ rlx runs ls
+  $ rlx runs ls --format json | jq '.[] | select(.state == "FAILED") | .run_id'
+  $ rlx runs show 8df8872c
+  $ rlx runs logs 8df8872c -f
+  $ rlx runs stop 8df8872c
+"""
+
+runs_app = typer.Typer(name="runs", help="Launched runs: list, inspect, follow logs, stop.", epilog=RUNS_EPILOG,
+                       no_args_is_help=True, rich_markup_mode=None)
+
+
+def _row(record, mlflow_run, live: str | None) -> dict[str, Any]:
+    metrics = mlflow_run.data.metrics if mlflow_run is not None else {}
+    return {
+        "run_id": record.run_id,
+        "state": record.state.value,
+        "ray_status": live or record.job_status,
+        "mlflow_status": mlflow_run.info.status if mlflow_run is not None else None,
+        "algo": record.algo,
+        "experiment": record.experiment,
+        "run_name": record.run_name,
+        "smoke": record.smoke,
+        "step": metrics.get("training/global_step"),
+        "reward": metrics.get("critic/score/mean"),
+        "address": record.address,
+        "submission_id": record.submission_id,
+        "created": record.created,
+        "message": record.message,
+    }
+
+
+class _Clients:
+    """One MLflow client per tracking URI and one Ray client per address, each failure remembered (not retried)."""
+
+    def __init__(self) -> None:
+        self.mlflow: dict[str, Any] = {}
+        self.jobs: dict[str, Any] = {}
+        self.errors: dict[str, str] = {}
+
+    def mlflow_for(self, uri: str):
+        from rlx.errors import RlxError
+        from rlx.launch.tracking import connect
+
+        if uri not in self.mlflow:
+            try:
+                self.mlflow[uri] = connect(uri)
+            except RlxError as e:
+                self.mlflow[uri] = None
+                self.errors[uri] = e.message
+        return self.mlflow[uri]
+
+    def jobs_for(self, record):
+        from rlx.errors import RlxError
+        from rlx.launch.lifecycle import jobs_for
+
+        key = record.address + (record.token_path or "")
+        if key not in self.jobs:
+            try:
+                self.jobs[key] = jobs_for(record)
+            except RlxError as e:
+                self.jobs[key] = None
+                self.errors[record.address] = e.message
+        return self.jobs[key]
+
+
+def _refresh(record, clients: _Clients) -> str | None:
+    """Reconcile one record; returns Ray's live status when it could be asked."""
+    from rlx.errors import RlxError
+    from rlx.launch.lifecycle import owner_alive, reconcile
+
+    if record.state.terminal:
+        return None
+    client = clients.mlflow_for(record.tracking_uri)
+    jobs = None
+    if not (record.embedded_head and not owner_alive(record)) and record.address != "local":
+        jobs = clients.jobs_for(record)
+        if jobs is None:
+            return "UNREACHABLE"
+    try:
+        reconcile(record, jobs=jobs, client=client)
+    except RlxError as e:
+        clients.errors[record.address] = e.message
+        return "UNREACHABLE"
+    return record.job_status
+
+
+def _mlflow_run(record, clients: _Clients):
+    client = clients.mlflow_for(record.tracking_uri)
+    if client is None:
+        return None
+    try:
+        return client.get_run(record.run_id)
+    except Exception:  # noqa: BLE001 - deleted or unreachable: shown as unknown
+        return None
+
+
+def _age(ts: float) -> str:
+    s = int(time.time() - ts)
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= n:
+            return f"{s // n}{unit} ago"
+    return f"{s}s ago"
+
+
+@runs_app.command("ls", epilog=RUNS_EPILOG)
+def ls(
+    all_: bool = typer.Option(False, "--all", "-a", help="Include runs that ended more than a week ago."),
+    format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
+) -> int:
+    """List launched runs with their live Ray job state and MLflow status (reconciling ended jobs)."""
+    from rlx.launch import records
+    from rlx.render import console, emit_json, err_console, fmt_value, table
+
+    clients = _Clients()
+    week = time.time() - 7 * 86400
+    rows = []
+    for record in records.all_records():
+        if not all_ and record.state.terminal and record.updated < week:
+            continue
+        live = _refresh(record, clients)
+        rows.append(_row(record, _mlflow_run(record, clients), live))
+    if format is Format.json:
+        emit_json(rows)
+        return 0
+    if not rows:
+        console().print(f"no runs in {records.runs_dir()} (launch one with `rlx train --algo NAME --smoke`)")
+        return 0
+    console().print(table(
+        None, ["run", "state", "ray", "mlflow", "algo", "experiment", "step", "reward", "created"],
+        [[r["run_id"][:12], r["state"], r["ray_status"] or "-", r["mlflow_status"] or "?", r["algo"] or "-",
+          r["experiment"], "-" if r["step"] is None else int(r["step"]),
+          "-" if r["reward"] is None else fmt_value(round(r["reward"], 4)), _age(r["created"])] for r in rows],
+    ))
+    for where, msg in clients.errors.items():
+        err_console().print(f"[yellow]warning:[/yellow] {where}: {msg}", markup=True, highlight=False)
+    return 0
+
+
+@runs_app.command("show", epilog=RUNS_EPILOG)
+def show(
+    run: str = typer.Argument(..., help="Run id (or a unique prefix, or the submission id)."),
+    format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
+) -> int:
+    """Everything recorded about one run: ids, state, Ray's verdict, MLflow status, latest metrics, artifacts."""
+    from rlx.launch import records
+    from rlx.launch.redact import redact
+    from rlx.render import console, emit_json, fmt_value
+
+    clients = _Clients()
+    record = records.find(run)
+    live = _refresh(record, clients)
+    mrun = _mlflow_run(record, clients)
+    data = _row(record, mrun, live)
+    data.update({"entrypoint": record.entrypoint, "config_path": record.config_path,
+                 "tracking_uri": record.tracking_uri, "experiment_id": record.experiment_id,
+                 "embedded_head": record.embedded_head, "run_dir": str(records.run_dir(record.run_id))})
+    if mrun is not None:
+        data["metrics"] = dict(sorted(mrun.data.metrics.items()))
+        data["tags"] = {k: v for k, v in sorted(mrun.data.tags.items()) if k.startswith(("rlx.", "verl."))}
+        try:
+            client = clients.mlflow_for(record.tracking_uri)
+            data["artifacts"] = [a.path for a in client.list_artifacts(record.run_id, "rlx")]
+        except Exception:  # noqa: BLE001
+            data["artifacts"] = []
+    data["errors"] = dict(clients.errors)
+    data = redact(data)
+    if format is Format.json:
+        emit_json(data)
+        return 0
+    c = console()
+    for key in ("run_id", "state", "ray_status", "mlflow_status", "algo", "experiment", "run_name", "submission_id",
+                "address", "tracking_uri", "run_dir", "message", "entrypoint"):
+        if data.get(key) not in (None, ""):
+            c.print(f"{key:<14} {fmt_value(data[key])}", markup=False, highlight=False, soft_wrap=True)
+    for key, value in (data.get("metrics") or {}).items():
+        c.print(f"  {key:<40} {fmt_value(value)}", markup=False, highlight=False)
+    if data.get("artifacts"):
+        c.print("artifacts      " + ", ".join(data["artifacts"]), markup=False, highlight=False)
+    for where, msg in data["errors"].items():
+        c.print(f"warning: {where}: {msg}", markup=False, highlight=False)
+    return 0
+
+
+@runs_app.command("logs", epilog=RUNS_EPILOG)
+def logs(
+    run: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    follow_: bool = typer.Option(False, "--follow", "-f", help="Keep streaming until the job ends (Ctrl-C stops "
+                                 "following; the job keeps running)."),
+    format: Format = typer.Option(Format.text, "--format", help="Output format (json: the log as one string)."),
+) -> int:
+    """The job's log (secrets redacted). When the cluster is gone, the log tail rlx saved to MLflow."""
+    from rlx.errors import EXIT_INTERRUPTED, RlxError, UnreachableError
+    from rlx.launch import records
+    from rlx.launch.lifecycle import Display, follow, jobs_for
+    from rlx.launch.redact import redact_text
+    from rlx.render import emit_json
+
+    record = records.find(run)
+    try:
+        jobs = jobs_for(record)
+        if follow_ and format is Format.text and not record.state.terminal:
+            try:
+                with Display(json_mode=False) as display:
+                    follow(jobs, record, display, client=_Clients().mlflow_for(record.tracking_uri))
+            except KeyboardInterrupt:
+                return EXIT_INTERRUPTED
+            return 0
+        text = redact_text(jobs.logs(record.submission_id))
+    except RlxError as e:
+        text = _saved_tail(record)
+        if text is None:
+            raise UnreachableError(f"cannot read the logs of {record.run_id}: {e.message}",
+                                   hint="the cluster is unreachable and no log tail was saved to MLflow") from None
+        import sys
+
+        sys.stderr.write(f"note: {e.message}; showing the log tail saved in MLflow\n")
+    if format is Format.json:
+        emit_json({"run_id": record.run_id, "logs": text})
+    else:
+        import sys
+
+        sys.stdout.write(text)
+    return 0
+
+
+def _saved_tail(record) -> str | None:
+    clients = _Clients()
+    client = clients.mlflow_for(record.tracking_uri)
+    if client is None:
+        return None
+    try:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            path = client.download_artifacts(record.run_id, "rlx/job-log-tail.txt", d)
+            return open(path).read()
+    except Exception:  # noqa: BLE001 - no tail saved
+        return None
+
+
+@runs_app.command("stop", epilog=RUNS_EPILOG)
+def stop(
+    run: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    wait: float = typer.Option(45.0, "--wait", help="Seconds to wait for Ray to confirm the job ended."),
+    format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
+) -> int:
+    """Stop a run's job; its MLflow run ends KILLED once Ray confirms the stop."""
+    from rlx.launch import records
+    from rlx.launch.lifecycle import jobs_for, reconcile
+    from rlx.render import console, emit_json
+
+    clients = _Clients()
+    record = records.find(run)
+    _refresh(record, clients)
+    outcome = "already ended"
+    if not record.state.terminal:
+        jobs = jobs_for(record)
+        jobs.stop(record.submission_id)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and jobs.status(record.submission_id) not in ("SUCCEEDED", "FAILED",
+                                                                                        "STOPPED"):
+            time.sleep(0.5)
+        reconcile(record, jobs=jobs, client=clients.mlflow_for(record.tracking_uri))
+        outcome = "stopped" if record.state.terminal else "stop requested"
+    result = {"run_id": record.run_id, "outcome": outcome, "state": record.state.value,
+              "ray_status": record.job_status}
+    if format is Format.json:
+        emit_json(result)
+    elif outcome == "stop requested":
+        console().print(f"stop requested for {record.run_id}; Ray still reports {record.job_status}. A PENDING job "
+                        "may stay PENDING until the cluster's RAY_JOB_START_TIMEOUT_SECONDS; `rlx runs ls` "
+                        "settles it later", markup=False, highlight=False)
+    else:
+        console().print(f"{record.run_id}: {outcome} ({record.state.value}, Ray {record.job_status})",
+                        markup=False, highlight=False)
+    return 0
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(runs_app, name="runs")
