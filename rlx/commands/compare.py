@@ -1,0 +1,139 @@
+"""`rlx compare runs`: which of these runs is better, how, and what differs in their configs.
+
+Thin: parse the options, call `rlx.compare.compare_runs`, render. mlflow, pandas and matplotlib are imported only
+when the command runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+RUNS_EPILOG = """\
+\b
+Examples:
+  $ rlx compare runs --experiment gsm8k --last 4
+  $ rlx compare runs gspo-smoke grpo-smoke                  # by run name (or run id)
+  $ rlx compare runs -e gsm8k --algo gspo,grpo --metric actor/grad_norm:down
+  $ rlx compare runs -e gsm8k --filter "params.`data/train_batch_size` = '256'"
+  $ rlx compare runs -e gsm8k --plot curves.png --smooth 0.6 --html report.html
+  $ rlx compare runs -e gsm8k --format csv --output runs.csv
+  $ rlx compare runs --tracking-uri http://mlflow:5000 -e gsm8k --format json | jq '.runs[].status'
+\b
+Each metric cell is final / best / auc (the curve's mean height, so runs of different lengths compare); the best
+value of a column is marked (* in text, bold elsewhere) by the metric's direction: reward, validation accuracy and
+throughput up, ppo_kl down, response length, entropy and clip fraction neutral. `--metric KEY:up|down` sets a
+direction. Status comes from rlx's job-status tag when present (MLflow's own status misreports crashed and killed
+runs); `algo~` means the algorithm was derived from verl's params.
+"""
+
+compare_app = typer.Typer(
+    help="Compare runs: metrics that understand RL, best values by direction, config diffs, curves.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    epilog="\b\nExamples:\n  $ rlx compare runs --experiment gsm8k --last 4",
+)
+
+
+class CompareFormat(str, Enum):
+    text = "text"
+    json = "json"
+    csv = "csv"
+    md = "md"
+
+
+def _complete_algo(incomplete: str) -> list[str]:
+    from rlx.algorithms import ALGORITHMS
+
+    head, _, last = incomplete.rpartition(",")
+    return [(head + "," if head else "") + n for n in ALGORITHMS.names() if n.startswith(last)]
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+@compare_app.command("runs", epilog=RUNS_EPILOG)
+def runs(
+    selectors: list[str] | None = typer.Argument(None, help="Run ids or run names (default: every run in scope).",
+                                                 show_default=False),
+    experiment: list[str] | None = typer.Option(None, "--experiment", "-e",
+                                                help="MLflow experiment name (verl's trainer.project_name); "
+                                                     "repeatable or comma-separated. Default: all."),
+    algo: list[str] | None = typer.Option(None, "--algo", "-a", help="Keep runs of these algorithms, e.g. gspo,grpo.",
+                                          autocompletion=_complete_algo),
+    filter_string: str = typer.Option("", "--filter", help="MLflow search filter, e.g. \"tags.`rlx.preset` = 'gspo'\"."),
+    last: int | None = typer.Option(None, "--last", "-n", help="Keep the N newest runs."),
+    metric: list[str] | None = typer.Option(None, "--metric", "-m",
+                                            help="Add a metric column (repeatable); KEY:up|down|neutral sets its "
+                                                 "direction. With --plot these are the plotted metrics."),
+    format: CompareFormat = typer.Option(CompareFormat.text, "--format", "-f", help="Output format."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the table (in --format) to this file."),
+    plot: Path | None = typer.Option(None, "--plot", help="Write a PNG of the curves (metrics against step)."),
+    smooth: float = typer.Option(0.0, "--smooth", help="EMA smoothing for --plot/--html curves, in [0, 1)."),
+    html_path: Path | None = typer.Option(None, "--html", help="Write one self-contained HTML report."),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri",
+                                            help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else "
+                                                 "sqlite:///<cwd>/mlflow.db)."),
+) -> int:
+    """Compare MLflow runs (rlx's and plain verl's): metrics table, best values, config diff, curves."""
+    from rlx.compare import compare_runs, parse_metric_option
+    from rlx.compare import report as R
+    from rlx.compare.metrics import REWARD, VAL_CORE_PREFIX
+    from rlx.fsutil import atomic_write_text
+    from rlx.render import dumps
+
+    extra = [parse_metric_option(m) for m in metric or []]
+    cmp = compare_runs(list(selectors or []), experiments=_split(experiment), algos=_split(algo),
+                       filter_string=filter_string, last=last, metrics=extra, tracking_uri=tracking_uri)
+
+    png = None
+    if plot or html_path:
+        from rlx.compare import plot as P
+
+        keys = [m.key for m in extra] or [m.key for m in cmp.metrics
+                                          if m.key == REWARD or m.key.startswith(VAL_CORE_PREFIX)]
+        figure = P.render(cmp, keys or [REWARD], smooth=smooth)
+        png = figure.png
+        if plot:
+            P.write_png(figure, plot)
+            _say(f"wrote {plot} ({figure.lines} line(s) in {len(figure.panels)} panel(s))")
+    if html_path:
+        atomic_write_text(html_path, R.to_html(cmp, png))
+        _say(f"wrote {html_path}")
+
+    if format is CompareFormat.text and output is None:
+        from rich.console import Console
+
+        R.render_text(cmp, Console(highlight=False, width=None if sys.stdout.isatty() else 240))
+        return 0
+    text = {CompareFormat.json: lambda: dumps(R.to_json(cmp)) + "\n", CompareFormat.csv: lambda: R.to_csv(cmp),
+            CompareFormat.md: lambda: R.to_markdown(cmp)}.get(format)
+    if text is None:  # text into a file: the same table without colours
+        import io
+
+        from rich.console import Console
+
+        buf = io.StringIO()
+        R.render_text(cmp, Console(file=buf, width=240, no_color=True, highlight=False))
+        body = buf.getvalue()
+    else:
+        body = text()
+    if output is not None:
+        atomic_write_text(output, body)
+        _say(f"wrote {output}")
+    else:
+        sys.stdout.write(body)
+        sys.stdout.flush()
+    return 0
+
+
+def _say(text: str) -> None:
+    sys.stderr.write(text + "\n")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(compare_app, name="compare")

@@ -1,0 +1,116 @@
+"""Config diff: only the keys that differ among runs, grouped by config section, with rlx's provenance.
+
+Params come from MLflow as verl logs them: the whole resolved config flattened with `/` (lists as `key/0`, `key/1`
+and `key/list_len`). rlx's own params live under `rlx/`. Keys are shown as verl dotted paths
+(`actor_rollout_ref.actor.clip_ratio_high`), the form users type in overrides and the form of rlx's provenance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+RLX_PARAM_PREFIX = "rlx/"
+RLX_SECTION = "rlx"
+ABSENT = None  # a key a run did not log
+
+
+def dotted(param_key: str) -> str:
+    """verl's `/`-flattened param key as a dotted config path; rlx's own params keep their `rlx/` form."""
+    return param_key if param_key.startswith(RLX_PARAM_PREFIX) else param_key.replace("/", ".")
+
+
+def section_of(key: str) -> str:
+    """The config section a key belongs to: its first component, or the first two under actor_rollout_ref."""
+    if key.startswith(RLX_PARAM_PREFIX):
+        return RLX_SECTION
+    parts = key.split(".")
+    if parts[0] == "actor_rollout_ref" and len(parts) > 2:
+        return ".".join(parts[:2])
+    return parts[0] if len(parts) > 1 else "(top level)"
+
+
+@dataclass
+class DiffEntry:
+    """One differing key: each run's value (None when the run did not log it) and where it came from."""
+
+    key: str
+    section: str
+    values: dict[str, str | None]
+    provenance: dict[str, dict[str, Any]] = field(default_factory=dict)  # run_id -> {source, reason, where}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "section": self.section, "values": self.values, "provenance": self.provenance}
+
+
+@dataclass
+class ConfigDiff:
+    """The differing keys in config order, how many keys were identical, and which runs had no params at all."""
+
+    entries: list[DiffEntry]
+    identical: int
+    without_params: list[str]
+
+    @property
+    def keys(self) -> list[str]:
+        return [e.key for e in self.entries]
+
+    def sections(self) -> dict[str, list[DiffEntry]]:
+        out: dict[str, list[DiffEntry]] = {}
+        for e in self.entries:
+            out.setdefault(e.section, []).append(e)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"keys": len(self.entries), "identical": self.identical, "runs_without_params": self.without_params,
+                "sections": {s: [e.to_dict() for e in es] for s, es in self.sections().items()}}
+
+
+def _provenance_for(key: str, prov: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The record that set `key` or its nearest parent (a list is recorded whole); absent means verl's default."""
+    probe = key
+    while probe:
+        if probe in prov:
+            p = prov[probe]
+            return {k: p.get(k) for k in ("source", "reason", "where") if p.get(k) not in (None, "")}
+        probe = probe.rpartition(".")[0]
+    return {"source": "verl default"}
+
+
+def config_diff(run_ids: Sequence[str], params: Mapping[str, Mapping[str, str]],
+                provenance: Mapping[str, Sequence[Mapping[str, Any]] | None] | None = None, *,
+                param_counts: Mapping[str, int] | None = None, total_keys: int | None = None) -> ConfigDiff:
+    """The keys whose value differs among `run_ids` (a key logged by some runs only counts as differing).
+
+    Runs that logged no params at all are left out of the diff (every key would "differ") and listed in
+    `without_params`. Provenance is attached for runs that carry rlx's provenance artifact. `params` may hold only
+    the candidate keys (the store found the differing ones); `param_counts` then says which runs have params and
+    `total_keys` how many distinct keys there are, for the "identical" count.
+    """
+    provenance = provenance or {}
+    has = (lambda r: bool(param_counts.get(r))) if param_counts is not None else (lambda r: bool(params.get(r)))
+    with_params = [r for r in run_ids if has(r)]
+    without = [r for r in run_ids if not has(r)]
+    order: dict[str, None] = {}
+    for r in with_params:
+        order.update(dict.fromkeys(params[r]))
+    prov_maps = {r: {p["key"]: p for p in provenance[r] or ()} for r in with_params if provenance.get(r) is not None}
+    entries: list[DiffEntry] = []
+    identical = 0
+    for pkey in order:
+        vals = [params[r].get(pkey) for r in with_params]
+        if all(v == vals[0] for v in vals) and vals[0] is not None:
+            identical += 1
+            continue
+        key = dotted(pkey)
+        entry = DiffEntry(key, section_of(key), dict(zip(with_params, vals, strict=True)))
+        if not pkey.startswith(RLX_PARAM_PREFIX):
+            entry.provenance = {r: _provenance_for(key, pm) for r, pm in prov_maps.items()}
+        entries.append(entry)
+    # Group by section, keeping config order inside each section.
+    rank = {s: i for i, s in enumerate(dict.fromkeys(e.section for e in entries))}
+    entries.sort(key=lambda e: rank[e.section])
+    if total_keys is not None:
+        identical = total_keys - len(entries)
+    return ConfigDiff(entries, identical, without)

@@ -1,0 +1,267 @@
+"""Renderers for a `Comparison`: a rich table for terminals, JSON, CSV, Markdown and a self-contained HTML page.
+
+Every renderer shows the same facts: one row per run (name, algorithm, status, steps, duration, reward sparkline,
+final / best / AUC of each metric column, marks), the best value of each column highlighted according to the
+metric's direction, and the config diff grouped by section.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import math
+from typing import Any
+
+from rlx.compare.core import Comparison, RunRow
+from rlx.compare.metrics import STATS, Direction, MetricSpec
+
+MISSING = "—"  # the run did not log this metric
+LEGEND = ("each metric cell: final / best / auc (mean height of the curve); * best in its column; "
+          "↑ higher is better, ↓ lower is better, · neutral (never highlighted); — missing")
+
+
+def fmt_num(value: float | None) -> str:
+    if value is None:
+        return MISSING
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.4g}"
+
+
+def fmt_duration(seconds: float | None, ongoing: bool = False) -> str:
+    if seconds is None:
+        return MISSING
+    s = int(round(seconds))
+    text = f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+    return text + ("+" if ongoing else "")
+
+
+def algo_text(row: RunRow) -> str:
+    """The algorithm, with `~` when derived from verl's params rather than recorded by rlx."""
+    if not row.algorithm:
+        return "?"
+    return row.algorithm + ("~" if row.algorithm_source == "params" else "")
+
+
+def header(m: MetricSpec) -> str:
+    return f"{m.label} {m.direction.arrow}"
+
+
+def _is_best(cmp: Comparison, row: RunRow, key: str, stat: str) -> bool:
+    return row.run_id in cmp.best.get(key, {}).get(stat, ())
+
+
+def _cell_parts(cmp: Comparison, row: RunRow, m: MetricSpec) -> list[tuple[str, bool]]:
+    """[(text, is_best)] for final, best (directional metrics only) and auc."""
+    s = row.summaries.get(m.key)
+    if s is None:
+        return [(MISSING, False)]
+    stats = [st for st in STATS if not (st == "best" and m.direction is Direction.NEUTRAL)]
+    return [(fmt_num(s.get(st)), _is_best(cmp, row, m.key, st)) for st in stats]
+
+
+# ---- text (rich) --------------------------------------------------------------------------------------------------
+
+
+def render_text(cmp: Comparison, console) -> None:
+    """Print the table, the legend, the notes and the config diff to a rich console."""
+    from rich.table import Table
+    from rich.text import Text
+
+    t = Table(title=f"{len(cmp.rows)} run(s) from {cmp.tracking_uri}", title_justify="left", show_lines=True)
+    for col in ("run", "algo", "status", "steps", "time", "reward"):
+        t.add_column(col, overflow="fold")
+    for m in cmp.metrics:
+        t.add_column(header(m), justify="right", overflow="fold")
+    t.add_column("marks", overflow="fold", max_width=40)
+    for row in cmp.rows:
+        cells: list[Any] = [Text(row.label), Text(algo_text(row)), Text(row.status, style=_status_style(row.status)),
+                            Text(fmt_num(row.steps) if row.steps is not None else MISSING),
+                            Text(fmt_duration(row.duration_s, row.ongoing)), Text(row.spark or MISSING)]
+        for m in cmp.metrics:
+            text = Text()
+            for i, (part, best) in enumerate(_cell_parts(cmp, row, m)):
+                if i:
+                    text.append("\n")
+                text.append(part + ("*" if best else ""), style="bold green" if best else "")
+            cells.append(text)
+        cells.append(Text("; ".join(row.marks), style="yellow" if row.marks else ""))
+        t.add_row(*cells)
+    console.print(t)
+    console.print(Text(LEGEND + "; algo~ derived from verl params", style="dim"))
+    for note in cmp.notes:
+        console.print(Text("note: " + note, style="yellow"))
+    render_diff_text(cmp, console)
+
+
+def _status_style(status: str) -> str:
+    if status in ("SUCCEEDED", "FINISHED"):
+        return "green"
+    if status.startswith("RUNNING") or status in ("PENDING", "SCHEDULED"):
+        return "cyan"
+    return "red"
+
+
+def render_diff_text(cmp: Comparison, console) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    d = cmp.diff
+    if len(cmp.rows) < 2:
+        return
+    if not d.entries:
+        console.print(Text(f"config: all {d.identical} keys identical", style="dim"))
+        return
+    rows = [r for r in cmp.rows if r.run_id not in d.without_params]
+    t = Table(title=f"config diff: {len(d.entries)} key(s) differ, {d.identical} identical", title_justify="left")
+    t.add_column("key", overflow="fold")
+    for r in rows:
+        t.add_column(r.label, overflow="fold")
+    for section, entries in d.sections().items():
+        t.add_row(Text(f"[{section}]", style="bold"), *["" for _ in rows])
+        for e in entries:
+            cells = []
+            for r in rows:
+                v = e.values.get(r.run_id)
+                text = Text(MISSING if v is None else v)
+                prov = e.provenance.get(r.run_id)
+                if prov and prov.get("source") and prov["source"] != "verl default":
+                    text.append(f"\n({prov['source']}" + (f": {prov['reason']}" if prov.get("reason") else "") + ")",
+                                style="dim")
+                cells.append(text)
+            t.add_row(Text("  " + e.key[len(section) + 1:] if e.key.startswith(section + ".") else "  " + e.key),
+                      *cells)
+    console.print(t)
+
+
+# ---- JSON, CSV, Markdown -----------------------------------------------------------------------------------------
+
+
+def to_json(cmp: Comparison) -> dict[str, Any]:
+    return cmp.to_dict()
+
+
+def to_csv(cmp: Comparison) -> str:
+    """One row per run; each metric gives `<key>:final`, `<key>:best`, `<key>:auc` columns (empty when missing)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    head = ["run_id", "name", "experiment", "algorithm", "algorithm_source", "status", "steps", "duration_s"]
+    for m in cmp.metrics:
+        head += [f"{m.key}:{st}" for st in STATS]
+    head += ["best_in", "marks"]
+    w.writerow(head)
+    for r in cmp.rows:
+        line: list[Any] = [r.run_id, r.info.name, r.info.experiment, r.algorithm or "", r.algorithm_source, r.status,
+                           "" if r.steps is None else r.steps, "" if r.duration_s is None else round(r.duration_s, 3)]
+        wins = []
+        for m in cmp.metrics:
+            s = r.summaries.get(m.key)
+            for st in STATS:
+                v = s.get(st) if s else None
+                line.append("" if v is None else repr(v) if isinstance(v, float) else v)
+                if _is_best(cmp, r, m.key, st):
+                    wins.append(f"{m.key}:{st}")
+        line += [" ".join(wins), "; ".join(r.marks)]
+        w.writerow(line)
+    return buf.getvalue()
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(cmp: Comparison) -> str:
+    """A GitHub-flavoured Markdown table (best values in bold) followed by the config diff."""
+    cols = ["run", "algo", "status", "steps", "time", "reward"] + [header(m) for m in cmp.metrics] + ["marks"]
+    lines = ["| " + " | ".join(_md_escape(c) for c in cols) + " |", "|" + "---|" * len(cols)]
+    for r in cmp.rows:
+        cells = [r.label, algo_text(r), r.status, fmt_num(r.steps) if r.steps is not None else MISSING,
+                 fmt_duration(r.duration_s, r.ongoing), r.spark or MISSING]
+        for m in cmp.metrics:
+            cells.append(" / ".join(f"**{p}**" if b else p for p, b in _cell_parts(cmp, r, m)))
+        cells.append("; ".join(r.marks))
+        lines.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
+    lines += ["", f"_{LEGEND}; algo~ derived from verl params_"]
+    lines += [f"> note: {_md_escape(n)}" for n in cmp.notes]
+    d = cmp.diff
+    if len(cmp.rows) > 1:
+        lines += ["", f"### Config diff: {len(d.entries)} key(s) differ, {d.identical} identical", ""]
+        rows = [r for r in cmp.rows if r.run_id not in d.without_params]
+        if d.entries:
+            lines.append("| key | " + " | ".join(_md_escape(r.label) for r in rows) + " |")
+            lines.append("|" + "---|" * (len(rows) + 1))
+            for e in d.entries:
+                vals = []
+                for r in rows:
+                    v = e.values.get(r.run_id)
+                    src = (e.provenance.get(r.run_id) or {}).get("source")
+                    vals.append((MISSING if v is None else f"`{v}`") + (f" ({src})" if src and src != "verl default"
+                                                                          else ""))
+                lines.append(f"| `{e.key}` | " + " | ".join(_md_escape(v) for v in vals) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# ---- HTML ----------------------------------------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:13px}
+th,td{border:1px solid #ccc;padding:4px 8px;vertical-align:top}
+th{background:#f3f3f3;text-align:left} td.num{text-align:right;font-variant-numeric:tabular-nums}
+.best{font-weight:bold;color:#0a7a2f} .mark{color:#a65e00} .dim{color:#777;font-size:11px}
+.spark{font-family:monospace;letter-spacing:-1px} tr.section td{background:#fafafa;font-weight:bold}
+img{max-width:100%;border:1px solid #ddd}
+"""
+
+
+def to_html(cmp: Comparison, png: bytes | None = None, title: str = "rlx compare runs") -> str:
+    """One self-contained page (inline CSS, the plot as a data: URI): the table, the plot and the config diff."""
+    import base64
+
+    e = html.escape
+    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{_CSS}</style>"
+           "</head><body>", f"<h1>{e(title)}</h1>",
+           f"<p class='dim'>{len(cmp.rows)} run(s) from {e(cmp.tracking_uri)}</p>", "<table><tr>"]
+    cols = ["run", "algo", "status", "steps", "time", "reward"] + [header(m) for m in cmp.metrics] + ["marks"]
+    out += [f"<th>{e(c)}</th>" for c in cols] + ["</tr>"]
+    for r in cmp.rows:
+        out.append("<tr>")
+        out += [f"<td title='{e(r.run_id)}'>{e(r.label)}</td>", f"<td>{e(algo_text(r))}</td>",
+                f"<td>{e(r.status)}</td>", f"<td class='num'>{e(fmt_num(r.steps) if r.steps is not None else MISSING)}"
+                "</td>", f"<td class='num'>{e(fmt_duration(r.duration_s, r.ongoing))}</td>",
+                f"<td class='spark'>{e(r.spark or MISSING)}</td>"]
+        for m in cmp.metrics:
+            parts = [f"<span class='best'>{e(p)}</span>" if b else e(p) for p, b in _cell_parts(cmp, r, m)]
+            out.append("<td class='num'>" + "<br>".join(parts) + "</td>")
+        out.append(f"<td class='mark'>{e('; '.join(r.marks))}</td></tr>")
+    out.append("</table>")
+    out.append(f"<p class='dim'>{e(LEGEND)}; algo~ derived from verl params</p>")
+    out += [f"<p class='mark'>note: {e(n)}</p>" for n in cmp.notes]
+    if png:
+        out.append("<h2>Curves</h2><img alt='metric curves' src='data:image/png;base64,"
+                   + base64.b64encode(png).decode("ascii") + "'>")
+    d = cmp.diff
+    if len(cmp.rows) > 1:
+        out.append(f"<h2>Config diff</h2><p class='dim'>{len(d.entries)} key(s) differ, {d.identical} identical</p>")
+        rows = [r for r in cmp.rows if r.run_id not in d.without_params]
+        if d.entries:
+            out.append("<table><tr><th>key</th>" + "".join(f"<th>{e(r.label)}</th>" for r in rows) + "</tr>")
+            for section, entries in d.sections().items():
+                out.append(f"<tr class='section'><td colspan='{len(rows) + 1}'>{e(section)}</td></tr>")
+                for en in entries:
+                    cells = []
+                    for r in rows:
+                        v = en.values.get(r.run_id)
+                        prov = en.provenance.get(r.run_id) or {}
+                        src = prov.get("source")
+                        extra = (f"<br><span class='dim'>{e(src)}" + (f": {e(prov['reason'])}" if prov.get("reason")
+                                                                       else "") + "</span>") \
+                            if src and src != "verl default" else ""
+                        cells.append(f"<td>{e(MISSING if v is None else v)}{extra}</td>")
+                    out.append(f"<tr><td><code>{e(en.key)}</code></td>{''.join(cells)}</tr>")
+            out.append("</table>")
+    out.append("</body></html>")
+    return "\n".join(out)
