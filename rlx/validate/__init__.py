@@ -136,7 +136,12 @@ def _parse_each(overrides: list[str]) -> tuple[list[str], list[Problem]]:
             parse([text])
             good.append(text)
         except ConfigError as e:
-            problems.append(_from_error(e, path=_override_path(text), source=f"command line: {text}"))
+            p = _from_error(e, path=_override_path(text), source=f"command line: {text}")
+            key, _, value = text.partition("=")
+            if "~" in value and not value.startswith(("'", '"')):
+                # Hydra reads `~` as its delete operator, so a home-relative path must be quoted
+                p = Problem(p.code, p.severity, p.path, p.message, f"quote the value: {key}='{value}'", p.source)
+            problems.append(p)
     return good, problems
 
 
@@ -209,7 +214,7 @@ def _unknown_file_keys(resolved, doc) -> list[Problem]:
     from rlx.resolve import leaf_paths
     from rlx.validate.checks.schema import STRICT_ROOTS
 
-    base = leaf_paths(resolved.defaults)
+    base = resolved.default_leaves
     out = []
     for key in leaf_paths(resolved.config):
         if key in base or key.startswith(STRICT_ROOTS) or key.startswith(FREE_PREFIXES):

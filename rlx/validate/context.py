@@ -22,7 +22,7 @@ class Context:
         self.get = resolved.getter()
         self.algorithms = list(algorithms or ([resolved.algorithm] if resolved.algorithm else []))
         self.inferred = inferred  # algorithms guessed from adv_estimator/loss_mode (no preset named one)
-        self.added = added or set()  # paths added with `+` (or present in a file but not in verl's schema)
+        self._added = added
 
     # --- values
     def value(self, path: str, default: Any = None) -> Any:
@@ -79,10 +79,25 @@ class Context:
         return self.resolved.changed()
 
     @functools.cached_property
-    def defaults(self) -> dict[str, Any]:
-        from rlx.resolve import leaf_paths
+    def added(self) -> set[str]:
+        """Leaf paths verl's schema lacks: added with `+key=`, or present in a verl config file."""
+        if self._added is not None:
+            return self._added
+        return {ch.key for ch in self.changed if type(ch.default).__name__ == "_Absent"}
 
-        return leaf_paths(self.resolved.defaults)
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """verl's defaults as {dotted path: raw value}."""
+        return self.resolved.default_leaves
+
+    @functools.cached_property
+    def default_nodes(self) -> set[str]:
+        """Every path in verl's defaults that is a leaf or a section."""
+        out: set[str] = set()
+        for key in self.defaults:
+            parts = key.split(".")
+            out.update(".".join(parts[: i + 1]) for i in range(len(parts)))
+        return out
 
     def finding(self, path: str, message: str, hint: str = "", **kw: Any) -> Finding:
         return Finding(path, message, hint, **kw)

@@ -30,8 +30,8 @@ def total_gpus(ctx: Context) -> Iterator[Finding]:
 
 @rule("RLX502", "rollout parallelism does not fit a node", ERROR, category="resources", explanation="""
     Each rollout replica uses tensor x data x pipeline parallel GPUs. verl places replicas on the GPUs of the
-    trainer's nodes, so a replica must divide the GPUs of one node (tensor parallelism across nodes is not
-    supported) and the total GPU count must hold whole replicas.""")
+    trainer's nodes: a replica must divide the GPUs of one node, or (multi-node tensor parallelism) span whole nodes
+    and divide the total GPU count.""")
 def rollout_layout(ctx: Context) -> Iterator[Finding]:
     per = ctx.int(K.GPUS_PER_NODE)
     tp = ctx.int(f"{R}.tensor_model_parallel_size")
@@ -40,12 +40,14 @@ def rollout_layout(ctx: Context) -> Iterator[Finding]:
     if not per or per < 1 or not tp or tp < 1:
         return
     size = tp * dp * pp
-    if size > per or per % size:
+    n_gpus = ctx.n_gpus or per
+    fits = per % size == 0 if size <= per else size % per == 0 and n_gpus % size == 0
+    if not fits:
         path = f"{R}.tensor_model_parallel_size"
         yield ctx.finding(
             path,
-            f"a rollout replica needs tensor x data x pipeline = {tp} x {dp} x {pp} = {size} GPUs, which does not "
-            f"divide the {per} GPUs per node",
+            f"a rollout replica needs tensor x data x pipeline = {tp} x {dp} x {pp} = {size} GPUs, which neither "
+            f"divides the {per} GPUs per node nor spans whole nodes",
             f"set {path} to a divisor of trainer.n_gpus_per_node ({', '.join(str(d) for d in _divisors(per))})",
         )
 

@@ -7,6 +7,7 @@ default is null, so verl is never imported here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -49,7 +50,14 @@ NULL_DEFAULT_TYPES: dict[str, type] = {
 }
 
 
+# Keys whose default is an int but that verl reads as counts: anything else with an int default also takes floats
+# (`entropy_coeff: 0` is a float field in ActorConfig).
+_INT_NAME = re.compile(r"(^n$|size|epochs|steps|length|_len|freq|nnodes|gpus|num_|rank|batch|workers|seed|_k$|limit)")
+
+
 def _expected_type(key: str, default: Any) -> type | None:
+    if isinstance(default, int) and not isinstance(default, bool) and not _INT_NAME.search(key.rpartition(".")[2]):
+        return float
     if isinstance(default, str) and "${" in default:
         return None  # an interpolation: its type is the target's
     if default is None:
@@ -79,7 +87,8 @@ def _fits(value: Any, expected: type) -> bool:
     if expected is float:
         return not isinstance(value, bool) and isinstance(value, (int, float))
     if expected is str:
-        return isinstance(value, (str, int, float)) and not isinstance(value, bool)
+        # verl reads some string keys as "a path or a list of paths" (data.train_files)
+        return isinstance(value, (str, int, float, list)) and not isinstance(value, bool)
     if expected is list:
         return isinstance(value, (list, str))  # verl accepts one string for list keys (trainer.logger=console)
     if expected is dict:
@@ -306,20 +315,17 @@ STRICT_ROOTS = ("actor_rollout_ref.", "critic.")
     merge inside the job. Free-form maps such as `model.override_config` and `rollout.engine_kwargs` accept new keys;
     algorithm knobs belong under `algorithm.rlx.*` or `reward.reward_kwargs.*`.""")
 def added_to_strict(ctx: Context) -> Iterator[Finding]:
-    from rlx.resolve import has_key, select
-
-    cfg = ctx.resolved.defaults
     for path in sorted(ctx.added):
         if not path.startswith(STRICT_ROOTS):
             continue
-        parent = path
-        while parent and not has_key(cfg, parent):
+        parent = path.rpartition(".")[0]
+        while parent and parent not in ctx.default_nodes:
             parent = parent.rpartition(".")[0]
-        node = select(cfg, parent) if parent else None
-        if isinstance(node, dict) and str(node.get("_target_", "")).startswith("verl."):
+        target = ctx.defaults.get(f"{parent}._target_")
+        if isinstance(target, str) and target.startswith("verl."):
             yield ctx.finding(
                 path,
-                f"{path} is not a field of {node['_target_'].rpartition('.')[2]}: verl's dataclass conversion will "
-                "fail inside the job",
+                f"{path} is not a field of {target.rpartition('.')[2]}: verl's dataclass conversion will fail inside "
+                "the job",
                 "remove it, or put algorithm settings under `+algorithm.rlx.<algo>.*`",
             )
