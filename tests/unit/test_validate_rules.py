@@ -1,0 +1,175 @@
+"""The rule registry, the report model and renderers, ignore/strict, and every built-in preset validating clean."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from rlx.algorithms import ALGORITHMS
+from rlx.algorithms.registry import Severity
+from rlx.presets import builtin_names
+from rlx.validate import validate_source
+from rlx.validate.report import Problem, Report, render_github, render_text
+from rlx.validate.rules import CATEGORIES, RULES, all_rules, get_rule
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name", builtin_names())
+def test_every_builtin_preset_validates_with_zero_errors(name):
+    report = validate_source(preset=name)
+    assert report.errors == [], [p.to_dict() for p in report.errors]
+
+
+@pytest.mark.parametrize("algo", [a.name for a in ALGORITHMS])
+def test_every_algorithm_validates_with_zero_errors(algo):
+    assert validate_source(algo=algo).errors == []
+
+
+def test_rules_are_complete_and_codes_unique():
+    rules = all_rules()
+    codes = [r.code for r in rules]
+    assert len(codes) == len(set(codes))
+    for r in rules:
+        assert re.fullmatch(r"RLX\d{3}", r.code), r.code
+        assert r.title and len(r.explanation) > 30, r.code
+        assert r.category in CATEGORIES
+        digit = {"input": "0", "schema": "1", "verl": "2", "names": "3", "algorithm": "4", "resources": "5"}
+        assert r.code[3] == digit[r.category], f"{r.code} is in the wrong range for {r.category}"
+
+
+def test_rules_list_includes_catalog_constraints():
+    codes = {r.code for r in all_rules()}
+    assert set(ALGORITHMS.constraint_codes()) <= codes
+    assert get_rule("rlx401").origin.startswith("grpo")
+    assert get_rule("RLX201").check is not None
+
+
+def test_unknown_rule_code_is_a_usage_error():
+    from rlx.errors import UsageError
+
+    with pytest.raises(UsageError) as e:
+        get_rule("RLX9999")
+    assert "rlx rules" in e.value.hint
+
+
+def test_problems_name_who_set_the_value():
+    report = validate_source(algo="gspo", overrides=["actor_rollout_ref.rollout.n=2"])
+    (p,) = report.find("RLX402")
+    assert p.source == "command line"
+    report = validate_source(algo="gspo", overrides=["actor_rollout_ref.actor.loss_agg_mode=token-mean"])
+    assert report.find("RLX404")[0].source == "command line"
+    report = validate_source(algo="gspo", overrides=["actor_rollout_ref.actor.clip_ratio_low=0.2"])
+    (p,) = report.find("RLX420")
+    assert p.source.startswith("preset gspo") and "gspo.yaml:" in p.source  # clip_ratio_high is still the preset's
+
+
+def test_collects_every_problem_not_the_first():
+    report = validate_source(algo="grpo", overrides=[
+        "actor_rollout_ref.rollout.n=1", "actor_rollout_ref.actor.clip_ratoi=0.2", "trainer.logger=a,b",
+        "actor_rollout_ref.actor.policy_loss.loss_mode=gspoo", "actor_rollout_ref.rollout.mode=sync"])
+    assert {"RLX401", "RLX102", "RLX101", "RLX302", "RLX106"} <= set(report.codes())
+
+
+def test_ignore_and_strict():
+    overrides = ["actor_rollout_ref.rollout.n=2", "data.val_batch_size=8"]
+    report = validate_source(algo="grpo", overrides=overrides)
+    assert report.find("RLX402") and report.find("RLX109") and not report.ok
+    report = validate_source(algo="grpo", overrides=overrides, ignore=["rlx402"])
+    assert not report.find("RLX402") and report.ok and report.warnings
+    report = validate_source(algo="grpo", overrides=overrides, ignore=["RLX402"], strict=True)
+    assert not report.ok and report.exit_code == 1
+
+
+def test_experiment_file_ignore_list():
+    path = Path(__file__).resolve().parents[1] / "data" / "validate" / "input" / "experiment_ignore.yaml"
+    report = validate_source(path)
+    assert report.problems == [] and report.ok
+
+
+@pytest.mark.parametrize("name", ["experiment_ok.yaml", "preset_ok.yaml"])
+def test_valid_files(name):
+    path = Path(__file__).resolve().parents[1] / "data" / "validate" / "input" / name
+    assert validate_source(path).problems == []
+
+
+def _report() -> Report:
+    return Report(problems=[
+        Problem("RLX420", Severity.WARNING, "actor_rollout_ref.actor.clip_ratio_high", "token-scale clip",
+                "set 4e-4", "preset gspo (presets/gspo.yaml:7)"),
+        Problem("RLX401", Severity.ERROR, "actor_rollout_ref.rollout.n", "n=1, 100% zero", "set n=8", "command line"),
+    ])
+
+
+def test_report_to_dict_schema():
+    d = _report().to_dict()
+    assert list(d) == ["ok", "errors", "warnings", "problems"]
+    assert d["ok"] is False and d["errors"] == 1 and d["warnings"] == 1
+    assert d["problems"][0]["code"] == "RLX401"  # errors first
+    assert set(d["problems"][0]) == {"code", "severity", "path", "message", "hint", "source"}
+    json.dumps(d)
+
+
+def test_render_text_groups_by_severity():
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    render_text(_report(), console)
+    text = console.export_text()
+    assert text.index("Errors (1)") < text.index("Warnings (1)")
+    assert "RLX401 actor_rollout_ref.rollout.n" in text and "--> preset gspo" in text and "hint: set n=8" in text
+    assert "validation failed" in text
+
+
+def test_render_github_annotations():
+    lines = render_github(_report()).splitlines()
+    assert lines[0] == "::error title=RLX401 actor_rollout_ref.rollout.n::n=1, 100%25 zero (command line)%0Ahint: set n=8"
+    assert lines[1].startswith("::warning file=presets/gspo.yaml,line=7,title=RLX420 actor_rollout_ref.actor.clip_ratio_high::")
+
+
+def test_rule_checks_registered_once():
+    assert all(code == r.code for code, r in RULES.items())
+
+
+def test_docs_rules_md_matches_registry():
+    from rlx.validate.docs import rules_markdown
+
+    path = REPO / "docs" / "rules.md"
+    assert path.read_text(encoding="utf-8") == rules_markdown(), "regenerate: rlx rules --format md > docs/rules.md"
+
+
+def test_static_names_include_rlx_plugins():
+    from rlx.validate.verl_names import known, rlx_plugin_names
+
+    for kind, names in rlx_plugin_names().items():
+        assert set(names) <= set(known(kind))
+    assert "gspo" in known("policy_loss") and "grpo" in known("adv_estimator")
+
+
+def test_parse_registries_reads_enum_and_string_forms():
+    from rlx.validate.verl_names import parse_registries
+
+    src = '''
+class AdvantageEstimator(str, Enum):
+    GAE = "gae"
+@register_adv_est(AdvantageEstimator.GAE)
+def f(): ...
+@register_adv_est("mine")
+def g(): ...
+@register_policy_loss("toy")
+def h(): ...
+'''
+    assert parse_registries(src) == {"adv_estimator": ["gae", "mine"], "policy_loss": ["toy"]}
+
+
+def test_validate_imports_no_heavy_modules():
+    import subprocess
+    import sys
+
+    code = ("import sys; from rlx.validate import validate_source; validate_source(algo='gspo'); "
+            "print(sorted(m for m in ('verl','torch','ray','mlflow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
