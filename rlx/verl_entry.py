@@ -349,18 +349,14 @@ def task_runner_class() -> Any:
 
 def export_algo_config(config: Any) -> str:
     """Put `algorithm.rlx` as JSON into `RLX_ALGO_CFG` here and in Ray's runtime env; returns the JSON."""
-    from omegaconf import open_dict
+    from omegaconf import OmegaConf
 
     from rlx.verl_plugin import ENV_VAR
 
     text = json.dumps(rlx_section(config), sort_keys=True)
     os.environ[ENV_VAR] = text
-    ray_init = _get(config, "ray_kwargs.ray_init")
-    if ray_init is not None:
-        with open_dict(config):
-            runtime_env = config.ray_kwargs.ray_init.setdefault("runtime_env", {})
-            env_vars = runtime_env.setdefault("env_vars", {})
-            env_vars[ENV_VAR] = text
+    # force_add: verl's ray_init.runtime_env is a struct node without an env_vars key
+    OmegaConf.update(config, f"ray_kwargs.ray_init.runtime_env.env_vars.{ENV_VAR}", text, force_add=True)
     return text
 
 
