@@ -13,6 +13,8 @@ from typing import Any
 
 RLX_PARAM_PREFIX = "rlx/"
 RLX_SECTION = "rlx"
+# rlx launches also log each key they set as `rlx/set/<dotted key>`; next to verl's own param it is a duplicate.
+RLX_MIRROR_PREFIX = "rlx/set/"
 ABSENT = None  # a key a run did not log
 
 
@@ -46,7 +48,7 @@ class DiffEntry:
 
 @dataclass
 class ConfigDiff:
-    """The differing keys in config order, how many keys were identical, and which runs had no params at all."""
+    """The differing keys sorted by section and key, how many keys were identical, and which runs had no params at all."""
 
     entries: list[DiffEntry]
     identical: int
@@ -99,6 +101,8 @@ def config_diff(run_ids: Sequence[str], params: Mapping[str, Mapping[str, str]],
     entries: list[DiffEntry] = []
     identical = 0
     for pkey in order:
+        if pkey.startswith(RLX_MIRROR_PREFIX) and pkey[len(RLX_MIRROR_PREFIX):].replace(".", "/") in order:
+            continue
         vals = [params[r].get(pkey) for r in with_params]
         if all(v == vals[0] for v in vals) and vals[0] is not None:
             identical += 1
@@ -108,9 +112,8 @@ def config_diff(run_ids: Sequence[str], params: Mapping[str, Mapping[str, str]],
         if not pkey.startswith(RLX_PARAM_PREFIX):
             entry.provenance = {r: _provenance_for(key, pm) for r, pm in prov_maps.items()}
         entries.append(entry)
-    # Group by section, keeping config order inside each section.
-    rank = {s: i for i, s in enumerate(dict.fromkeys(e.section for e in entries))}
-    entries.sort(key=lambda e: rank[e.section])
+    # MLflow keeps no param order: sort by section, then key (rlx's own params last), the same for every store.
+    entries.sort(key=lambda e: (e.section == RLX_SECTION, e.section, e.key))
     if total_keys is not None:
         identical = total_keys - len(entries)
     return ConfigDiff(entries, identical, without)
