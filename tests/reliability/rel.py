@@ -245,3 +245,102 @@ def can_mount_tmpfs() -> bool:
 __all__ = ["Blackhole", "CANARY", "CONFIG_SECRET", "URI_PASSWORD", "Result", "RLX", "assert_clean_error",
            "assert_no_canary", "canaries", "free_port", "head_children", "limit_file_size", "limit_memory",
            "measured", "rlx", "scan_tree", "wait_for"]
+
+
+# ---- launching through the real CLI -------------------------------------------------------------------------------
+
+# The launcher's diagnostic job (`rlx.launch.testjob`): verl's metric names and param style without torch or verl.
+# Tasks: copy (a few steps, exit 0), fail (exit 3 after a step), sleep (steps until stopped).
+TESTJOB = {"RLX_SMOKE_ENTRY": "rlx.launch.testjob"}
+
+
+def submit(env: dict[str, str], address: str | None, *extra: str, task: str = "sleep", detach: bool = True,
+           timeout: float = 120, what: str | None = None, algo: str = "grpo") -> Result:
+    """`rlx train --algo grpo --smoke` with the diagnostic job, JSON output; `--detach` by default."""
+    args = ["train", "--algo", algo, "--smoke", "--task", task, "--format", "json"]
+    if address:
+        args += ["--address", address]
+    if detach:
+        args.append("--detach")
+    return rlx(*args, *extra, env={**env, **TESTJOB}, timeout=timeout, what=what)
+
+
+def run_id_of(r: Result) -> str:
+    """The run id from `--format json` output (the last JSON object on stdout)."""
+    for line in reversed(r.out.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                return json.loads(line)["run_id"]
+            except (ValueError, KeyError):
+                continue
+    data = json.loads(r.out[r.out.index("{"):])
+    return data["run_id"]
+
+
+def jobs_client(address: str, token: str | None = None):
+    """Ray's own SDK in the test process, to look at what reached the cluster."""
+    from ray.job_submission import JobSubmissionClient
+
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    saved = {k: os.environ.pop(k) for k in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS") if k in os.environ}
+    try:
+        return JobSubmissionClient(address, headers=headers)
+    finally:
+        os.environ.update(saved)
+
+
+def rlx_jobs(client) -> list:
+    """Ray jobs that rlx submitted (its metadata carries `rlx.run_id`)."""
+    return [j for j in client.list_jobs() if (j.metadata or {}).get("rlx.run_id")]
+
+
+def job_of(client, run_id: str):
+    jobs = [j for j in client.list_jobs() if (j.metadata or {}).get("rlx.run_id") == run_id]
+    assert len(jobs) <= 1, f"{len(jobs)} Ray jobs for run {run_id}"
+    return jobs[0] if jobs else None
+
+
+def stop_all(client, run_ids) -> None:
+    """Teardown: stop every job of these runs that still runs (the shared head must stay free for other tests)."""
+    for rid in run_ids:
+        job = job_of(client, rid)
+        if job is not None and not job.status.is_terminal():
+            client.stop_job(job.submission_id)
+    for rid in run_ids:
+        job = job_of(client, rid)
+        if job is not None:
+            wait_for(lambda j=job: client.get_job_status(j.submission_id).is_terminal(), 60,
+                     f"job {job.submission_id} to stop")
+
+
+def mlflow_client(env: dict[str, str]):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+
+
+def all_runs(env: dict[str, str]) -> list:
+    """Every MLflow run in the test's store, across experiments."""
+    client = mlflow_client(env)
+    exps = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(exps, max_results=10_000) if exps else []
+
+
+def assert_no_running_ghosts(env: dict[str, str], jobs=None) -> None:
+    """No MLflow run says RUNNING unless its Ray job is really pending or running."""
+    for run in all_runs(env):
+        if run.info.status != "RUNNING":
+            continue
+        job = job_of(jobs, run.info.run_id) if jobs is not None else None
+        assert job is not None and not job.status.is_terminal(), \
+            f"MLflow run {run.info.run_id} is RUNNING but its job is {getattr(job, 'status', 'absent')}"
+
+
+def runs_json(env: dict[str, str], *args: str, timeout: float = 60) -> tuple[Result, object]:
+    """`rlx runs ... --format json` and its parsed output (None when it is not JSON)."""
+    r = rlx("runs", *args, "--format", "json", env=env, timeout=timeout)
+    try:
+        return r, json.loads(r.out)
+    except ValueError:
+        return r, None
