@@ -147,6 +147,10 @@ def prepare(resolved, report, *, smoke: bool, local: bool, task: str, steps: int
         plan.overrides, more = job_overrides(resolved, secrets)
         plan.redacted_paths = sorted(set(plan.redacted_paths) | set(more))
     shlex.join(plan.argv("resolved.yaml"))  # every part must be a str
+    for path in plan.redacted_paths:
+        sys.stderr.write(f"warning: {path} holds a literal secret; it is neither sent to the job nor logged "
+                         "(replaced by ***REDACTED***)\nhint: write `${oc.env:NAME}` instead and set NAME on the "
+                         "cluster's nodes\n")
     return plan
 
 
