@@ -234,7 +234,9 @@ def select_runs(source: Source, selectors: Sequence[str] = (), *, experiments: S
                 filter_string: str = "", last: int | None = None, algos: Sequence[str] = ()) -> list[str]:
     """Run ids for the selection, newest first unless explicit selectors give the order. Raises when none match."""
     if last is not None and last < 1:
-        raise ConfigError(f"--last must be at least 1, got {last}", where="--last")
+        from rlx.errors import UsageError
+
+        raise UsageError(f"--last must be at least 1, got {last}", where="--last", hint="e.g. --last 5")
     wanted_algos = _resolve_algos(algos)
     exp_ids = source.experiment_ids(experiments)
     if selectors:

@@ -35,9 +35,9 @@ def render(cmp: Comparison, keys: Sequence[str], smooth: float = 0.0, dpi: int =
     from matplotlib.figure import Figure
 
     if not 0.0 <= smooth < 1.0:
-        from rlx.errors import ConfigError
+        from rlx.errors import UsageError
 
-        raise ConfigError(f"--smooth must be in [0, 1), got {smooth}", where="--smooth",
+        raise UsageError(f"--smooth must be in [0, 1), got {smooth}", where="--smooth",
                           hint="0 draws the raw curves; 0.6 is TensorBoard's default")
     keys = list(dict.fromkeys(keys))
     n = max(1, len(keys))
