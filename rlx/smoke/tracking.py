@@ -1,0 +1,105 @@
+"""MLflow logging for smoke runs, the way verl's `verl/utils/tracking.py::Tracking` logs GPU runs.
+
+- The tracking URI comes from `MLFLOW_TRACKING_URI` (verl's default `sqlite:////tmp/mlruns.db` otherwise).
+- With `MLFLOW_RUN_ID` set (rlx's launcher creates the run before submitting the job) the logger attaches to that
+  run; otherwise it creates one in the experiment `trainer.project_name`, named `trainer.experiment_name`.
+- The resolved config is logged as params flattened with `/` by verl's own helper, so `rlx compare` diffs smoke runs
+  and GPU runs alike. The smoke sizes go under rlx's namespace (`rlx/smoke/...`): verl's keys keep the resolved
+  values, and a key logged twice with two values would make MLflow refuse the second.
+- Metrics use verl's names and sanitisation (`@` becomes `_at_`). They are buffered and written with `log_batch`
+  about once a second (and at the end), each with its own step, so a fast run is not slowed by one round trip per step.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+DEFAULT_TRACKING_URI = "sqlite:////tmp/mlruns.db"  # verl's default in utils/tracking.py
+FLUSH_EVERY_S = 1.0
+_INVALID = re.compile(r"[^/\w.\- :]")
+_SECRET = re.compile(r"token|secret|password|passwd|credential|api[_-]?key", re.IGNORECASE)
+
+
+def sanitize_metric_key(key: str) -> str:
+    """verl's MLflow key sanitisation: `@` -> `_at_`, repeated slashes collapsed, other invalid characters -> `_`."""
+    key = re.sub(r"/+", "/", key.replace("@", "_at_"))
+    return _INVALID.sub("_", key)
+
+
+def config_params(config: Any) -> dict[str, Any]:
+    """The resolved config as MLflow params, flattened with `/` by verl's own helper (lists become `k/0`, `k/list_len`).
+
+    Values of keys that look like secrets are masked: they must never reach MLflow."""
+    from omegaconf import DictConfig, OmegaConf
+    from verl.utils.tracking import _compute_mlflow_params_from_objects
+
+    if isinstance(config, DictConfig):
+        config = OmegaConf.to_container(config, resolve=False)
+    params = _compute_mlflow_params_from_objects(config)
+    return {k: ("***" if _SECRET.search(k.rsplit("/", 1)[-1]) and v not in (None, "") else v) for k, v in params.items()}
+
+
+class MlflowLogger:
+    """Attach to (or create) an MLflow run, log params once and metrics per step, then end the run."""
+
+    def __init__(self, *, experiment: str, run_name: str | None = None, tracking_uri: str | None = None,
+                 run_id: str | None = None) -> None:
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        self.tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+        mlflow.set_tracking_uri(self.tracking_uri)
+        self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        run_id = run_id or os.environ.get("MLFLOW_RUN_ID")
+        if run_id:
+            run = self.client.get_run(run_id)
+            self.created = False
+        else:
+            exp = self.client.get_experiment_by_name(experiment)
+            exp_id = exp.experiment_id if exp else self.client.create_experiment(experiment)
+            run = self.client.create_run(exp_id, run_name=run_name, tags={"rlx.smoke": "true"})
+            self.created = True
+        self.run_id = run.info.run_id
+        if run.info.status != "RUNNING":
+            self.client.update_run(self.run_id, status="RUNNING")
+        self._pending: list = []
+        self._last_flush = time.monotonic()
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Log params in batches of 100 (MLflow's limit per call); values are stringified and capped at 6000."""
+        from mlflow.entities import Param
+
+        existing = self.client.get_run(self.run_id).data.params
+        items = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in existing]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(self.run_id, params=items[i:i + 100], synchronous=True)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        """Queue one step's metrics; written with `log_batch` about once a second."""
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        for k, v in metrics.items():
+            if v is None or v != v:  # MLflow stores NaN, but compare/plots read it as noise; skip it as verl's reduce does
+                continue
+            self._pending.append(Metric(sanitize_metric_key(k), float(v), ts, int(step)))
+        if time.monotonic() - self._last_flush >= FLUSH_EVERY_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the queued metrics (1000 per call, MLflow's limit)."""
+        pending, self._pending = self._pending, []
+        for i in range(0, len(pending), 1000):
+            self.client.log_batch(self.run_id, metrics=pending[i:i + 1000], synchronous=True)
+        self._last_flush = time.monotonic()
+
+    def finish(self, status: str = "FINISHED") -> None:
+        """Flush and end the run (verl's `Tracking.finish` ends it too: FINISHED, or FAILED on error)."""
+        try:
+            self.flush()
+        finally:
+            self.client.set_terminated(self.run_id, status=status)
