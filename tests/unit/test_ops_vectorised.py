@@ -1,0 +1,133 @@
+"""rlx.ops against straightforward per-sample reference loops on random inputs (the ops themselves never loop over
+samples), plus the ops-level edge cases: empty masks, single-sample groups, VAPO's lambda clamp."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rlx.ops.aepo import normalised_entropy
+from rlx.ops.aspo import aspo_bias, aspo_metrics
+from rlx.ops.common import group_index, group_logsumexp
+from rlx.ops.gepo import group_log_denominator
+from rlx.ops.vapo import decoupled_gae, length_adaptive_lambda, positive_nll, vapo_advantages
+
+
+def random_batch(n=12, width=7, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(0, width + 1, (n,), generator=gen)
+    lengths[0] = width
+    mask = (torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)).double()
+    uid = np.array([f"g{i % 3}" for i in range(n)], dtype=object)
+    return gen, mask, uid
+
+
+def test_group_index_and_logsumexp():
+    gidx, n = group_index(np.array(["b", "a", "b", "c"], dtype=object))
+    assert n == 3 and gidx.tolist() == [1, 0, 1, 2]
+    gidx2, n2 = group_index(torch.tensor([7, 3, 7]))
+    assert n2 == 2 and gidx2.tolist() == [1, 0, 1]
+    x = torch.tensor([0.0, 1.0, -torch.inf, 2.0], dtype=torch.float64)
+    out = group_logsumexp(x, torch.tensor([0, 0, 1, 1]), 2)
+    assert out[0].item() == pytest.approx(math.log(1 + math.e))
+    assert out[1].item() == pytest.approx(2.0)
+    assert group_logsumexp(torch.tensor([-torch.inf]), torch.tensor([0]), 1)[0] == -torch.inf
+
+
+def test_gepo_denominator_matches_a_per_group_loop():
+    gen, mask, uid = random_batch()
+    old = -torch.rand(mask.shape, generator=gen, dtype=torch.float64) * 2
+    got = group_log_denominator(old, mask, uid)
+    lengths = mask.sum(-1)
+    q = torch.exp((old * mask).sum(-1) / lengths.clamp_min(1))
+    for i in range(len(uid)):
+        members = [j for j in range(len(uid)) if uid[j] == uid[i] and lengths[j] > 0]
+        qs = q[members]
+        assert got[i].item() == pytest.approx(math.log((qs ** 2).sum() / qs.sum()), rel=1e-9)
+
+
+def test_vapo_gae_matches_a_per_sample_loop_and_lambda_clamps():
+    gen, mask, _ = random_batch(seed=1)
+    rewards = torch.rand(mask.shape, generator=gen, dtype=torch.float64) * mask
+    values = torch.rand(mask.shape, generator=gen, dtype=torch.float64)
+    lam = length_adaptive_lambda(mask, 0.3).double()
+    assert ((lam >= 0) & (lam <= 1)).all()
+    assert (lam[mask.sum(-1) <= 1 / 0.3] == 0).all()  # |y| <= 1/alpha -> 0
+    adv, ret = decoupled_gae(rewards, values, mask, 0.95, lam, 0.9)
+    for i in range(mask.shape[0]):
+        n = int(mask[i].sum())
+        for t in range(n):
+            a_p = sum((0.95 * lam[i].item()) ** k * (rewards[i, t + k] + 0.95 * (values[i, t + k + 1] if t + k + 1 < n
+                      else 0.0) - values[i, t + k]) for k in range(n - t))
+            a_c = sum((0.95 * 0.9) ** k * (rewards[i, t + k] + 0.95 * (values[i, t + k + 1] if t + k + 1 < n
+                      else 0.0) - values[i, t + k]) for k in range(n - t))
+            assert adv[i, t].item() == pytest.approx(float(a_p), abs=1e-9)
+            assert ret[i, t].item() == pytest.approx(float(a_c + values[i, t]), abs=1e-9)
+    whitened, _, _ = vapo_advantages(rewards, values, mask, gamma=0.95, alpha=0.3, lambda_critic=0.9)
+    valid = mask.bool()
+    assert whitened[valid].mean().abs() < 1e-9 and whitened[~valid].abs().max() == 0
+    with pytest.raises(ValueError, match="alpha must be > 0"):
+        length_adaptive_lambda(mask, 0.0)
+
+
+def test_positive_nll_normalises_over_correct_tokens_and_handles_none_correct():
+    log_prob = torch.log(torch.tensor([[0.5, 0.25, 1.0], [0.1, 0.2, 0.3]], dtype=torch.float64)).requires_grad_(True)
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]], dtype=torch.float64)
+    loss, m = positive_nll(log_prob, mask, torch.tensor([1.0, 0.0]))
+    assert loss.item() == pytest.approx(-(math.log(0.5) + math.log(0.25)) / 2)
+    assert m["actor/vapo_nll_token_frac"] == pytest.approx(2 / 5)
+    loss.backward()
+    assert log_prob.grad[1].abs().sum() == 0 and log_prob.grad[0, 2] == 0
+    none, _ = positive_nll(log_prob, mask, torch.tensor([0.0, 0.0]))
+    assert none.item() == 0.0
+    global_norm, _ = positive_nll(log_prob, mask, torch.tensor([1.0, 0.0]), num_tokens=4)
+    assert global_norm.item() == pytest.approx(loss.item() / 2)
+
+
+def test_aspo_bias_matches_a_per_group_loop():
+    gen, mask, uid = random_batch(n=15, seed=2)
+    lengths = mask.sum(-1)
+    base = torch.randn(15, generator=gen, dtype=torch.float64)
+    adv = base.unsqueeze(-1) * mask
+    used = torch.rand(15, generator=gen) > 0.3
+    pos = torch.where(used, (torch.rand(15, generator=gen) * lengths).floor(), torch.full((15,), -1.0,
+                                                                                         dtype=torch.float64))
+    correct = torch.rand(15, generator=gen) > 0.4
+    out = aspo_bias(adv, mask, uid, pos, used, correct, delta=-2.0, k=0.7)
+    for i in range(15):
+        elig = [j for j in range(15) if uid[j] == uid[i] and used[j] and correct[j] and pos[j] >= 0 and lengths[j] > 0]
+        if i in elig:
+            p_bar = sum(pos[j] for j in elig) / len(elig)
+            l_bar = sum(lengths[j] for j in elig) / len(elig)
+            raw = -2.0 * (pos[i] - p_bar) / l_bar
+            b = max(min(raw, 0.7 * abs(base[i])), -0.7 * abs(base[i]))
+        else:
+            b = 0.0
+        assert out.bias[i].item() == pytest.approx(float(b), abs=1e-12)
+        assert torch.allclose(out.advantages[i], (base[i] + b) * mask[i])
+    m = aspo_metrics(mask, pos, used, None, out)
+    assert m["aspo/code_usage_ratio"] == pytest.approx(float((used & (pos >= 0)).double().mean()))
+    assert "aspo/code_pass_ratio" not in m
+    m2 = aspo_metrics(mask, pos, used, torch.ones(15), out)
+    assert m2["aspo/code_pass_ratio"] == pytest.approx(1.0)
+
+
+def test_aspo_single_sample_groups_and_empty_masks_are_untouched():
+    mask = torch.tensor([[1.0, 1.0], [0.0, 0.0], [1.0, 0.0]])
+    adv = torch.tensor([[0.5, 0.5], [0.0, 0.0], [-1.0, 0.0]])
+    out = aspo_bias(adv, mask, ["a", "b", "c"], [0, 0, 0], [1, 1, 1], [1, 1, 1])
+    assert torch.equal(out.advantages, adv) and torch.equal(out.bias.abs(), torch.zeros(3, dtype=torch.float64))
+    assert out.eligible.tolist() == [True, False, True]  # eligible, but a one-sample group is its own mean
+    with pytest.raises(ValueError, match="first_code_pos: expected 3"):
+        aspo_bias(adv, mask, ["a", "b", "c"], [0, 0], [1, 1, 1], [1, 1, 1])
+
+
+def test_normalised_entropy_edge_cases():
+    mask = torch.tensor([[1.0, 1.0, 0.0]])
+    h = normalised_entropy(torch.tensor([[1.0, 3.0, 100.0]]), mask)
+    assert torch.allclose(h, torch.tensor([[-1 / math.sqrt(2), 1 / math.sqrt(2), 0.0]]))
+    assert torch.equal(normalised_entropy(torch.full((1, 3), 2.0), mask), torch.zeros(1, 3))  # std 0 -> 1
+    assert torch.equal(normalised_entropy(torch.ones(1, 3), torch.zeros(1, 3)), torch.zeros(1, 3))
