@@ -116,7 +116,7 @@ def _create(plan: Plan, client, address: str, head) -> tuple[RunRecord, str, dic
     run_id = tracking.create_run(client, exp_id, run_name=plan.run_name, tags=tags)
     sid = submission_id_for(run_id)
     rdir = records.run_dir(run_id)
-    config_path = rdir / "resolved.yaml"
+    config_path = rdir / "job" / "resolved.yaml"  # alone in its folder: a remote job gets that folder as working_dir
     job_config = "resolved.yaml" if plan.smoke and not plan.on_this_machine else str(config_path)
     entrypoint = shlex.join(plan.argv(job_config))
     record = RunRecord(
@@ -150,12 +150,16 @@ def _submit(plan: Plan, jobs: Jobs, record: RunRecord, entrypoint: str, runtime_
         jobs.submit(entrypoint=entrypoint, submission_id=record.submission_id, run_id=record.run_id,
                     metadata={k: str(v) for k, v in metadata.items()}, runtime_env=runtime_env,
                     entrypoint_num_cpus=1)
-    except BaseException:
+    except BaseException as e:
         try:
             reconcile(record, jobs=jobs, client=client)  # 404: ABORTED; found: SUBMITTED (adopted)
-        except Exception:  # noqa: BLE001 - Ray is unreachable: the record says SUBMITTING, `rlx runs ls` settles it
+        except UnreachableError as again:
+            if "cannot reach" in again.message:  # refused: the request cannot have reached Ray either
+                finish(record, State.ABORTED, client=client, message=again.message)
+            # else (no answer): it may have landed; the record stays SUBMITTING and `rlx runs ls` settles it
+        except Exception:  # noqa: BLE001 - keep the original error
             pass
-        if record.state is not State.SUBMITTED:
+        if record.state is not State.SUBMITTED or isinstance(e, KeyboardInterrupt):
             raise
     else:
         records.save(record, State.SUBMITTED, job_status="PENDING")
@@ -194,11 +198,12 @@ def _report_end(plan: Plan, record: RunRecord, code: int) -> int:
         return code
     short = record.run_id
     where = f"MLflow run {short} in experiment '{record.experiment}' ({redact_text(record.tracking_uri)})"
+    what = "run" if plan.local else f"job {record.submission_id}"
     if record.state is State.SUCCEEDED:
-        _note(plan, f"rlx: job {record.submission_id} succeeded. {where}")
+        _note(plan, f"rlx: {what} succeeded. {where}")
     else:
         msg = f" ({record.message.splitlines()[0][:300]})" if record.message else ""
-        _note(plan, f"error: job {record.submission_id} ended {record.state.value}{msg}\n  --> {where}\n"
+        _note(plan, f"error: {what} ended {record.state.value}{msg}\n  --> {where}\n"
                     f"hint: `rlx runs show {short}` shows it; the last log lines are the artifact "
                     "rlx/job-log-tail.txt")
     return code

@@ -105,3 +105,32 @@ def test_gpu_job_command_adds_mlflow_parses_and_never_carries_a_literal_secret()
     assert replaced == ["trainer.wandb_api_key"]
     assert not any("sk-canary" in o for o in overrides)
     assert len(parse(overrides)) == len(overrides)
+
+
+def test_remote_smoke_job_ships_its_config_and_uses_the_clusters_python(tmp_path, monkeypatch):
+    from rlx.launch import prepare
+    from rlx.launch.run import _runtime_env
+    from rlx.resolve import resolve
+
+    monkeypatch.delenv("RLX_JOB_PYTHON", raising=False)
+    monkeypatch.delenv("RLX_SMOKE_ENTRY", raising=False)
+    plan = prepare(resolve("grpo"), None, smoke=True, local=False, task="copy", steps=2, seed=1,
+                   address="http://10.1.2.3:8265", detach=True, tracking_uri="http://mlflow:5000", format="json")
+    assert plan.argv("resolved.yaml") == ["python", "-m", "rlx.smoke", "--config", "resolved.yaml", "--task", "copy",
+                                          "--seed", "1", "--steps", "2"]
+    env = _runtime_env(plan, "abc", tmp_path)
+    assert env["working_dir"] == str(tmp_path)
+    assert env["env_vars"] == {"MLFLOW_TRACKING_URI": "http://mlflow:5000", "MLFLOW_RUN_ID": "abc",
+                               "PYTHONUNBUFFERED": "1"}
+
+
+def test_tracking_uri_with_a_password_is_refused(monkeypatch):
+    from rlx.errors import ConfigError
+    from rlx.launch import prepare
+    from rlx.resolve import resolve
+
+    with pytest.raises(ConfigError, match="password") as e:
+        prepare(resolve("grpo"), None, smoke=True, local=False, task="copy", steps=2, seed=1,
+                address="http://10.1.2.3:8265", detach=True, tracking_uri="https://u:pw1234@mlflow:5000",
+                format="text")
+    assert "pw1234" not in e.value.render()

@@ -1,0 +1,94 @@
+"""`rlx runs`: reconciliation from Ray's point of view. Nothing is left RUNNING when Ray forgot the job or the cluster
+that ran it is gone (reliability.md: MLflow itself leaves a killed driver's run RUNNING)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch, mlflow_uri):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RLX_HOME", str(tmp_path / ".rlx"))
+    return tmp_path
+
+
+def _prepared(uri: str, address: str, state, *, embedded: bool = False, owner_pid: int | None = None):
+    """An MLflow run and a record as a launch leaves them at `state` (nothing submitted to Ray)."""
+    from rlx.launch import records, tracking
+    from rlx.launch.jobs import submission_id_for
+    from rlx.launch.records import RunRecord
+
+    client = tracking.connect(uri)
+    exp_id = tracking.experiment_id(client, "rlx", uri)
+    run_id = tracking.create_run(client, exp_id, run_name="r", tags={"rlx.algo": "grpo"})
+    rec = RunRecord(run_id=run_id, submission_id=submission_id_for(run_id), experiment="rlx", experiment_id=exp_id,
+                    tracking_uri=uri, address=address, embedded_head=embedded, algo="grpo")
+    if owner_pid is not None:
+        rec.owner_pid = owner_pid
+    records.save(rec, state)
+    return client, run_id
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def test_job_ray_forgot_becomes_lost_and_its_run_failed(env, ray_head, mlflow_uri, rlx_cli):
+    from rlx.launch.records import State
+
+    client, run_id = _prepared(mlflow_uri, ray_head.address, State.SUBMITTED)
+    assert client.get_run(run_id).info.status == "RUNNING"
+    code, out, err = rlx_cli("runs", "ls", "--format", "json")
+    assert code == 0, err
+    (row,) = json.loads(out)
+    assert row["state"] == "LOST"
+    run = client.get_run(run_id)
+    assert run.info.status == "FAILED" and run.data.tags["rlx.job_status"] == "LOST"
+
+
+def test_interrupted_before_ray_saw_it_becomes_aborted(env, ray_head, mlflow_uri, rlx_cli):
+    from rlx.launch.records import State
+
+    client, run_id = _prepared(mlflow_uri, ray_head.address, State.SUBMITTING)
+    code, out, err = rlx_cli("runs", "show", run_id[:8], "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["state"] == "ABORTED"
+    assert client.get_run(run_id).info.status == "KILLED"
+
+
+def test_run_of_an_embedded_head_whose_rlx_exited_is_lost_without_asking_anyone(env, mlflow_uri, rlx_cli):
+    from rlx.launch.records import State
+
+    client, run_id = _prepared(mlflow_uri, "http://127.0.0.1:9", State.SUBMITTED, embedded=True,
+                               owner_pid=_dead_pid())
+    code, out, err = rlx_cli("runs", "ls")
+    assert code == 0, err
+    assert "LOST" in out
+    assert client.get_run(run_id).info.status == "FAILED"
+
+
+def test_unreachable_cluster_leaves_the_record_alone_and_says_so(env, mlflow_uri, rlx_cli):
+    from conftest import free_port
+
+    from rlx.launch.records import State
+
+    client, run_id = _prepared(mlflow_uri, f"http://127.0.0.1:{free_port()}", State.SUBMITTED)
+    code, out, err = rlx_cli("runs", "ls", "--format", "json")
+    assert code == 0
+    (row,) = json.loads(out)
+    assert row["state"] == "SUBMITTED" and row["ray_status"] == "UNREACHABLE"
+    code, out, err = rlx_cli("runs", "stop", run_id)
+    assert code == 3 and "cannot reach Ray" in err
+
+
+def test_unknown_run_is_a_usage_error(env, rlx_cli):
+    code, out, err = rlx_cli("runs", "show", "nope")
+    assert code == 2 and "no run 'nope'" in err and "rlx runs ls" in err
