@@ -70,14 +70,15 @@ def _get(node: Any, dotted: str, default: Any = None) -> Any:
 
 def rlx_section(config: Any) -> dict[str, Any]:
     """The resolved `algorithm.rlx` section as a plain dict ({} when absent)."""
-    from rlx.verl_plugin import _plain
+    from rlx.ops.options import plain
 
-    return _plain(_get(config, "algorithm.rlx", {}) or {})
+    return plain(_get(config, "algorithm.rlx", {}) or {})
 
 
 def rlx_needs(config: Any) -> RlxNeeds:
     """Which rlx estimator / loss / NLL term the config selects (pure; reads the verl config only)."""
-    from rlx.verl_plugin import ADV_ESTIMATORS, POLICY_LOSSES, resolve_options
+    from rlx.ops.options import resolve_options
+    from rlx.verl_plugin import ADV_ESTIMATORS, POLICY_LOSSES
 
     estimator = str(_get(config, "algorithm.adv_estimator", ""))
     loss = str(_get(config, "actor_rollout_ref.actor.policy_loss.loss_mode", "vanilla"))
@@ -351,7 +352,7 @@ def export_algo_config(config: Any) -> str:
     """Put `algorithm.rlx` as JSON into `RLX_ALGO_CFG` here and in Ray's runtime env; returns the JSON."""
     from omegaconf import OmegaConf
 
-    from rlx.verl_plugin import ENV_VAR
+    from rlx.ops.options import ENV_VAR
 
     text = json.dumps(rlx_section(config), sort_keys=True)
     os.environ[ENV_VAR] = text

@@ -34,11 +34,10 @@ Kept light: torch and verl's `core_algos` (which verl has imported anyway); the 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -57,80 +56,16 @@ from rlx.ops import aspo as _aspo
 from rlx.ops import gepo as _gepo
 from rlx.ops import vapo as _vapo
 from rlx.ops.common import group_index
+from rlx.ops.options import DEFAULTS, ENV_VAR, algo_options, resolve_options  # noqa: F401 (public API)
 
 logger = logging.getLogger(__name__)
 
-ENV_VAR = "RLX_ALGO_CFG"
 POLICY_LOSSES = ("rlx_aepo", "rlx_gepo")
 ADV_ESTIMATORS = ("rlx_aspo", "rlx_vapo")
-
-# Paper defaults (docs/algorithms.md 3.5-3.8); presets set the same values explicitly under algorithm.rlx.<algo>.
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "aepo": {"alpha": 0.2, "sg_scope": "high_entropy", "weight_floor": 0.0, "entropy_source": "auto"},
-    "gepo": {"log_w_max": _gepo.LOG_W_MAX},
-    "aspo": {"base": "grpo", "delta": -2.0, "k": 0.7, "require_code_pass": False,
-             "code_detection": {"messages": True, "markdown_fences": True, "html_tags": True, "tool_json": True}},
-    "vapo": {"alpha": 0.05, "lambda_critic": 1.0, "nll_coef": 0.1},
-}
 
 _local = threading.local()
 estimator_metrics: dict[str, float] = {}  # diagnostics of the last rlx estimator call (the trainer logs and clears)
 _warned: set[str] = set()
-
-
-# ---- options -------------------------------------------------------------------------------------------------------
-
-def _plain(node: Any) -> Any:
-    """DictConfig / Mapping -> plain nested dict (lists kept)."""
-    if isinstance(node, Mapping) or hasattr(node, "items"):
-        return {str(k): _plain(v) for k, v in node.items()}
-    return node
-
-
-def _env_config() -> dict[str, Any]:
-    text = os.environ.get(ENV_VAR, "").strip()
-    if not text:
-        return {}
-    cached = getattr(_local, "env_cache", None)
-    if cached and cached[0] == text:
-        return cached[1]
-    try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError as exc:
-        from rlx.errors import ConfigError
-
-        raise ConfigError(f"{ENV_VAR} is not valid JSON: {exc}", where=f"env {ENV_VAR}",
-                          hint=f"set {ENV_VAR} to the algorithm.rlx section as JSON, e.g. "
-                          '\'{"aepo": {"alpha": 0.2}}\'') from exc
-    if not isinstance(parsed, dict):
-        from rlx.errors import ConfigError
-
-        raise ConfigError(f"{ENV_VAR} must be a JSON object", where=f"env {ENV_VAR}",
-                          hint='e.g. {"aspo": {"delta": -2.0, "k": 0.7}}')
-    _local.env_cache = (text, parsed)
-    return parsed
-
-
-def _merge(base: dict[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in (extra or {}).items():
-        out[key] = _merge(out[key], value) if isinstance(out.get(key), dict) and isinstance(value, Mapping) else value
-    return out
-
-
-def algo_options(name: str) -> dict[str, Any]:
-    """Options of rlx algorithm `name`: paper defaults overlaid with `RLX_ALGO_CFG[name]` (JSON in the environment)."""
-    return _merge(DEFAULTS.get(name, {}), _plain(_env_config().get(name) or {}))
-
-
-def resolve_options(name: str, config: Any = None, **given: Any) -> dict[str, Any]:
-    """`algo_options(name)` overlaid with `config.rlx.<name>` (verl's algorithm section) and non-None keywords."""
-    opts = algo_options(name)
-    if config is not None and hasattr(config, "get"):
-        section = config.get("rlx", None)
-        section = section.get(name, None) if section is not None else None
-        opts = _merge(opts, _plain(section or {}))
-    return _merge(opts, {k: v for k, v in given.items() if v is not None})
 
 
 # ---- extras handed over by the rlx trainer / actor loss ------------------------------------------------------------

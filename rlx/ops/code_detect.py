@@ -11,8 +11,9 @@ Sources, each switchable under `algorithm.rlx.aspo.code_detection.*` (all on by 
 - `tool_json`: tool-call markers: `<tool_call>`, `<|python_tag|>`, `<execute>`, `<function=`, or JSON with a
   `"tool_calls"`, `"function_call"` or `"name": "python"`/`"code_interpreter"`-style call.
 
-A reward function calls this on the decoded response and emits `used_code`/`first_code_pos` as reward extras. The
-position is in characters; pass `lengths` in characters to the estimator (or convert to tokens) so both match.
+A reward function calls `code_extras(solution_str)` and merges the result into the dict it returns (verl turns the
+dict's extra keys into `reward_extra_info`): `used_code`, `first_code_pos` and `response_chars`, the response length in
+the same unit (characters) as the position, which `rlx.verl_entry` passes to `rlx_aspo` as `lengths`.
 """
 
 from __future__ import annotations
@@ -83,6 +84,23 @@ def detect_code(
             found.append(_first(_TOOL, text))
     positions = [p for p in found if p >= 0]
     return (True, min(positions)) if positions else (False, -1)
+
+
+def code_extras(text: str | None, messages: Iterable[Mapping[str, Any]] | None = None,
+                options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Reward extras for ASPO from one response: `used_code`, `first_code_pos` (-1: none) and `response_chars`.
+
+    Args:
+        text: the decoded response.
+        messages: structured messages, if the rollout has them.
+        options: `aspo.code_detection` switches; default: `RLX_ALGO_CFG`'s `aspo.code_detection`, else all on.
+    """
+    if options is None:
+        from rlx.ops.options import algo_options
+
+        options = algo_options("aspo").get("code_detection", {})
+    used, pos = detect_code(text, messages, **detector_switches(options))
+    return {"used_code": used, "first_code_pos": pos, "response_chars": len(text or "")}
 
 
 def detector_switches(options: Mapping[str, Any] | None) -> dict[str, bool]:

@@ -17,8 +17,9 @@ from typing import Any, NamedTuple
 import torch
 
 from rlx.ops.common import group_index, group_logsumexp, masked_mean, seq_mean
+from rlx.ops.options import DEFAULTS
 
-LOG_W_MAX = 10.0  # clamp on log w_i (docs/algorithms.md 3.5 d): keeps exp() finite for badly stale samples
+LOG_W_MAX = float(DEFAULTS["gepo"]["log_w_max"])  # clamp on log w_i (algorithms.md 3.5 d): exp() stays finite
 
 
 def seq_mean_log_prob(log_prob: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:

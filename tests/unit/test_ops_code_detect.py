@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rlx.ops.code_detect import DETECTION_DEFAULTS, detect_code, detector_switches
+from rlx.ops.code_detect import DETECTION_DEFAULTS, code_extras, detect_code, detector_switches
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -55,3 +55,12 @@ def test_switches_from_config_mapping():
     assert set(DETECTION_DEFAULTS) == {"messages", "markdown_fences", "html_tags", "tool_json"}
     with pytest.raises(ValueError, match="aspo.code_detection.fences: unknown switch"):
         detector_switches({"fences": False})
+
+
+def test_code_extras_reads_switches_from_rlx_algo_cfg(monkeypatch):
+    text = "see <code>x</code>"
+    monkeypatch.delenv("RLX_ALGO_CFG", raising=False)
+    assert code_extras(text) == {"used_code": True, "first_code_pos": 4, "response_chars": len(text)}
+    monkeypatch.setenv("RLX_ALGO_CFG", '{"aspo": {"code_detection": {"html_tags": false}}}')
+    assert code_extras(text) == {"used_code": False, "first_code_pos": -1, "response_chars": len(text)}
+    assert code_extras(text, options={"html_tags": True})["used_code"] is True
