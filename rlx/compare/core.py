@@ -6,6 +6,7 @@ JSON, CSV, Markdown, a PNG or an HTML page.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Sequence
@@ -129,39 +130,32 @@ def _same(param: str, value: Any) -> bool:
     return param == str(value)
 
 
-def _preset_score(name: str, params: dict[str, str], keys: set[str]) -> float:
-    """Fraction of the discriminating `keys` that `name`'s preset sets to the run's value."""
+@functools.cache
+def _preset_values(name: str) -> dict[str, Any]:
+    """{dotted key: value} a built-in preset sets after its `extends` chain (empty when it cannot be read)."""
     from rlx.presets import load
 
     try:
-        eff = load(name).effective()
+        return {k: s.value for k, (_, s) in load(name).effective().items()}
     except Exception:  # noqa: BLE001 - a broken preset only loses the tie-break
-        return 0.0
+        return {}
+
+
+def _preset_score(name: str, params: dict[str, str], keys: set[str]) -> float:
+    """Fraction of the discriminating `keys` that `name`'s preset sets to the run's value."""
+    eff = _preset_values(name)
     hits = sum(1 for k in keys if k in eff and k.replace(".", "/") in params
-               and _same(params[k.replace(".", "/")], eff[k][1].value))
+               and _same(params[k.replace(".", "/")], eff[k]))
     return hits / max(1, len(keys))
 
 
 def _discriminating_keys(names: Sequence[str]) -> set[str]:
-    from rlx.presets import load
-
+    """Keys the candidates' presets set to different values (or that only some of them set)."""
     values: dict[str, set[str]] = {}
     for n in names:
-        try:
-            for k, (_, s) in load(n).effective().items():
-                values.setdefault(k, set()).add(repr(s.value))
-        except Exception:  # noqa: BLE001
-            continue
-    return {k for k, v in values.items() if len(v) > 1 or any(k not in _effective_keys(n) for n in names)}
-
-
-def _effective_keys(name: str) -> set[str]:
-    from rlx.presets import load
-
-    try:
-        return set(load(name).effective())
-    except Exception:  # noqa: BLE001
-        return set()
+        for k, v in _preset_values(n).items():
+            values.setdefault(k, set()).add(repr(v))
+    return {k for k, v in values.items() if len(v) > 1 or any(k not in _preset_values(n) for n in names)}
 
 
 _ALGO_CACHE: dict[tuple, str | None] = {}
@@ -202,7 +196,7 @@ def _preset_param_keys() -> list[str]:
 
     keys: set[str] = set()
     for name in builtin_names():
-        keys |= _effective_keys(name)
+        keys |= set(_preset_values(name))
     return sorted(k.replace(".", "/") for k in keys)
 
 
@@ -310,7 +304,9 @@ def compare_runs(selectors: Sequence[str] = (), *, experiments: Sequence[str] = 
         params = source.params(ids)
         total_keys = None
     else:
-        params = source.params(ids, keys=[*differing, ADV_PARAM, LOSS_PARAM, *_preset_param_keys()])
+        untagged = any(not i.tags.get(ALGO_TAG) for i in infos.values())
+        params = source.params(ids, keys=[*differing, ADV_PARAM, LOSS_PARAM, *(_preset_param_keys() if untagged
+                                                                                 else ())])
         # Identical keys are logged by every run with params, so one run's count minus its differing keys tells.
         first = next((r for r in ids if counts.get(r)), None)
         total_keys = 0 if first is None else counts[first] - sum(k in params[first] for k in differing) + len(differing)
