@@ -61,9 +61,10 @@ def probe(gcs_address: str) -> dict:
             trainer = object.__new__(get_trainer_cls(cfg.trainer.v1.trainer_mode))
             trainer.config = config
             metrics: dict = {}
-            trainer._compute_advantage(meta, metrics)
+            returned = trainer._compute_advantage(meta, metrics)
             got = tq.kv_batch_get(keys=keys, partition_id=algo)
             out = {"fields": sorted(got.keys()), "metrics": {k: float(v) for k, v in metrics.items()},
+                   "meta_fields": sorted(returned.fields or []),
                    "adv_first": [float(a[0]) for a in got["advantages"].unbind()],
                    "returns": [a.tolist() for a in got["returns"].unbind()]}
             for key in (E.GEPO_FIELD, E.CORRECT_FIELD, E.NLL_SHARE_FIELD):
@@ -94,6 +95,8 @@ def test_compute_advantage_override_with_a_real_transfer_queue(ray_head, tmp_pat
 
     gepo = res["gepo"]
     assert "rlx_gepo_log_denom" in gepo["fields"]
+    # the KVBatchMeta handed on to _update_actor lists the new field beside verl's: the actor workers fetch it
+    assert {"rlx_gepo_log_denom", "old_log_probs", "advantages"} <= set(gepo["meta_fields"])
     d = gepo["rlx_gepo_log_denom"]
     assert d[0] == pytest.approx(d[2]) and d[1] == pytest.approx(d[3]) and d[0] != pytest.approx(d[1])
 
