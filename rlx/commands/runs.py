@@ -15,6 +15,7 @@ import typer
 from rlx.render import Format
 
 RUNS_EPILOG = """\
+\b
 Examples:
   $ rlx runs ls
   $ rlx runs ls --format json | jq '.[] | select(.state == "FAILED") | .run_id'

@@ -7,7 +7,8 @@ line or in an environment variable of rlx's own process.
 
 Stopping signals that child (SIGTERM; it tears down the processes it started) and escalates to SIGKILL of the
 remembered process tree by PID if it does not exit. Never `ray stop`: it kills every Ray cluster of this user.
-Some Ray internals (GCS, raylet, object manager) still listen on all interfaces even with these flags
+Its folder (/tmp/rlx-*: session dir, token file, `ray-start.log`) is removed on stop unless RLX_KEEP_HEAD_DIR=1
+(for diagnosis). Some Ray internals (GCS, raylet, object manager) still listen on all interfaces even with these flags
 (reliability.md "Ports"); token authentication covers them.
 """
 

@@ -130,6 +130,16 @@ class Jobs:
                 return _client_class()(self.address, headers=headers)
 
         self._client = with_deadline(connect, timeout, "connect", self.address)
+        self.server_version: str | None = getattr(self._client, "_server_ray_version", None)
+
+    def version_skew(self) -> str | None:
+        """A warning when the cluster runs another Ray version than this client (the Jobs API may differ)."""
+        import ray
+
+        if self.server_version and self.server_version != ray.__version__:
+            return (f"the cluster at {self.address} runs Ray {self.server_version}, this machine Ray {ray.__version__}; "
+                    "install the same version if submission misbehaves")
+        return None
 
     def _call(self, what: str, fn: Callable[[], T], timeout: float | None = None) -> T:
         return with_deadline(fn, timeout or self.timeout, what, self.address)

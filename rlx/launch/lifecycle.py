@@ -26,6 +26,7 @@ from rlx.launch.records import FROM_RAY, TO_MLFLOW, RunRecord, State
 from rlx.launch.redact import redact_text
 
 LOG_TAIL_LINES = 200
+PENDING_WARN = 120.0  # seconds PENDING before rlx says the job may be waiting for resources
 REWARD_KEYS = ("critic/score/mean", "critic/rewards/mean")
 _RAY_TERMINAL = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
 
@@ -248,6 +249,7 @@ def follow(jobs: Jobs, record: RunRecord, display: Display, *, client=None, inte
     """
     status = Status(record.job_status or "PENDING", started=time.monotonic())
     printed = 0
+    pending_warned = False
     unreachable_since: float | None = None
     while True:
         try:
@@ -274,6 +276,10 @@ def follow(jobs: Jobs, record: RunRecord, display: Display, *, client=None, inte
             status.step = step if step is not None else status.step
             status.reward = reward if reward is not None else status.reward
         display.status(status)
+        if job_status == "PENDING" and not pending_warned and time.monotonic() - status.started > PENDING_WARN:
+            pending_warned = True
+            display.note(f"rlx: still PENDING after {PENDING_WARN:.0f}s: the cluster may lack the resources the job "
+                         f"asks for. `rlx runs stop {record.run_id[:12]}` stops it")
         if job_status != record.job_status:
             records.save(record, job_status=job_status)
         if job_status in _RAY_TERMINAL or (until is not None and until(job_status)):

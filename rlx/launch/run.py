@@ -227,6 +227,8 @@ def launch(plan: Plan) -> int:
             if tracking.is_local_store(plan.tracking_uri) and not plan.on_this_machine:
                 _note(plan, f"warning: the job on {jobs.address} will write to {plan.tracking_uri} on the cluster's "
                             "node; use a shared path or a tracking server (--tracking-uri http://HOST:5000)")
+        if skew := jobs.version_skew():
+            _note(plan, f"warning: {skew}")
         _check_resources(plan, jobs)
         record, entrypoint, runtime_env = _create(plan, client, jobs.address, head)
         _submit(plan, jobs, record, entrypoint, runtime_env, client)

@@ -134,7 +134,7 @@ def test_secrets_are_absent_from_the_store_the_job_and_the_output(launched):
     info = _jobs(launched["address"]).get_job_info(s["submission_id"])
     job_text = json.dumps({"entrypoint": info.entrypoint, "metadata": info.metadata, "runtime_env": info.runtime_env})
     run_dir = launched["repo"] / ".rlx" / "runs" / s["run_id"]
-    local = "".join(p.read_text() for p in run_dir.iterdir())
+    local = "".join(p.read_text() for p in run_dir.rglob("*") if p.is_file())
     for c in canaries:
         assert c not in job_text and c not in launched["out"] and c not in launched["err"] and c not in local
     assert "warning: trainer.wandb_api_key holds a literal secret" in launched["err"]
