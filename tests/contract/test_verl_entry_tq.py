@@ -71,6 +71,10 @@ def probe(gcs_address: str) -> dict:
                 if key in got.keys():
                     out[key] = got[key].tolist()
             results[algo] = out
+        # the TaskRunner subclass ships to a Ray worker (cloudpickled, rlx importable there) and starts
+        runner = E.task_runner_class().remote()
+        results["task_runner_ready"] = bool(ray.get(runner.__ray_ready__.remote(), timeout=120))
+        ray.kill(runner)
     finally:
         tq.close()
         ray.shutdown()
@@ -88,6 +92,7 @@ def test_compute_advantage_override_with_a_real_transfer_queue(ray_head, tmp_pat
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     res = json.loads(out_file.read_text())
 
+    assert res["task_runner_ready"] is True
     aspo = res["aspo"]
     assert aspo["adv_first"] == pytest.approx([0.85, 0.5, 0.15, -1.5], abs=1e-5)  # docs vector 4 via the queue
     assert aspo["metrics"]["aspo/code_usage_ratio"] == pytest.approx(0.75)
