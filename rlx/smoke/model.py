@@ -64,7 +64,8 @@ class ModelSpec:
     layers: int = 2
     hidden: int = 64
     heads: int = 4
-    intermediate: int = 128
+    intermediate: int = 256
+    tie_embeddings: bool = False  # untied output head: measured to reach 0.9 sooner on the copy task
     max_positions: int = 32
 
 
@@ -75,7 +76,7 @@ def build_policy(tokenizer: CharTokenizer, spec: ModelSpec = ModelSpec()):
     cfg = Qwen2Config(
         vocab_size=tokenizer.vocab_size, hidden_size=spec.hidden, intermediate_size=spec.intermediate,
         num_hidden_layers=spec.layers, num_attention_heads=spec.heads, num_key_value_heads=spec.heads,
-        max_position_embeddings=spec.max_positions, tie_word_embeddings=True, use_cache=False,
+        max_position_embeddings=spec.max_positions, tie_word_embeddings=spec.tie_embeddings, use_cache=False,
         pad_token_id=tokenizer.pad_id, bos_token_id=tokenizer.bos_id, eos_token_id=tokenizer.eos_id,
         attn_implementation="eager",
     )
