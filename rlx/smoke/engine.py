@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlx.errors import ConfigError, JobFailedError
+from rlx.errors import ConfigError, JobFailedError, RlxError
 from rlx.smoke import sizes as sizes_mod
 from rlx.smoke.tasks import code_markers, compute_score, get_task, prompt_text
 
@@ -126,23 +126,26 @@ def _import_verl(options: Mapping[str, Any]):
     import verl  # noqa: F401 - loads the `verl.plugins` entry points (rlx's losses and estimators)
     from verl.trainer.ppo import core_algos
 
+    problem = None
     try:
         from rlx import verl_plugin
 
-        ensure = getattr(verl_plugin, "ensure_registered", None)
-        if callable(ensure):
-            ensure()
+        verl_plugin.ensure_registered()
+    except RlxError as e:  # reported only if the config actually names a missing function (see _registry_fn)
+        problem = e
     except ImportError:
         pass
-    return core_algos
+    return core_algos, problem
 
 
-def _registry_fn(getter_fn, name: str, registry: Mapping, what: str, path: str):
+def _registry_fn(getter_fn, name: str, registry: Mapping, what: str, path: str, plugin_problem: Exception | None):
     try:
         return getter_fn(name)
     except (ValueError, KeyError, NotImplementedError):
         from rlx.errors import suggestion
 
+        if plugin_problem is not None:
+            raise plugin_problem from None
         hint = suggestion(name, registry, fallback="registered: " + ", ".join(sorted(registry)))
         raise ConfigError(f"verl has no {what} named {name!r}", where=path, hint=hint) from None
 
@@ -326,7 +329,7 @@ def run(config: Any, *, task: str = "copy", steps: int | None = None, seed: int 
     sz = sizes_mod.plan(get, max_prompt_length=the_task.max_prompt_length,
                         max_response_length=the_task.max_response_length, steps=steps)
     options = _rlx_options(get)
-    core_algos = _import_verl(options)
+    core_algos, plugin_problem = _import_verl(options)
 
     import numpy as np
     import torch
@@ -336,9 +339,9 @@ def run(config: Any, *, task: str = "copy", steps: int | None = None, seed: int 
     adv_name = str(get("algorithm.adv_estimator", "gae"))
     loss_mode = str(get("actor_rollout_ref.actor.policy_loss.loss_mode", "vanilla"))
     adv_fn = _registry_fn(core_algos.get_adv_estimator_fn, adv_name, core_algos.ADV_ESTIMATOR_REGISTRY,
-                          "advantage estimator", "algorithm.adv_estimator")
+                          "advantage estimator", "algorithm.adv_estimator", plugin_problem)
     loss_fn = _registry_fn(core_algos.get_policy_loss_fn, loss_mode, core_algos.POLICY_LOSS_REGISTRY,
-                           "policy loss", "actor_rollout_ref.actor.policy_loss.loss_mode")
+                           "policy loss", "actor_rollout_ref.actor.policy_loss.loss_mode", plugin_problem)
     adv_params, adv_varkw = _params(adv_fn)
     loss_params, _ = _params(loss_fn)
     actor_cfg = _actor_config(cfg, sz)
@@ -346,7 +349,8 @@ def run(config: Any, *, task: str = "copy", steps: int | None = None, seed: int 
     reward_fn, reward_name = _reward_fn(get)
 
     critic_enable = get("critic.enable", None)
-    use_critic = bool(critic_enable) if critic_enable is not None else "values" in adv_params
+    # verl's rule (trainer/ppo/utils.py need_critic): critic.enable when set, else on only for gae
+    use_critic = bool(critic_enable) if critic_enable is not None else adv_fn is core_algos.get_adv_estimator_fn("gae")
     use_kl_in_reward = bool(get("algorithm.use_kl_in_reward", False))
     use_ref = bool(actor_cfg.use_kl_loss) or use_kl_in_reward
     nll_coef = float(_find_option(options, "nll_coef") or 0.0)
@@ -505,6 +509,7 @@ def run(config: Any, *, task: str = "copy", steps: int | None = None, seed: int 
                                           mask, uid, values, extras, old_lp, policy, prompts, sz, tok, reward_fn,
                                           sample_rows, temperature, top_p, top_k, gen)
         timing["adv"] = time.monotonic() - t
+        metrics.update(_estimator_diagnostics())
 
         # data metrics, as verl's compute_data_metrics names them
         vmask = mask.bool()
@@ -597,6 +602,18 @@ def _advantages(core_algos, adv_fn, params, varkw, algo_cfg, get, token_rewards,
                 kwargs[name] = value
     kwargs = {k: v for k, v in kwargs.items() if k in params or varkw}
     return adv_fn(**kwargs)
+
+
+def _estimator_diagnostics() -> dict[str, float]:
+    """Metrics rlx's estimators leave behind for the trainer to log (`rlx.verl_plugin.estimator_metrics`)."""
+    import sys
+
+    found = getattr(sys.modules.get("rlx.verl_plugin"), "estimator_metrics", None)
+    if not isinstance(found, dict):
+        return {}
+    out = {k: v for k, v in ((k, _metric_value(v)) for k, v in found.items()) if v is not None}
+    found.clear()
+    return out
 
 
 def _greedy_baselines(policy, prompts, sz, tok, reward_fn, sample_rows, temperature, top_p, top_k, gen):
