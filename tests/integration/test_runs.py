@@ -92,3 +92,37 @@ def test_unreachable_cluster_leaves_the_record_alone_and_says_so(env, mlflow_uri
 def test_unknown_run_is_a_usage_error(env, rlx_cli):
     code, out, err = rlx_cli("runs", "show", "nope")
     assert code == 2 and "no run 'nope'" in err and "rlx runs ls" in err
+
+
+def test_ctrl_c_against_a_cluster_detaches_and_the_job_keeps_running(env, ray_head, mlflow_uri, rlx_cli):
+    import os
+    import signal
+    import sys
+    from pathlib import Path
+
+    from conftest import wait_for
+    from mlflow.tracking import MlflowClient
+    from ray.job_submission import JobSubmissionClient
+
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "rlx"), "train", "--algo", "grpo", "--smoke", "--task", "sleep",
+         "--address", ray_head.address, "--tracking-uri", mlflow_uri],
+        cwd=env, env={**os.environ, "RLX_SMOKE_ENTRY": "rlx.launch.testjob"}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        runs_dir = env / ".rlx" / "runs"
+        run_id = wait_for(lambda: next(p.name for p in runs_dir.iterdir()), 120, "the run record")
+        client = MlflowClient(mlflow_uri)
+        wait_for(lambda: client.get_run(run_id).data.metrics.get("training/global_step"), 120, "the first step")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert f"rlx runs logs {run_id} -f" in err and f"rlx runs stop {run_id}" in err
+    assert JobSubmissionClient(ray_head.address).get_job_status(f"rlx-{run_id}").value == "RUNNING"
+    assert json.loads((runs_dir / run_id / "record.json").read_text())["state"] == "SUBMITTED"
+    code, out, err = rlx_cli("runs", "stop", run_id, "--format", "json")
+    assert code == 0 and json.loads(out)["state"] == "STOPPED", err
+    assert client.get_run(run_id).info.status == "KILLED"
