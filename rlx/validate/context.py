@@ -75,6 +75,13 @@ class Context:
         return self.flag("algorithm.use_kl_in_reward") or self.flag("actor_rollout_ref.actor.use_kl_loss")
 
     @functools.cached_property
+    def leaves(self) -> dict[str, Any]:
+        """The config as {dotted path: raw value} (interpolations unresolved)."""
+        from rlx.resolve import leaf_paths
+
+        return leaf_paths(self.resolved.config)
+
+    @functools.cached_property
     def changed(self) -> list:
         return self.resolved.changed()
 

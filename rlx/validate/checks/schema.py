@@ -292,9 +292,7 @@ def broken_interpolation(ctx: Context) -> Iterator[Finding]:
     verl marks some keys `???` (mandatory): most importantly `actor_rollout_ref.rollout.name`, which has no default.
     The job fails at start-up with MissingMandatoryValue. rlx presets set it to vllm.""")
 def mandatory(ctx: Context) -> Iterator[Finding]:
-    from rlx.resolve import leaf_paths
-
-    for key, value in leaf_paths(ctx.resolved.config).items():
+    for key, value in ctx.leaves.items():
         if value != "???":
             continue
         if key.startswith("reward.reward_model.") and not ctx.flag("reward.reward_model.enable"):
