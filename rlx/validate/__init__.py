@@ -65,8 +65,23 @@ def validate(resolved, *, ignore: Iterable[str] = (), strict: bool = False, pre:
     if deep:
         from rlx.validate.deep import deep_problems
 
-        problems.extend(p for p in deep_problems(resolved, ctx) if p.code not in skip)
-    return Report(problems=_dedupe(problems), strict=strict, subject=_subject(resolved, algorithms, inferred))
+        explained = any(p.code.startswith("RLX2") or p.code in ("RLX103", "RLX112", "RLX501") for p in problems
+                        if p.severity is ERROR)
+        problems.extend(p for p in deep_problems(resolved, ctx)
+                        if p.code not in skip and not (p.code == "RLX290" and explained))
+    return Report(problems=_scrub(_dedupe(problems), ctx.leaves), strict=strict,
+                  subject=_subject(resolved, algorithms, inferred))
+
+
+def _scrub(problems: list[Problem], leaves: dict[str, Any] | None = None) -> list[Problem]:
+    """Messages quote config values: pass them through rlx's one redaction function (secrets never reach stdout)."""
+    from dataclasses import replace
+
+    from rlx.launch.redact import redact_text, secret_values
+
+    secrets = secret_values(leaves or {}, dict(os.environ))
+    return [replace(p, message=redact_text(p.message, secrets), hint=redact_text(p.hint, secrets),
+                    source=redact_text(p.source, secrets)) for p in problems]
 
 
 def _dedupe(problems: list[Problem]) -> list[Problem]:
@@ -268,7 +283,7 @@ def validate_source(
     resolved, pre = resolve_collecting(algo, preset=preset, experiment=experiment, overrides=overrides,
                                        verl_only=verl)
     if resolved is None:
-        return Report(problems=[p for p in pre if p.code not in _codes(ignore)], strict=strict,
+        return Report(problems=_scrub([p for p in pre if p.code not in _codes(ignore)]), strict=strict,
                       subject=str(file or preset or algo or "verl overrides"))
     return validate(resolved, ignore=ignore, strict=strict, pre=pre, deep=deep)
 

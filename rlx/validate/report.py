@@ -106,7 +106,7 @@ def render_text(report: Report, console) -> None:
             console.print(f"  [{_STYLE[sev]}]{p.code}[/{_STYLE[sev]}] [bold]{escape(p.path or '-')}[/bold]")
             console.print(f"    {escape(p.message)}")
             if p.source:
-                console.print(f"    [dim]--> {escape(p.source)}[/dim]")
+                console.print(f"    [dim]--> {escape(_describe_source(p.source))}[/dim]")
             if p.hint:
                 console.print(f"    [green]hint:[/green] {escape(p.hint)}")
     verdict = "passed" if report.ok else "failed"
@@ -117,6 +117,16 @@ def render_text(report: Report, console) -> None:
         f"{len(report.errors)} error(s), {len(report.warnings)} warning(s){strict}. "
         "`rlx rules explain CODE` explains a rule; `--ignore CODE` suppresses it."
     )
+
+
+def _describe_source(source: str) -> str:
+    """"set by preset gspo (presets/gspo.yaml:7)" for a provenance label; a location (file:line, an override's
+    text) as it is."""
+    import re
+
+    if source.startswith("command line:") or re.match(r"^\S+\.ya?ml(:\d+)*$", source) or source == "verl":
+        return source
+    return f"set by {source}"
 
 
 def _gh_escape(text: str, prop: bool = False) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from rlx.presets import builtin_names
+from rlx.validate import validate_source
 
 TESTS = Path(__file__).resolve().parents[1]
 DATA = TESTS / "data" / "validate"
@@ -117,3 +118,12 @@ def test_rlx_agrees_with_verl_validate_config(algo, overrides, tiny_model):
     report = validate(resolved, pre=pre)
     expected = _rlx_expects_verl_to_fail(report)
     assert (raised is not None) == expected, f"verl: {raised}; rlx: {[p.to_dict() for p in report.errors]}"
+
+
+def test_deep_mode_runs_verl_itself(tiny_model):
+    report = validate_source(algo="gspo", deep=True)
+    assert report.problems == []
+    report = validate_source(algo="ppo", overrides=[f"critic.model.path={tiny_model}", "data.train_batch_size=16",
+                                                    "critic.ppo_mini_batch_size=32",
+                                                    "actor_rollout_ref.actor.ppo_mini_batch_size=16"], deep=True)
+    assert [(p.code, p.path) for p in report.errors] == [("RLX205", "critic.ppo_mini_batch_size")]  # no RLX290 echo

@@ -120,7 +120,7 @@ def test_render_text_groups_by_severity():
     render_text(_report(), console)
     text = console.export_text()
     assert text.index("Errors (1)") < text.index("Warnings (1)")
-    assert "RLX401 actor_rollout_ref.rollout.n" in text and "--> preset gspo" in text and "hint: set n=8" in text
+    assert "RLX401 actor_rollout_ref.rollout.n" in text and "--> set by preset gspo" in text and "hint: set n=8" in text
     assert "validation failed" in text
 
 
@@ -173,3 +173,13 @@ def test_validate_imports_no_heavy_modules():
             "print(sorted(m for m in ('verl','torch','ray','mlflow') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_secrets_in_values_never_reach_the_report(monkeypatch):
+    monkeypatch.setenv("WANDB_API_KEY", "0123456789abcdef0123456789abcdef01234567")
+    token = "hf_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6"
+    report = validate_source(algo="grpo", overrides=[f"trainer.experiment_name={token}x,y",
+                                                     "+ray_kwargs.ray_init.runtime_env.env_vars.HF_TOKEN=12345678",
+                                                     f"{'actor_rollout_ref.rollout.n'}={token}"])
+    text = json.dumps(report.to_dict())
+    assert report.errors and token not in text and "12345678" not in text
