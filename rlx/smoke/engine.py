@@ -37,6 +37,10 @@ from rlx.smoke import sizes as sizes_mod
 from rlx.smoke.tasks import code_markers, compute_score, get_task, prompt_text
 
 ALGO_CFG_ENV = "RLX_ALGO_CFG"
+THREADS_ENV = "RLX_SMOKE_THREADS"
+# One torch thread by default: on a 2-core machine shared with Ray and other processes, two threads measured 20x
+# slower per step (OpenMP threads spin while waiting for a core); on an idle machine one thread costs ~20 %.
+# The thread count is part of the numerics: the same seed gives the same curve for the same thread count.
 NUM_THREADS = 1
 LAST_K = 5
 
@@ -334,7 +338,7 @@ def run(config: Any, *, task: str = "copy", steps: int | None = None, seed: int 
     import numpy as np
     import torch
 
-    torch.set_num_threads(NUM_THREADS)
+    torch.set_num_threads(int(os.environ.get(THREADS_ENV) or NUM_THREADS))
 
     adv_name = str(get("algorithm.adv_estimator", "gae"))
     loss_mode = str(get("actor_rollout_ref.actor.policy_loss.loss_mode", "vanilla"))

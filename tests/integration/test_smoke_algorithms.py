@@ -77,3 +77,22 @@ def test_ready_algorithm_smoke_job_trains_and_logs_to_mlflow(algo, jobs, store, 
         assert by_step[0] < 0.3, by_step[:5]
         final = sum(by_step[-5:]) / 5
         assert final >= 0.9, f"{algo}: final score {final:.3f}; curve every 20 steps: {by_step[::20]}"
+
+
+def test_readme_main_command_then_runs_ls_shows_the_run_with_its_metrics(ray_head, rlx_cli, tmp_path, monkeypatch,
+                                                                         mlflow_uri):
+    """`rlx train --algo gspo --smoke` end to end through the real launcher, the real engine, Ray and MLflow."""
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RLX_HOME", str(tmp_path / ".rlx"))
+    monkeypatch.delenv("RLX_SMOKE_ENTRY", raising=False)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    code, out, err = rlx_cli("train", "--algo", "gspo", "--smoke", "--steps", "20", "--address", ray_head.address,
+                             "--tracking-uri", mlflow_uri)
+    assert code == 0, err[-3000:]
+    code, out, err = rlx_cli("runs", "ls", "--format", "json")
+    assert code == 0, err
+    (row,) = [r for r in json.loads(out) if r["algo"] == "gspo"]
+    assert row["smoke"] and row["mlflow_status"] == "FINISHED" and row["state"] == "SUCCEEDED"
+    assert row["step"] == 20 and 0.0 <= row["reward"] <= 1.0
