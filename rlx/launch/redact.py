@@ -121,9 +121,19 @@ def secret_values(config: Any = None, env: Mapping[str, str] | None = None) -> l
 
     walk(config, None)
     for name, value in (env or {}).items():
-        if value and is_secret_key(name):
+        if value and is_secret_key(name) and not _describes_a_secret(name):
             found.append(value)
     return [s for s in dict.fromkeys(found) if len(s) >= 6]
+
+
+# Env vars *about* a secret (RAY_AUTH_MODE=token, HF_TOKEN_PATH=/x): their values are not secrets, and scrubbing
+# them from free text would mangle unrelated words ("disabled", a path) in logs and artifacts.
+_ABOUT_SECRET = frozenset({"mode", "path", "file", "dir", "sock", "socket", "host", "port", "type", "enabled"})
+
+
+def _describes_a_secret(name: str) -> bool:
+    words = _words(name)
+    return bool(words) and words[-1] in _ABOUT_SECRET
 
 
 def secret_paths(flat: Mapping[str, Any]) -> list[str]:

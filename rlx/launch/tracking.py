@@ -105,9 +105,13 @@ def _store_lock(uri: str):
 
 def connect(uri: str):
     """An `MlflowClient` on a store that answered a query; `UnreachableError` (exit 3) otherwise."""
+    import logging
+
     from mlflow.tracking import MlflowClient
 
     interactive_http_env()
+    for name in ("mlflow.store.db.utils", "alembic"):  # "Creating initial MLflow database tables..." is noise here
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         with _store_lock(uri):
             client = MlflowClient(tracking_uri=uri)

@@ -67,7 +67,8 @@ def test_redact_keeps_structure_and_replaces_only_secrets():
 
 def test_secret_values_collects_config_and_env_secrets():
     cfg = {"trainer": {"wandb_api_key": "literal-key-1", "x": f"see {CANARY_HF}"}, "ref": "${oc.env:WANDB_API_KEY}"}
-    env = {"WANDB_API_KEY": "envsecretvalue", "HOME": "/home/me", "HF_TOKEN": ""}
+    env = {"WANDB_API_KEY": "envsecretvalue", "HOME": "/home/me", "HF_TOKEN": "", "RAY_AUTH_MODE": "disabled",
+           "HF_TOKEN_PATH": "/home/me/.cache/token"}
     found = secret_values(cfg, env)
     assert set(found) == {"literal-key-1", CANARY_HF, "envsecretvalue"}
     assert secret_paths({"trainer.wandb_api_key": "literal-key-1", "a.b": "${oc.env:X}", "c": 1}) == \
