@@ -46,7 +46,9 @@ _TOKEN_SHAPES = re.compile(
 )
 _URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@")
 # `name=value` / `name: value` / `"name": "value"` pairs in free text (command lines, YAML, logs).
-_PAIR = re.compile(r"(?P<key>[A-Za-z_+~][A-Za-z0-9_.\-/]*)(?P<sep>['\"]?\s*[=:]\s*['\"]?)(?P<value>[^\s'\",}\]]+)")
+# `==` is a version pin (`google-auth==2.40`), not an assignment.
+_PAIR = re.compile(r"(?P<key>[A-Za-z_+~][A-Za-z0-9_.\-/]*)(?P<sep>['\"]?\s*(?:=(?!=)|:)\s*['\"]?)"
+                   r"(?P<value>[^\s'\",}\]=][^\s'\",}\]]*)")
 _ENV_REF = re.compile(r"^\$\{oc\.env:[^}]*\}$")
 
 

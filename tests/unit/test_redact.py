@@ -46,6 +46,7 @@ def test_redact_text_hides_token_shapes_userinfo_and_pairs_but_keeps_env_refs():
     assert "https://alice:" in out and "@mlflow.example.com" in out
     assert "token=${oc.env:HF_TOKEN}" in out
     assert "max_tokens=512" in out
+    assert redact_text("google-auth==2.40.0\noauthlib==3.2.2\n") == "google-auth==2.40.0\noauthlib==3.2.2\n"
 
 
 def test_redact_text_replaces_known_literal_secrets_of_any_shape():
