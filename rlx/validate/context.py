@@ -53,7 +53,9 @@ class Context:
     def source(self, path: str) -> str:
         prov = self.resolved.source_of(path)
         text = prov.label if prov.layer != "verl" else "verl default"
-        return f"{text} ({prov.where})" if prov.where and prov.layer in ("preset", "experiment", "file") else text
+        if not prov.where or prov.layer not in ("preset", "experiment", "file"):
+            return text
+        return f"{text} ({_relative(prov.where)})"
 
     # --- derived facts verl computes the same way
     @functools.cached_property
@@ -108,3 +110,16 @@ class Context:
 
     def finding(self, path: str, message: str, hint: str = "", **kw: Any) -> Finding:
         return Finding(path, message, hint, **kw)
+
+
+def _relative(where: str) -> str:
+    """`/repo/presets/gspo.yaml:7` as `presets/gspo.yaml:7` when under the current directory (GitHub annotations
+    want repository-relative paths)."""
+    import os
+
+    path, sep, line = where.partition(":")
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return where
+    return (rel if not rel.startswith("..") else path) + sep + line
