@@ -113,6 +113,69 @@ def _mlflow_run(record, clients: _Clients):
         return None
 
 
+def _store_only_rows(uri: str | None, known: set[str], clients: _Clients, since: float | None) -> list[dict]:
+    """rlx runs in the MLflow store without a local record (launched elsewhere): their tags, plus Ray's live
+    status for those not ended (read only: without a record, rlx does not change them)."""
+    from rlx.launch import tracking
+
+    if uri is None:
+        path = tracking.sqlite_path(tracking.default_uri())
+        if path is None or not path.exists():
+            return []
+    uri = tracking.normalize_uri(uri)
+    client = clients.mlflow_for(uri)
+    if client is None:
+        return []
+    try:
+        exps = [e.experiment_id for e in client.search_experiments()]
+        found = client.search_runs(exps, "tags.`rlx.submission_id` LIKE 'rlx-%'", max_results=500,
+                                   order_by=["attributes.start_time DESC"]) if exps else []
+    except Exception as e:  # noqa: BLE001 - listing stays useful without them
+        clients.errors[uri] = str(e).splitlines()[0][:200]
+        return []
+    rows = []
+    for run in found:
+        tags = run.data.tags
+        created = run.info.start_time / 1000
+        if run.info.run_id in known or (since is not None and created < since and run.info.status != "RUNNING"):
+            continue
+        state = tags.get("rlx.job_status")
+        live = None
+        if state not in ("SUCCEEDED", "FAILED", "STOPPED", "LOST", "ABORTED") and tags.get("rlx.cluster_address"):
+            live = _live_status(tags["rlx.cluster_address"], tags["rlx.submission_id"], clients)
+        rows.append({
+            "run_id": run.info.run_id, "state": state, "ray_status": live, "mlflow_status": run.info.status,
+            "algo": tags.get("rlx.algo"), "experiment": client.get_experiment(run.info.experiment_id).name,
+            "run_name": run.info.run_name, "smoke": tags.get("rlx.smoke") == "true",
+            "step": run.data.metrics.get("training/global_step"), "reward": run.data.metrics.get("critic/score/mean"),
+            "address": tags.get("rlx.cluster_address"), "submission_id": tags.get("rlx.submission_id"),
+            "created": created, "message": "no local run record",
+        })
+    return rows
+
+
+def _live_status(address: str, submission_id: str, clients: _Clients) -> str:
+    from rlx.errors import RlxError
+    from rlx.launch.jobs import JobNotFound, Jobs
+    from rlx.launch.lifecycle import token_from_env
+
+    if address not in clients.jobs:
+        try:
+            clients.jobs[address] = Jobs(address, token=token_from_env(), timeout=10)
+        except RlxError as e:
+            clients.jobs[address] = None
+            clients.errors[address] = e.message
+    jobs = clients.jobs[address]
+    if jobs is None:
+        return "UNREACHABLE"
+    try:
+        return jobs.status(submission_id)
+    except JobNotFound:
+        return "NOT_FOUND"
+    except RlxError:
+        return "UNREACHABLE"
+
+
 def _age(ts: float) -> str:
     s = int(time.time() - ts)
     for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
@@ -124,6 +187,9 @@ def _age(ts: float) -> str:
 @runs_app.command("ls", epilog=RUNS_EPILOG)
 def ls(
     all_: bool = typer.Option(False, "--all", "-a", help="Include runs that ended more than a week ago."),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+                                            help="Also list rlx runs of this MLflow store that have no local record "
+                                            "(default: ./mlflow.db when it exists)."),
     format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
 ) -> int:
     """List launched runs with their live Ray job state and MLflow status (reconciling ended jobs)."""
@@ -138,6 +204,7 @@ def ls(
             continue
         live = _refresh(record, clients)
         rows.append(_row(record, _mlflow_run(record, clients), live))
+    rows += _store_only_rows(tracking_uri, {r["run_id"] for r in rows}, clients, None if all_ else week)
     if format is Format.json:
         emit_json(rows)
         return 0
@@ -146,7 +213,7 @@ def ls(
         return 0
     console().print(table(
         None, ["run", "state", "ray", "mlflow", "algo", "experiment", "step", "reward", "created"],
-        [[r["run_id"][:12], r["state"], r["ray_status"] or "-", r["mlflow_status"] or "?", r["algo"] or "-",
+        [[r["run_id"][:12], r["state"] or "?", r["ray_status"] or "-", r["mlflow_status"] or "?", r["algo"] or "-",
           r["experiment"], "-" if r["step"] is None else int(r["step"]),
           "-" if r["reward"] is None else fmt_value(round(r["reward"], 4)), _age(r["created"])] for r in rows],
     ))

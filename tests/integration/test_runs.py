@@ -126,3 +126,20 @@ def test_ctrl_c_against_a_cluster_detaches_and_the_job_keeps_running(env, ray_he
     code, out, err = rlx_cli("runs", "stop", run_id, "--format", "json")
     assert code == 0 and json.loads(out)["state"] == "STOPPED", err
     assert client.get_run(run_id).info.status == "KILLED"
+
+
+def test_ls_also_lists_store_runs_launched_elsewhere(env, ray_head, mlflow_uri, rlx_cli):
+    import shutil
+
+    from rlx.launch import records
+    from rlx.launch.records import State
+
+    client, run_id = _prepared(mlflow_uri, ray_head.address, State.SUBMITTED)
+    client.set_tag(run_id, "rlx.submission_id", f"rlx-{run_id}")
+    client.set_tag(run_id, "rlx.cluster_address", ray_head.address)
+    shutil.rmtree(records.run_dir(run_id))  # as if launched from another directory
+    code, out, err = rlx_cli("runs", "ls", "--tracking-uri", mlflow_uri, "--format", "json")
+    assert code == 0, err
+    (row,) = json.loads(out)
+    assert row["run_id"] == run_id and row["message"] == "no local run record"
+    assert row["ray_status"] == "NOT_FOUND" and row["mlflow_status"] == "RUNNING"  # shown, not changed
