@@ -327,6 +327,10 @@ def run(config: Any, *, task: str = "copy", steps: int | None = None, seed: int 
         JobFailedError: the reward function fails or training produces NaNs.
     """
     t_start = time.monotonic()
+    if steps is not None and int(steps) < 1:
+        from rlx.errors import UsageError
+
+        raise UsageError(f"--steps must be at least 1, got {steps}", where="--steps", hint="e.g. --steps 40")
     cfg = _as_dictconfig(config)
     get = _getter(cfg)
     the_task = get_task(task)

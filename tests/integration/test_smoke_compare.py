@@ -29,7 +29,7 @@ def test_aspo_moves_the_first_code_call_earlier_than_grpo_on_the_same_seed():
     aspo = run(resolve("aspo").container(), task="code", steps=CODE_STEPS, seed=0)
     g = _late_mean(grpo.series("code/first_pos/mean"))
     a = _late_mean(aspo.series("code/first_pos/mean"))
-    assert a < g - 0.3, f"mean first-code position over the last 40 steps: aspo {a:.2f}, grpo {g:.2f}"
+    assert a < g - 0.2, f"mean first-code position over the last 40 steps: aspo {a:.2f}, grpo {g:.2f}"
     assert "aspo/eligible_ratio" in aspo.history[-1]  # the estimator's own diagnostics are logged
 
 

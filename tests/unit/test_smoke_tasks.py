@@ -81,3 +81,11 @@ def test_custom_reward_function_is_loaded_from_the_current_and_the_legacy_key(tm
     with pytest.raises(ConfigError) as e:
         _reward_fn(_getter(missing))
     assert e.value.where == "reward.custom_reward_function.path"
+
+
+def test_zero_steps_is_a_usage_error_before_anything_heavy_starts():
+    from rlx.smoke.engine import run
+
+    with pytest.raises(UsageError) as e:
+        run({}, steps=0)
+    assert e.value.where == "--steps"
