@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from rlx.ops.common import group_index, group_sum, per_sample, seq_lengths, seq_mean
+from rlx.ops.common import group_index, group_sum, per_sample, seq_mean
 
 
 class AspoBias(NamedTuple):
@@ -29,6 +29,7 @@ class AspoBias(NamedTuple):
     bias: torch.Tensor  # b_i [bs] (0 outside E and in untouched groups)
     eligible: torch.Tensor  # bool [bs]: i ∈ E and its group is shaped
     hit_bound: torch.Tensor  # bool [bs]: |raw bias| > k·|A_i| (the clip was active)
+    token_lengths: torch.Tensor  # response tokens per sample [bs]
 
 
 def aspo_bias(
@@ -65,12 +66,13 @@ def aspo_bias(
     device = advantages.device
     bs = advantages.shape[0]
     mask = response_mask.to(advantages.dtype)
-    length = seq_lengths(response_mask).to(torch.float64) if lengths is None else per_sample(
+    token_lengths = mask.sum(-1)
+    length = token_lengths.to(torch.float64) if lengths is None else per_sample(
         lengths, bs, dtype=torch.float64, device=device, name="lengths")
     pos = per_sample(first_code_pos, bs, dtype=torch.float64, device=device, name="first_code_pos")
     used = per_sample(used_code, bs, dtype=torch.float64, device=device, name="used_code") > 0
     ok = per_sample(correct, bs, dtype=torch.float64, device=device, name="correct") > 0
-    eligible = ok & used & (pos >= 0) & (mask.sum(-1) > 0)
+    eligible = ok & used & (pos >= 0) & (token_lengths > 0)
     if require_code_pass:
         passed = (per_sample(code_pass, bs, dtype=torch.float64, device=device, name="code_pass") > 0
                   if code_pass is not None else torch.zeros_like(eligible))
@@ -84,14 +86,14 @@ def aspo_bias(
     shaped_group = (count > 0) & (mean_len > 0) & torch.isfinite(mean_len) & torch.isfinite(mean_pos)
     eligible = eligible & shaped_group[gidx]
 
-    base = seq_mean(advantages, response_mask).to(torch.float64)
+    base = seq_mean(advantages, mask, token_lengths).to(torch.float64)
     bound = k * base.abs()
     safe_len = torch.where(shaped_group, mean_len, torch.ones_like(mean_len))[gidx]
     raw = delta * (pos - mean_pos[gidx]) / safe_len
     bias = torch.where(eligible, torch.maximum(torch.minimum(raw, bound), -bound), torch.zeros_like(raw))
     hit_bound = eligible & (raw.abs() > bound)
-    shaped = advantages + bias.to(advantages.dtype).unsqueeze(-1) * mask
-    return AspoBias(shaped, bias, eligible, hit_bound)
+    shaped = torch.addcmul(advantages, bias.to(advantages.dtype).unsqueeze(-1), mask)
+    return AspoBias(shaped, bias, eligible, hit_bound, token_lengths)
 
 
 def aspo_metrics(
@@ -113,7 +115,7 @@ def aspo_metrics(
     metrics = {
         "aspo/first_code_pos_mean": float((pos * used).sum() / n_used),
         "aspo/code_usage_ratio": float(used.double().mean()),
-        "aspo/response_length_mean": float(seq_lengths(response_mask).double().mean()),
+        "aspo/response_length_mean": float(result.token_lengths.double().mean()),
         "aspo/eligible_ratio": float(result.eligible.double().mean()),
         "aspo/bias_clip_ratio": float(result.hit_bound.sum() / result.eligible.sum().clamp_min(1)),
         "aspo/bias_abs_mean": float(result.bias.abs().sum() / result.eligible.sum().clamp_min(1)),

@@ -9,18 +9,23 @@ import torch
 
 
 def group_index(index: Any, device: torch.device | str | None = None) -> tuple[torch.Tensor, int]:
-    """Map arbitrary group labels (uids: strings, ints, a tensor) to contiguous ids 0..G-1.
+    """Map arbitrary group labels (uids: strings, ints, a tensor) to group ids in 0..G-1.
 
     Args:
         index: one label per sample, e.g. verl's `uid` ndarray of strings.
         device: where the returned tensor lives.
 
     Returns:
-        (ids LongTensor[bs], number of groups G).
+        (ids LongTensor[bs], G). Strings and other labels get contiguous ids; an integer tensor of small non-negative
+        ids is returned as is, so G may exceed the number of distinct labels (the extra groups are empty).
     """
     if isinstance(index, torch.Tensor) and not index.is_floating_point():
-        _, inv = torch.unique(index.reshape(-1), return_inverse=True)
-        inv = inv.to(device=device or index.device, dtype=torch.long)
+        flat = index.reshape(-1).to(device=device or index.device, dtype=torch.long)
+        if flat.numel() and 0 <= int(flat.min()) and int(flat.max()) <= 4 * flat.numel():
+            # already small non-negative ids (e.g. from a previous call): empty groups are harmless to every op here,
+            # and torch.unique (a sort) would cost more than the maths
+            return flat, int(flat.max()) + 1
+        _, inv = torch.unique(flat, return_inverse=True)
     else:
         arr = np.asarray(index).reshape(-1)
         if arr.dtype == object:  # mixed or str labels: np.unique needs one comparable type
@@ -76,7 +81,8 @@ def seq_lengths(response_mask: torch.Tensor) -> torch.Tensor:
     return response_mask.to(torch.float32 if not response_mask.is_floating_point() else response_mask.dtype).sum(-1)
 
 
-def seq_mean(values: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
-    """Per-sample mean over valid tokens [bs]; 0 for empty responses."""
+def seq_mean(values: torch.Tensor, response_mask: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-sample mean over valid tokens [bs]; 0 for empty responses (`lengths`: the mask's row sums, if known)."""
     mask = response_mask.to(values.dtype)
-    return (values * mask).sum(-1) / mask.sum(-1).clamp_min(1.0)
+    total = torch.einsum("bt,bt->b", values, mask)  # one pass, no [bs, T] temporary
+    return total / (mask.sum(-1) if lengths is None else lengths.to(values.dtype)).clamp_min(1.0)
