@@ -70,7 +70,16 @@ def validate(resolved, *, ignore: Iterable[str] = (), strict: bool = False, pre:
         problems.extend(p for p in deep_problems(resolved, ctx)
                         if p.code not in skip and not (p.code == "RLX290" and explained))
     return Report(problems=_scrub(_dedupe(problems), ctx.leaves), strict=strict,
-                  subject=_subject(resolved, algorithms, inferred))
+                  subject=_subject(resolved, algorithms, inferred), facts=_facts(ctx))
+
+
+def _facts(ctx) -> dict[str, Any]:
+    """The resources the config asks for (static: the cluster's, not this machine's)."""
+    r = "actor_rollout_ref.rollout"
+    sizes = [ctx.int(f"{r}.{k}") or 1 for k in ("tensor_model_parallel_size", "data_parallel_size",
+                                                   "pipeline_model_parallel_size")]
+    return {"gpus": ctx.n_gpus, "nnodes": ctx.int("trainer.nnodes"),
+            "gpus_per_node": ctx.int("trainer.n_gpus_per_node"), "replica": sizes[0] * sizes[1] * sizes[2]}
 
 
 def _scrub(problems: list[Problem], leaves: dict[str, Any] | None = None) -> list[Problem]:

@@ -46,6 +46,7 @@ class Report:
     problems: list[Problem] = field(default_factory=list)
     strict: bool = False  # warnings count as failures (`--strict`)
     subject: str = ""  # what was validated, for the text header ("preset gspo", "verl overrides", "file x.yaml")
+    facts: dict[str, Any] = field(default_factory=dict)  # what the config asks for (GPUs, ...), shown in text only
 
     @property
     def errors(self) -> list[Problem]:
@@ -94,6 +95,10 @@ def render_text(report: Report, console) -> None:
     from rich.markup import escape
 
     subject = f" for {report.subject}" if report.subject else ""
+    if report.facts.get("gpus"):
+        f = report.facts
+        console.print(f"[dim]asks for {f['gpus']} GPU(s): {f['nnodes']} node(s) x {f['gpus_per_node']}; "
+                      f"rollout replicas of {f['replica']} GPU(s)[/dim]")
     if not report.problems:
         console.print(f"[green]validation passed{escape(subject)}: no problems[/green]")
         return
