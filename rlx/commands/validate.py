@@ -153,6 +153,8 @@ def explain(code: str = typer.Argument(..., help="Rule code, e.g. RLX401."),
     c = console()
     c.print(f"[bold]{r.code}[/bold]: {r.title}", highlight=False)
     c.print(f"severity: {r.severity.value}   category: {r.category}   from: {r.origin}", markup=False)
+    if r.when:
+        c.print(f"applies when: {r.when}", markup=False, highlight=False)
     c.print()
     c.print(r.explanation, markup=False, highlight=False)
 

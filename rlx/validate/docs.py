@@ -27,6 +27,8 @@ def rules_markdown() -> str:
         lines.append("")
     lines += ["## Explanations", ""]
     for r in rules:
-        lines += [f"### {r.code}", "", f"**{r.title}** ({r.severity.value}, {r.category}; from {r.origin})", "",
-                  r.explanation, ""]
+        lines += [f"### {r.code}", "", f"**{r.title}** ({r.severity.value}, {r.category}; from {r.origin})", ""]
+        if r.when:
+            lines += [f"Applies when `{r.when}`.", ""]
+        lines += [r.explanation, ""]
     return "\n".join(lines)

@@ -53,6 +53,7 @@ class Rule:
     explanation: str
     check: Callable[[Any], Iterable[Finding]] | None = None
     origin: str = "rlx"  # "rlx" for validator rules, else the algorithms whose constraint this code is
+    when: str = ""  # for algorithm constraints: the condition, as the registry describes it
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +63,7 @@ class Rule:
             "category": self.category,
             "explanation": self.explanation,
             "origin": self.origin,
+            "when": self.when,
         }
 
 
@@ -117,7 +119,7 @@ def all_rules() -> list[Rule]:
         if code in out:
             raise ValueError(f"{code} is both a validator rule and an algorithm constraint")
         out[code] = Rule(code, c.title, c.severity, "algorithm", " ".join(c.explanation.split()),
-                         origin=", ".join(users[code]))
+                         origin=", ".join(users[code]), when=c.describe())
     return [out[k] for k in sorted(out)]
 
 
