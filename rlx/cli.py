@@ -79,6 +79,23 @@ def _register_optional() -> None:
 _register_optional()
 
 
+def _terminate_as_interrupt() -> None:
+    """SIGTERM (and SIGHUP) take the same path as Ctrl-C, so `timeout`, a closed terminal or a CI cancel stop the job
+    rlx started on its embedded head, mark the run, and stop the head, instead of orphaning them."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) in (signal.SIG_DFL, None):
+            signal.signal(sig, interrupt)
+
+
 def _verbose(argv: list[str]) -> bool:
     return "--verbose" in argv or "-v" in argv or os.environ.get("RLX_VERBOSE", "") not in ("", "0")
 
@@ -119,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
 
     click_errors, click_exits, click_aborts = _click_classes()
     args = list(sys.argv[1:] if argv is None else argv)
+    if argv is None:  # the console script, not an in-process caller such as a test
+        _terminate_as_interrupt()
     try:
         rv = app(args=args, prog_name="rlx", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
