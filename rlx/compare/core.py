@@ -18,10 +18,10 @@ from rlx.compare.diff import ConfigDiff, config_diff
 from rlx.compare.metrics import (
     REWARD,
     STATS,
+    Histories,
     MetricSpec,
     Summary,
     best_runs,
-    clean_histories,
     select_metrics,
     sparkline,
     summarise,
@@ -81,26 +81,12 @@ class Comparison:
     best: dict[str, dict[str, set[str]]]
     diff: ConfigDiff
     notes: list[str]
-    histories: Any = None  # cleaned pandas frame (run_id, key, step, timestamp, value), for plots
+    histories: Histories | None = None  # every fetched point, for plots
     timings: dict[str, float] = field(default_factory=dict)
 
     def curve(self, run_id: str, key: str) -> tuple[list[float], list[float]]:
         """(steps, values) of one run's metric, in step order (empty when the run did not log it)."""
-        if self.histories is None or self.histories.empty:
-            return [], []
-        groups = self._groups()
-        part = groups.get((run_id, key))
-        if part is None:
-            return [], []
-        return part[0], part[1]
-
-    def _groups(self) -> dict[tuple[str, str], tuple[list[float], list[float]]]:
-        if getattr(self, "_group_cache", None) is None:
-            cache = {}
-            for (rid, key), g in self.histories.groupby(["run_id", "key"], sort=False):
-                cache[(rid, key)] = (g["step"].tolist(), g["value"].tolist())
-            self._group_cache = cache
-        return self._group_cache
+        return self.histories.curve(run_id, key) if self.histories is not None else ([], [])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -314,15 +300,13 @@ def compare_runs(selectors: Sequence[str] = (), *, experiments: Sequence[str] = 
     logged = source.metric_keys(ids)
     cols, notes = select_metrics(list(metrics), set().union(*logged.values()))
     keys = list(dict.fromkeys(c.key for c in cols))
-    frame = clean_histories(source.histories(ids, keys))
-    summaries = summarise(frame, {c.key: c.direction for c in cols})
+    hist = source.histories(ids, keys)
+    summaries = summarise(hist, {c.key: c.direction for c in cols})
     timings["metrics"] = time.perf_counter() - t0
 
     labels = _labels([infos[i] for i in ids])
     now_ms = time.time() * 1000
-    last_steps = {}
-    if not frame.empty:
-        last_steps = frame.groupby("run_id", sort=False)["step"].max().to_dict()
+    last_steps = hist.last_steps()
     longest = max(last_steps.values(), default=0)
     rows: list[RunRow] = []
     for rid in ids:
@@ -340,13 +324,11 @@ def compare_runs(selectors: Sequence[str] = (), *, experiments: Sequence[str] = 
 
     # Sparklines of the reward on one shared scale.
     rewards = {r.run_id: r for r in rows}
-    if any((rid, REWARD) in summaries for rid in rewards):
-        reward_frame = frame[frame["key"] == REWARD]
-        finite = reward_frame["value"][reward_frame["value"].notna()]
-        lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
-        for rid, values in reward_frame.groupby("run_id", sort=False)["value"]:
-            if rid in rewards:
-                rewards[rid].spark = sparkline(values.tolist(), lo, hi, spark_width)
+    curves = {rid: hist.curve(rid, REWARD)[1] for rid in rewards if (rid, REWARD) in summaries}
+    finite = [v for vs in curves.values() for v in vs if math.isfinite(v)]
+    lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    for rid, values in curves.items():
+        rewards[rid].spark = sparkline(values, lo, hi, spark_width)
 
     # A run that failed, was stopped or may be dead (RUNNING? without rlx's tag) competes for no "best": its
     # numbers stop wherever it broke.
@@ -362,7 +344,7 @@ def compare_runs(selectors: Sequence[str] = (), *, experiments: Sequence[str] = 
         notes.append(f"{len(diff.without_params)} run(s) logged no params and are left out of the config diff: "
                      + ", ".join(labels[r] for r in diff.without_params))
     timings["total"] = time.perf_counter() - t0
-    return Comparison(source.uri, rows, cols, best, diff, notes, frame, timings)
+    return Comparison(source.uri, rows, cols, best, diff, notes, hist, timings)
 
 
 def _marks(row: RunRow, cols: Sequence[MetricSpec], longest: int) -> list[str]:

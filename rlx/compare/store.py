@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rlx.compare.metrics import Histories
 from rlx.errors import ConfigError, RlxError, UnreachableError, suggestion
 
 PROVENANCE_ARTIFACT = "rlx/provenance.json"
@@ -213,8 +214,8 @@ class Source:
         """The metric keys each run logged."""
         raise NotImplementedError
 
-    def histories(self, ids: Sequence[str], keys: Sequence[str]):
-        """A pandas frame (run_id, key, step, timestamp, value) of every point of `keys` in the runs `ids`."""
+    def histories(self, ids: Sequence[str], keys: Sequence[str]) -> Histories:
+        """Every point of `keys` in the runs `ids`."""
         raise NotImplementedError
 
     def provenance(self, info: RunInfo) -> list[dict[str, Any]] | None:
@@ -252,15 +253,6 @@ def _parse_provenance(text: str) -> list[dict[str, Any]] | None:
     if not isinstance(data, list):
         return None
     return [d for d in data if isinstance(d, dict) and isinstance(d.get("key"), str)]
-
-
-def _frame(rows: list[tuple], columns: Sequence[str] = ("run_id", "key", "step", "timestamp", "value")):
-    import pandas as pd
-
-    frame = pd.DataFrame.from_records(rows, columns=list(columns))
-    if frame.empty:
-        return frame.astype({"step": "int64", "timestamp": "int64", "value": "float64"})
-    return frame
 
 
 class SqlSource(Source):
@@ -409,19 +401,18 @@ class SqlSource(Source):
             out[rid].add(key)
         return out
 
-    def histories(self, ids: Sequence[str], keys: Sequence[str]):
+    def histories(self, ids: Sequence[str], keys: Sequence[str]) -> Histories:
         if not ids or not keys:
-            return _frame([])
+            return Histories()
         cols = "SELECT run_uuid, key, step, timestamp, CASE WHEN is_nan THEN NULL ELSE value END FROM metrics"
         if self.sqlite and len(ids) > _FULL_SCAN_ABOVE:
             # One pass over the metric primary key (it starts with `key`), then keep the selected runs.
             rows = self._rows(f"{cols} WHERE key IN {{keys}}", keys=list(keys))
-            frame = _frame(rows)
-            frame = frame[frame["run_id"].isin(set(ids))]
+            wanted = set(ids)
+            rows = [r for r in rows if r[0] in wanted]
         else:
-            frame = _frame(self._by_ids(f"{cols} WHERE run_uuid IN {{ids}} AND key IN {{keys}}", ids, keys=list(keys)))
-        frame["value"] = frame["value"].astype("float64")  # NULL (a NaN point) -> NaN
-        return frame
+            rows = self._by_ids(f"{cols} WHERE run_uuid IN {{ids}} AND key IN {{keys}}", ids, keys=list(keys))
+        return Histories(rows)
 
 
 class ClientSource(Source):
@@ -513,4 +504,4 @@ class ClientSource(Source):
         with ThreadPoolExecutor(max_workers=8) as pool:
             for part in pool.map(fetch, jobs):
                 rows.extend(part)
-        return _frame(rows)
+        return Histories(rows)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import math
 
-import pandas as pd
 import pytest
 
 from rlx.compare.metrics import (
     KEY_METRICS,
     REWARD,
     Direction,
+    Histories,
     best_runs,
-    clean_histories,
     direction_of,
     parse_metric_option,
     select_metrics,
@@ -23,7 +22,7 @@ from rlx.compare.metrics import (
 
 
 def _frame(points):
-    return clean_histories(pd.DataFrame(points, columns=["run_id", "key", "step", "timestamp", "value"]))
+    return Histories(points)
 
 
 def test_summary_final_best_auc_per_direction():
@@ -59,6 +58,10 @@ def test_runs_are_kept_apart_in_one_frame():
     out = summarise(_frame(pts), {REWARD: Direction.UP})
     assert out[("a", REWARD)].auc == 1.0 and out[("b", REWARD)].auc == 2.0
     assert out[("a", REWARD)].points == 5 and out[("b", REWARD)].last_step == 2
+    h = _frame(list(reversed(pts)))  # input order does not matter
+    assert h.curve("b", REWARD) == ([0.0, 1.0, 2.0], [2.0, 2.0, 2.0]) and h.curve("b", "nope") == ([], [])
+    assert h.last_steps() == {"a": 4, "b": 2}
+    assert Histories().empty and list(Histories().curves()) == [] and summarise(Histories(), {}) == {}
 
 
 def test_best_runs_by_direction_ties_and_neutral():
