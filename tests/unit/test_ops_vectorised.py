@@ -27,7 +27,7 @@ def random_batch(n=12, width=7, seed=0):
 
 def test_group_index_and_logsumexp():
     gidx, n = group_index(np.array(["b", "a", "b", "c"], dtype=object))
-    assert n == 3 and gidx.tolist() == [1, 0, 1, 2]
+    assert n == 3 and gidx.tolist() == [0, 1, 0, 2]  # ids in order of first appearance
     gidx2, n2 = group_index(torch.tensor([7, 3, 7]))  # small non-negative ids are used as they are
     assert n2 == 8 and gidx2.tolist() == [7, 3, 7]
     gidx3, n3 = group_index(torch.tensor([100, -3, 100]))  # others are factorised
