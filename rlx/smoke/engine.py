@@ -316,7 +316,7 @@ def run(config: Any, *, task: str = "copy", steps: int | None = None, seed: int 
     Args:
         config: the resolved verl config (OmegaConf DictConfig, or the plain dict of `Resolved.container()`).
         task: `copy` (default), `reverse` or `code` (see `rlx.smoke.tasks`).
-        steps: training steps (default 40).
+        steps: training steps (default 200: the copy task reaches a score of 0.9 after about 130-170 steps).
         seed: seeds torch, sampling and data order; the same seed gives the same curve.
         on_step: called after every step with (step, metrics); metric names are verl's.
         on_start: called once before training with a dict describing the run (`sizes`, `shrunk`, `algorithm`...).
