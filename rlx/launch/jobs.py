@@ -154,7 +154,11 @@ class Jobs:
                 **resources), timeout=SUBMIT_TIMEOUT)
         except RuntimeError as e:
             if "already exists" not in str(e):
-                raise
+                from rlx.launch.redact import redact_text
+
+                raise UnreachableError(f"Ray at {self.address} refused the job: "
+                                       f"{redact_text(str(e).strip().splitlines()[-1][:300])}",
+                                       hint="check the cluster's dashboard logs; nothing was left running") from None
         info = self.info(submission_id)
         if (info.metadata or {}).get("rlx.run_id") != run_id:
             raise RlxError(f"Ray already has a job {submission_id} that rlx did not submit for run {run_id}",

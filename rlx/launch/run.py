@@ -26,6 +26,10 @@ def _note(plan: Plan, text: str) -> None:
 
 
 def _check_resources(plan: Plan, jobs: Jobs) -> None:
+    """Refuse a job the cluster cannot place now (verl would wait for the GPUs forever). Autoscaling clusters that
+    add nodes on demand can skip this with RLX_SKIP_RESOURCE_CHECK=1."""
+    if os.environ.get("RLX_SKIP_RESOURCE_CHECK", "") not in ("", "0"):
+        return
     have = jobs.resources()
     if plan.gpus_needed and have.get("GPU", 0.0) < plan.gpus_needed:
         nnodes = plan.resolved.get("trainer.nnodes", 1)
@@ -35,7 +39,8 @@ def _check_resources(plan: Plan, jobs: Jobs) -> None:
             f"{plan.gpus_needed} (trainer.nnodes={nnodes} x trainer.n_gpus_per_node={per_node}). "
             "Nothing was submitted: the job would wait for them forever",
             where="trainer.n_gpus_per_node",
-            hint="run the CPU smoke version with --smoke, or pass --address of a cluster with enough GPUs",
+            hint="run the CPU smoke version with --smoke, or pass --address of a cluster with enough GPUs "
+            "(an autoscaling cluster that adds GPU nodes on demand: set RLX_SKIP_RESOURCE_CHECK=1)",
         )
     if have.get("CPU", 0.0) < 1:
         raise UnreachableError(f"the cluster at {jobs.address} reports no CPU for the job's driver",

@@ -1,4 +1,8 @@
-"""The embedded Ray head: loopback, token-protected, and gone (every process, checked by PID) once rlx is done."""
+"""The embedded Ray head: loopback, token-protected, and gone (every process, checked by PID) once rlx is done.
+
+Slow on purpose (20-65 s each on a loaded 2-core box): each test starts and stops its own head, because what is
+tested is exactly that start and that stop; the rest of the suite shares the session head.
+"""
 
 from __future__ import annotations
 
