@@ -231,3 +231,17 @@ def test_no_gpu_and_no_cluster_stops_after_validation_without_a_head(env, rlx_cl
     assert code == 3
     assert "no cluster was given" in err and "--smoke" in err and "--address" in err
     assert not (env / "mlflow.db").exists()  # stopped before touching tracking or starting Ray
+
+
+@pytest.mark.smoke
+def test_local_smoke_run_is_tracked_like_a_job(env, mlflow_uri, rlx_cli):
+    # --local: the real CPU engine in this process, no Ray; rlx owns the MLflow run and logs each step.
+    pytest.importorskip("rlx.smoke.engine")
+    code, out, err = rlx_cli("train", "--algo", "grpo", "--smoke", "--local", "--steps", "1", "--tracking-uri",
+                             mlflow_uri, "--format", "json")
+    assert code == 0, err
+    s = json.loads(out)
+    run = _client(mlflow_uri).get_run(s["run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["rlx.job_status"] == "SUCCEEDED"
+    assert [m.step for m in _client(mlflow_uri).get_metric_history(s["run_id"], "critic/score/mean")] == [1]
+    assert run.data.params["algorithm/adv_estimator"] == "grpo" and run.data.params["rlx/smoke"] == "true"
