@@ -236,7 +236,7 @@ def select_runs(source: Source, selectors: Sequence[str] = (), *, experiments: S
         ids = source.search(exp_ids, filter_string, max_results=None if wanted_algos else last)
     if wanted_algos and ids:
         infos = source.infos(ids)
-        params = source.params(ids)
+        params = source.params(ids, keys=[ADV_PARAM, LOSS_PARAM, *_preset_param_keys()])
         ids = [i for i in ids if algorithm_of(infos[i].tags, params[i])[0] in wanted_algos]
     if last is not None:
         ids = ids[:last]

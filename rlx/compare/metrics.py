@@ -185,8 +185,9 @@ class Histories:
             key, self.keys = pd.factorize(cols[:, 1])
             step = cols[:, 2].astype(np.float64)
             ts = cols[:, 3].astype(np.float64)
-            value = np.array([np.nan if v is None else v for v in cols[:, 4]], dtype=np.float64) \
-                if any(v is None for v in cols[:, 4]) else cols[:, 4].astype(np.float64)
+            raw = cols[:, 4]
+            missing = raw == None  # noqa: E711 - elementwise: NULL is how the stores return a NaN point
+            value = np.where(missing, np.nan, raw).astype(np.float64) if missing.any() else raw.astype(np.float64)
         else:
             run = key = np.zeros(0, dtype=np.int64)
             step = ts = value = np.zeros(0)
