@@ -85,11 +85,15 @@ def finish(record: RunRecord, state: State, *, client=None, job_status: str | No
 
     job_status = job_status or state.value
     tail = log_tail(logs) if logs else None
+    message = redact_text(message) if message else None
     try:
         tracking.finish(client or _client(record), record.run_id, mlflow_status=TO_MLFLOW[state],
                         job_status=job_status, log_tail=tail, message=message)
-    finally:
-        records.save(record, state, job_status=job_status, message=redact_text(message) if message else None)
+    except BaseException:
+        # MLflow could not be told: keep the record non-terminal so the next `rlx runs ls` finishes the job.
+        records.save(record, job_status=job_status, message=message)
+        raise
+    records.save(record, state, job_status=job_status, message=message)
     return record
 
 

@@ -184,8 +184,11 @@ def _stop_and_settle(jobs: Jobs, record: RunRecord, client) -> None:
     except Exception:  # noqa: BLE001 - the head is about to go: whatever Ray says now, the run is over
         pass
     if not record.state.terminal:
-        finish(record, State.STOPPED, client=client, job_status="STOPPED",
-               message="stopped with the local Ray head when rlx exited")
+        try:
+            finish(record, State.STOPPED, client=client, job_status="STOPPED",
+                   message="stopped with the local Ray head when rlx exited")
+        except Exception:  # noqa: BLE001 - MLflow is down too: the record stays open and `rlx runs ls` settles it
+            pass
 
 
 def _summary(plan: Plan, record: RunRecord, code: int) -> dict[str, Any]:
@@ -267,9 +270,11 @@ def launch(plan: Plan) -> int:
         return _report_end(plan, record, exit_code(record.state))
     finally:
         if head is not None:
-            if record is not None and not record.state.terminal and jobs is not None:
-                _stop_and_settle(jobs, record, client)
-            head.stop()
+            try:
+                if record is not None and not record.state.terminal and jobs is not None:
+                    _stop_and_settle(jobs, record, client)
+            finally:
+                head.stop()
 
 
 def launch_local(plan: Plan) -> int:
