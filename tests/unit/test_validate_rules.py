@@ -183,3 +183,41 @@ def test_secrets_in_values_never_reach_the_report(monkeypatch):
                                                      f"{'actor_rollout_ref.rollout.n'}={token}"])
     text = json.dumps(report.to_dict())
     assert report.errors and token not in text and "12345678" not in text
+
+
+@pytest.mark.parametrize(("data", "kind"), [
+    ({"actor_rollout_ref": {}, "algorithm": {}, "trainer": {}, "data": {}}, "verl"),
+    ({"extends": "gspo", "overrides": {}}, "preset"),
+    ({"algo": "grpo", "overrides": {}}, "experiment"),
+    ({"preset": "p.yaml", "model": "m"}, "experiment"),
+])
+def test_file_kind(data, kind):
+    from rlx.validate import file_kind
+
+    assert file_kind(data) == kind
+
+
+@pytest.mark.parametrize(("args", "split"), [
+    (["exp.yaml", "a.b=1"], ("exp.yaml", ["a.b=1"])),
+    (["a.b=1", "~c"], (None, ["a.b=1", "~c"])),
+    (["+x.y=2"], (None, ["+x.y=2"])),
+    ([], (None, [])),
+])
+def test_split_file_and_overrides(args, split):
+    from rlx.commands.validate import split_args
+
+    assert split_args(args) == split
+
+
+def test_algorithm_inference_uses_the_registry():
+    from rlx.validate.checks.algorithm import infer_algorithms
+
+    def getter(values):
+        return lambda path: values.get(path)
+
+    adv, loss = "algorithm.adv_estimator", "actor_rollout_ref.actor.policy_loss.loss_mode"
+    group = {a.name for a in infer_algorithms(getter({adv: "grpo", loss: "vanilla"}))}
+    assert group == {a.name for a in ALGORITHMS if (a.adv_estimator, a.loss_mode) == ("grpo", "vanilla")}
+    assert [a.name for a in infer_algorithms(getter({adv: "grpo", loss: "gspo"}))] == ["gspo"]
+    assert [a.family.value for a in infer_algorithms(getter({adv: "gae", loss: "vanilla"}))] == ["critic-based"]
+    assert infer_algorithms(getter({adv: "opo", loss: "vanilla"})) == []
