@@ -72,11 +72,14 @@ def train(
 
     if output and not dry_run:
         raise UsageError("--output needs --dry-run", hint="add --dry-run to write the resolved YAML without launching")
+    from rlx.resolve.overrides import render_value
+
     extra = list(overrides or [])
+    # Rendered, not pasted: a name with Unicode, quotes or `=` is a value, not override syntax.
     if experiment:
-        extra.append(f"trainer.project_name={experiment}")
+        extra.append(f"trainer.project_name={render_value(experiment)}")
     if name:
-        extra.append(f"trainer.experiment_name={name}")
+        extra.append(f"trainer.experiment_name={render_value(name)}")
     resolved = resolve(algo, preset=preset, experiment=config, overrides=extra)
     if ignore:
         resolved.ignore.extend(c.upper() for c in ignore)
@@ -87,6 +90,7 @@ def train(
             hint=f"`rlx algos show {algorithm.name}` shows its preset; `rlx validate config --algo {algorithm.name}` "
             "checks a config for it. Ready algorithms: " + ", ".join(a.name for a in ALGORITHMS if a.ready),
         )
+    _check_names(resolved)
     report = _validate(resolved)
     if dry_run:
         return _dry_run(resolved, report, output, format)
@@ -105,6 +109,39 @@ def train(
         tracking_uri=tracking_uri,
         format=format,
     )
+
+
+MAX_NAME = 128  # a path component (checkpoints/<project>/<name>) and an MLflow name, with room to spare
+NAME_KEYS = ("trainer.project_name", "trainer.experiment_name")
+
+
+def _check_names(resolved) -> None:
+    """The MLflow experiment and run names double as folder names (verl checkpoints to
+    `trainer.default_local_dir=checkpoints/${project_name}/${experiment_name}`): refuse names that escape or break a
+    path, before anything is created. Spaces and Unicode are fine; the Ray submission id is derived, never a name."""
+    from rlx.errors import ConfigError
+
+    for key in NAME_KEYS:
+        value = resolved.get(key)
+        if not isinstance(value, str) or "${" in value:
+            continue
+        problem = None
+        if "/" in value or "\\" in value or value.strip() in (".", ".."):
+            problem = "contains a path separator or is a relative path"
+        elif any(ord(c) < 32 or ord(c) == 127 for c in value):
+            problem = "contains control characters"
+        elif len(value) > MAX_NAME:
+            problem = f"is {len(value)} characters long (at most {MAX_NAME})"
+        elif not value.strip():
+            problem = "is empty"
+        if problem:
+            shown = value if len(value) <= 60 else value[:57] + "..."
+            raise ConfigError(
+                f"{key} {shown!r} {problem}: it names the MLflow {'experiment' if 'project' in key else 'run'} and "
+                "the checkpoint folder",
+                where=resolved.source_of(key).describe() if hasattr(resolved, "source_of") else key,
+                hint=f"pick a plain name, e.g. --{'experiment' if 'project' in key else 'name'} my-run-1",
+            )
 
 
 def _validate(resolved):
