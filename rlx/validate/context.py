@@ -19,12 +19,21 @@ class Context:
     def __init__(self, resolved, *, algorithms: list[Algorithm] | None = None, inferred: bool = False,
                  added: set[str] | None = None):
         self.resolved = resolved
-        self.get = resolved.getter()
+        self._getter = resolved.getter()
+        self._cache: dict[str, Any] = {}
         self.algorithms = list(algorithms or ([resolved.algorithm] if resolved.algorithm else []))
         self.inferred = inferred  # algorithms guessed from adv_estimator/loss_mode (no preset named one)
         self._added = added
 
     # --- values
+    def get(self, path: str) -> Any:
+        """The value at `path` (interpolations resolved) or `MISSING_VALUE`; memoised, the config is read-only here."""
+        try:
+            return self._cache[path]
+        except KeyError:
+            value = self._cache[path] = self._getter(path)
+            return value
+
     def value(self, path: str, default: Any = None) -> Any:
         v = self.get(path)
         return default if v is MISSING_VALUE else v
