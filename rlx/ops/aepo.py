@@ -19,8 +19,6 @@ from typing import NamedTuple
 
 import torch
 
-from rlx.ops.common import masked_mean
-
 SG_SCOPES = ("high_entropy", "all", "low_entropy")
 
 
@@ -36,16 +34,20 @@ class AepoTokenLoss(NamedTuple):
     log_ratio: torch.Tensor  # logπθ - logπold, clamped to ±20 like verl
 
 
+def entropy_stats(entropy: torch.Tensor, response_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, std) of the entropy over valid tokens, detached; std = 0 or a single token -> 1 (unbiased std)."""
+    valid = entropy.detach()[response_mask.bool()]
+    if valid.numel() < 2:
+        mean = valid.mean() if valid.numel() else entropy.new_zeros(())
+        return mean, entropy.new_ones(())
+    std, mean = torch.std_mean(valid)
+    return mean, torch.where(std > 0, std, torch.ones_like(std))
+
+
 def normalised_entropy(entropy: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
-    """Standardise token entropy over the valid tokens: (H - mean) / std, std = 0 (or one token) -> 1. Detached."""
-    h = entropy.detach()
-    mask = response_mask.to(h.dtype)
-    n = mask.sum()
-    mean = (h * mask).sum() / n.clamp_min(1.0)
-    var = (((h - mean) * mask) ** 2).sum() / (n - 1.0).clamp_min(1.0)
-    std = var.sqrt()
-    std = torch.where((std > 0) & (n > 1), std, torch.ones_like(std))
-    return (h - mean) / std * mask
+    """Standardise token entropy over the valid tokens: (H - mean) / std (0 on padding), detached."""
+    mean, std = entropy_stats(entropy, response_mask)
+    return (entropy.detach() - mean) / std * response_mask.to(entropy.dtype)
 
 
 def aepo_token_loss(
@@ -73,52 +75,59 @@ def aepo_token_loss(
         sg_scope: which tokens keep a rescaled gradient when clipped above ("high_entropy", "all", "low_entropy").
         weight_floor: lower bound on 1 + α·Ĥ (None: no bound).
 
+    Entries on padding (response_mask = 0) are not meaningful; aggregate with the mask. Written with few full-size
+    passes because it runs on every micro-batch.
+
     Raises:
         ValueError: unknown `sg_scope`.
     """
     if sg_scope not in SG_SCOPES:
         raise ValueError(f"aepo.sg_scope must be one of {SG_SCOPES}, got {sg_scope!r}")
     mask = response_mask.bool()
-    h_norm = normalised_entropy(entropy, mask)
-    weight = 1.0 + alpha * h_norm
+    h = entropy.detach()
+    mean, std = entropy_stats(h, mask)
+    # 1 + α·(h − mean)/std as one fused multiply-add
+    weight = torch.addcmul(1.0 - alpha * mean / std, h, alpha / std)
     if weight_floor is not None:
         weight = weight.clamp_min(weight_floor)
     adv = advantages * weight
 
     log_ratio = torch.clamp(log_prob - old_log_prob, min=-20.0, max=20.0)
     ratio = torch.exp(log_ratio)
-    if sg_scope == "all":
-        scope = mask
-    elif sg_scope == "high_entropy":
-        scope = mask & (h_norm > 0)
-    else:
-        scope = mask & (h_norm <= 0)
-
     upper = 1.0 + clip_high
-    above = ratio > upper
-    # U_t = (1+ε_h)·ρ/sg(ρ): value 1+ε_h, gradient (1+ε_h)·∇logπθ (only where it is selected below).
-    sg_upper = upper * ratio / ratio.detach()
-    clipped_ratio = torch.where(above & scope, sg_upper, torch.clamp(ratio, min=1.0 - clip_low, max=upper))
+    above = ratio.detach() > upper
+    if sg_scope == "all":
+        sg = above
+    elif sg_scope == "high_entropy":
+        sg = above & (h > mean)
+    else:
+        sg = above & (h <= mean)
+    # U_t = (1+ε_h)·ρ/sg(ρ): value 1+ε_h, gradient (1+ε_h)·∇logπθ (only where selected)
+    clipped_ratio = torch.where(sg, ratio * (upper / ratio.detach()), torch.clamp(ratio, 1.0 - clip_low, upper))
 
-    loss1 = -adv * ratio
-    loss2 = -adv * clipped_ratio
-    clipped = loss2 > loss1
-    loss = torch.maximum(loss1, loss2)
-    loss3 = -adv * clip_c
+    # max(−Ãρ, −Ã·clip) = −min(Ãρ, Ã·clip); dual clip for Ã < 0: min(ℓ, −Ã·c)
+    gain1 = adv * ratio
+    gain2 = adv * clipped_ratio
+    clipped = gain2 < gain1
+    gain = torch.minimum(gain1, gain2)
     negative = adv < 0
-    clipped_lower = (loss > loss3) & negative
-    loss = torch.where(negative, torch.minimum(loss, loss3), loss)
-    sg_clipped = above & scope & (adv > 0)
+    gain3 = adv * clip_c
+    clipped_lower = negative & (gain < gain3)
+    loss = -torch.where(negative, torch.maximum(gain, gain3), gain)
+    sg_clipped = sg & (adv > 0) & mask
     return AepoTokenLoss(loss, ratio, clipped, clipped_lower, sg_clipped, weight, log_ratio)
 
 
 def aepo_metrics(out: AepoTokenLoss, response_mask: torch.Tensor) -> dict[str, torch.Tensor]:
     """verl's policy-loss metrics plus AEPO's own, as 0-d tensors (the plugin turns them into floats)."""
     mask = response_mask.bool()
+    maskf = response_mask.to(out.log_ratio.dtype)
+    n = maskf.sum().clamp_min(1.0)
+    flat = maskf.reshape(-1)
     return {
-        "actor/pg_clipfrac": masked_mean(out.clipped.float(), mask),
-        "actor/ppo_kl": masked_mean(-out.log_ratio.detach(), mask),
-        "actor/pg_clipfrac_lower": masked_mean(out.clipped_lower.float(), mask),
-        "actor/aepo_sg_clipfrac": masked_mean(out.sg_clipped.float(), mask),
-        "actor/aepo_adv_weight_mean": masked_mean(out.weight.detach(), mask),
+        "actor/pg_clipfrac": (out.clipped & mask).sum() / n,
+        "actor/ppo_kl": -torch.dot(out.log_ratio.detach().reshape(-1), flat) / n,
+        "actor/pg_clipfrac_lower": (out.clipped_lower & mask).sum() / n,
+        "actor/aepo_sg_clipfrac": out.sg_clipped.sum() / n,
+        "actor/aepo_adv_weight_mean": torch.dot(out.weight.detach().reshape(-1).to(flat.dtype), flat) / n,
     }

@@ -290,3 +290,14 @@ def test_export_algo_config_reaches_workers_env(monkeypatch):
     assert json.loads(text)["aspo"]["delta"] == -2.0
     assert config.ray_kwargs.ray_init.runtime_env.env_vars["RLX_ALGO_CFG"] == text
     assert verl_plugin.algo_options("aspo")["k"] == 0.7
+
+
+@pytest.mark.parametrize(("algo", "mode", "nll"), [("aepo", "rlx_aepo", 0.0), ("gepo", "rlx_gepo", 0.0),
+                                                   ("vapo", "vanilla", 0.1)])
+def test_actor_loss_builds_from_the_presets_and_pickles_for_the_workers(algo, mode, nll):
+    import pickle
+
+    config = OmegaConf.create(OmegaConf.to_container(resolve(algo).config, resolve=True))
+    loss = pickle.loads(pickle.dumps(E.build_actor_loss(config)))  # set_loss_fn ships it to every actor worker
+    assert isinstance(loss.config, FSDPActorConfig)
+    assert loss.config.policy_loss.loss_mode == mode and loss.nll_coef == nll
