@@ -34,6 +34,10 @@ def next_valid_values(values: torch.Tensor, response_mask: torch.Tensor) -> torc
     """
     bs, horizon = values.shape
     valid = response_mask.bool()
+    if bool((valid[:, 1:] <= valid[:, :-1]).all()):
+        # the usual right-padded response without holes: the next valid token is simply t + 1
+        shifted = values[:, 1:] * valid[:, 1:]
+        return torch.cat([shifted, shifted.new_zeros(bs, 1)], 1)
     pos = torch.arange(horizon, device=values.device).expand(bs, horizon)
     idx = torch.where(valid, pos, torch.full_like(pos, horizon))
     first_from = torch.flip(torch.cummin(torch.flip(idx, [1]), 1).values, [1])  # first valid index >= t
@@ -77,11 +81,13 @@ def decoupled_gae(
 
 def masked_whiten(values: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Whiten over the valid entries like verl's `masked_whiten` (unbiased variance, mean removed)."""
-    m = mask.to(values.dtype)
+    m = mask.to(values.dtype).reshape(-1)
+    flat = values.reshape(-1)
     n = m.sum()
-    mean = (values * m).sum() / n.clamp_min(1.0)
-    var = (((values - mean) * m) ** 2).sum() / (n - 1.0).clamp_min(1.0)
-    return (values - mean) * torch.rsqrt(var + eps)
+    mean = torch.dot(flat, m) / n.clamp_min(1.0)
+    centred = flat - mean
+    var = torch.dot(centred * centred, m) / (n - 1.0).clamp_min(1.0)
+    return (centred * torch.rsqrt(var + eps)).reshape(values.shape)
 
 
 def vapo_advantages(
