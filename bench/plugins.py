@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/plugins.py [--reps 7] [--batch 256] [--tokens 2048] [--responses 65536] [--resp-tokens 64]
 
-Each function is fetched back out of verl's registries (so this also checks the plugin loaded). Reported: median wall
-time of `--reps` runs after one warm-up, and the ratio to the baseline measured in the same process:
+Each function is fetched back out of verl's registries (so this also checks the plugin loaded). Baseline and candidate
+run alternately (one warm-up each, then `--reps` pairs), so load from other processes hits both alike. Reported: the
+median wall time of each and the median of the per-pair ratios candidate / baseline, all in the same process:
 
 - losses (`rlx_aepo`, `rlx_gepo`) vs verl's `vanilla`, forward + backward at batch x tokens (256 x 2048). Target <= 1.5x.
 - estimators (`rlx_aspo`, `rlx_vapo`) vs verl's `grpo_vectorized` at `--responses` (65,536) responses. Target <= 2x.
@@ -22,14 +23,18 @@ import numpy as np
 import torch
 
 
-def _median_time(fn: Callable[[], object], reps: int) -> float:
-    fn()  # warm-up (allocator, lazy init)
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def _time(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def compare(baseline: Callable[[], object], candidate: Callable[[], object], reps: int) -> tuple[float, float, float]:
+    """(median baseline s, median candidate s, median of per-pair ratios), baseline and candidate alternating."""
+    baseline(), candidate()  # warm-up (allocator, lazy init)
+    pairs = [(_time(baseline), _time(candidate)) for _ in range(reps)]
+    return (statistics.median(b for b, _ in pairs), statistics.median(c for _, c in pairs),
+            statistics.median(c / b for b, c in pairs))
 
 
 def _mask(n: int, width: int, gen: torch.Generator) -> torch.Tensor:
@@ -37,7 +42,7 @@ def _mask(n: int, width: int, gen: torch.Generator) -> torch.Tensor:
     return (torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)).float()
 
 
-def bench_losses(batch: int, tokens: int, reps: int) -> list[tuple[str, float, float]]:
+def bench_losses(batch: int, tokens: int, reps: int) -> list[tuple[str, float, float, float]]:
     from verl.trainer.ppo import core_algos
     from verl.workers.config import FSDPActorConfig
 
@@ -67,15 +72,14 @@ def bench_losses(batch: int, tokens: int, reps: int) -> list[tuple[str, float, f
 
         return step
 
-    base = _median_time(run("vanilla"), reps)
-    rows = [("vanilla (baseline)", base, 1.0)]
+    rows = []
     for name, extra in (("rlx_aepo", {"entropy": entropy}), ("rlx_gepo", {"log_denom": log_denom})):
-        t = _median_time(run(name, **extra), reps)
-        rows.append((name, t, t / base))
+        t_base, t, ratio = compare(run("vanilla"), run(name, **extra), reps)
+        rows.append((f"{name} vs vanilla", t_base, t, ratio))
     return rows
 
 
-def bench_estimators(responses: int, tokens: int, reps: int) -> list[tuple[str, float, float]]:
+def bench_estimators(responses: int, tokens: int, reps: int) -> list[tuple[str, float, float, float]]:
     from verl.trainer.config import AlgoConfig
     from verl.trainer.ppo import core_algos
 
@@ -99,17 +103,14 @@ def bench_estimators(responses: int, tokens: int, reps: int) -> list[tuple[str, 
         fn = core_algos.get_adv_estimator_fn(name)
         return lambda: fn(token_level_rewards=rewards, response_mask=mask, config=cfg, index=uid, **extra)
 
-    base = _median_time(est("grpo_vectorized"), reps)
-    rows = [("grpo_vectorized (baseline)", base, 1.0)]
-    t = _median_time(est("rlx_aspo", first_code_pos=first, used_code=used), reps)
-    rows.append(("rlx_aspo (base grpo)", t, t / base))
-    t_vapo = _median_time(est("rlx_vapo", values=values), reps)
-    rows.append(("rlx_vapo", t_vapo, t_vapo / base))
-    t = _median_time(lambda: group_log_denominator(old, mask, uid), reps)
-    rows.append(("gepo group_log_denominator", t, t / base))
-    t_gae = _median_time(lambda: core_algos.compute_gae_advantage_return(rewards, values, mask, 1.0, 1.0), reps)
-    rows.append(("verl gae (reference)", t_gae, t_gae / base))
-    rows.append(("rlx_vapo vs verl gae", t_vapo, t_vapo / t_gae))
+    grpo = est("grpo_vectorized")
+    rows = [("rlx_aspo (base grpo) vs grpo_vectorized",
+             *compare(grpo, est("rlx_aspo", first_code_pos=first, used_code=used), reps)),
+            ("rlx_vapo vs grpo_vectorized", *compare(grpo, est("rlx_vapo", values=values), reps)),
+            ("gepo denominator vs grpo_vectorized", *compare(grpo, lambda: group_log_denominator(old, mask, uid), reps)),
+            ("rlx_vapo vs verl gae", *compare(
+                lambda: core_algos.compute_gae_advantage_return(rewards, values, mask, 1.0, 1.0),
+                est("rlx_vapo", values=values), reps))]
     return rows
 
 
@@ -130,11 +131,13 @@ def main() -> None:
     rlx.verl_plugin.ensure_registered()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.reps} reps")
     print(f"\nlosses, forward+backward, {args.batch} x {args.tokens} tokens (target <= 1.5x vanilla)")
-    for name, t, ratio in bench_losses(args.batch, args.tokens, args.reps):
-        print(f"  {name:<28} {t * 1e3:9.2f} ms  {ratio:5.2f}x")
+    print(f"  {'':<40} {'baseline':>11} {'rlx':>11}  ratio")
+    for name, t_base, t, ratio in bench_losses(args.batch, args.tokens, args.reps):
+        print(f"  {name:<40} {t_base * 1e3:8.1f} ms {t * 1e3:8.1f} ms  {ratio:5.2f}x")
     print(f"\nestimators, {args.responses} responses x {args.resp_tokens} tokens (target <= 2x grpo_vectorized)")
-    for name, t, ratio in bench_estimators(args.responses, args.resp_tokens, args.reps):
-        print(f"  {name:<28} {t * 1e3:9.2f} ms  {ratio:5.2f}x")
+    print(f"  {'':<40} {'baseline':>11} {'rlx':>11}  ratio")
+    for name, t_base, t, ratio in bench_estimators(args.responses, args.resp_tokens, args.reps):
+        print(f"  {name:<40} {t_base * 1e3:8.1f} ms {t * 1e3:8.1f} ms  {ratio:5.2f}x")
 
 
 if __name__ == "__main__":
