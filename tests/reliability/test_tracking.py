@@ -41,12 +41,12 @@ def test_row18_locked_store_fails_clearly_and_submits_nothing(ray_head, jobs, rl
     lock.execute("BEGIN EXCLUSIVE")
     before = len(jobs.list_jobs())
     try:
-        r = rel.submit(rlx_env, ray_head.address, timeout=120, what="submit with the tracking store locked")
+        r = rel.submit(rlx_env, ray_head.address, what="submit with the tracking store locked")
     finally:
         lock.execute("ROLLBACK")
         lock.close()
     rel.assert_clean_error(r, 3, mentions=("locked",))
-    assert r.seconds < 45, f"took {r.seconds:.1f}s"
+    assert r.seconds < 60, f"took {r.seconds:.1f}s (MLflow busy_timeout 20 s + start-up)"
     assert len(jobs.list_jobs()) == before, "a job was submitted without its run"
     home = Path(rlx_env["RLX_HOME"])
     for rec in home.glob("runs/*/record.json"):
@@ -87,13 +87,17 @@ def test_row20_tracking_server_down(fault, ray_head, jobs, rlx_env, blackhole, r
     url = blackhole.url if fault == "blackhole" else refused_url
     env = _default_mlflow_http(rlx_env)
     before = len(jobs.list_jobs())
-    r = rel.submit(env, ray_head.address, "--tracking-uri", url, timeout=120, what=f"submit, tracking {fault}")
+    hang = blackhole if fault == "blackhole" else None
+    r = rel.submit(env, ray_head.address, "--tracking-uri", url, what=f"submit, tracking {fault}", hang=hang)
     rel.assert_clean_error(r, 3, mentions=(url.split("//")[1],))
-    assert r.seconds < TRACKING_BOUND, f"submit took {r.seconds:.1f}s"
     assert len(jobs.list_jobs()) == before, "submitted although tracking is down"
-    c = rel.rlx("compare", "runs", "--tracking-uri", url, env=env, timeout=120, what=f"compare, tracking {fault}")
+    if hang is not None:
+        blackhole.first_accept = None
+    c = rel.rlx("compare", "runs", "--tracking-uri", url, env=env, what=f"compare, tracking {fault}", hang=hang)
     rel.assert_clean_error(c, 3)
-    assert c.seconds < TRACKING_BOUND, f"compare took {c.seconds:.1f}s"
+    if hang is not None:
+        assert r.seconds < TRACKING_BOUND, f"submit hung for {r.seconds:.1f}s"
+        assert c.seconds < TRACKING_BOUND, f"compare hung for {c.seconds:.1f}s"
 
 
 # ---- row 24 --------------------------------------------------------------------------------------------------------
