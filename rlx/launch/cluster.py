@@ -6,7 +6,8 @@ head through a 0600 file (`RAY_AUTH_TOKEN_PATH`) and sends it as a bearer header
 line or in an environment variable of rlx's own process.
 
 Stopping signals that child (SIGTERM; it tears down the processes it started) and escalates to SIGKILL of the
-remembered process tree by PID if it does not exit. Never `ray stop`: it kills every Ray cluster of this user.
+remembered process tree by PID if it does not exit. If rlx itself is killed, the kernel sends the child SIGTERM
+(`PR_SET_PDEATHSIG`), so the head goes with it. Never `ray stop`: it kills every Ray cluster of this user.
 Its folder (/tmp/rlx-*: session dir, token file, `ray-start.log`) is removed on stop unless RLX_KEEP_HEAD_DIR=1
 (for diagnosis). Some Ray internals (GCS, raylet, object manager) still listen on all interfaces even with these flags
 (reliability.md "Ports"); token authentication covers them.
@@ -52,6 +53,17 @@ def local_gpu_count() -> int:
         return len(list(gpus.iterdir())) if gpus.is_dir() else 0
     except OSError:
         return 0
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it when rlx dies, even by SIGKILL (Linux `PR_SET_PDEATHSIG`), so a killed
+    rlx cannot leave its head running. Elsewhere a no-op."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 class LocalHead:
@@ -119,7 +131,8 @@ class LocalHead:
     def _start(self, timeout: float) -> LocalHead:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(self.command(), env=self.env(), stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+                                         stdin=subprocess.DEVNULL, start_new_session=True,
+                                         preexec_fn=_die_with_parent)
         self.pids.add(self.proc.pid)
         deadline = time.monotonic() + timeout
         try:
