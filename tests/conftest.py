@@ -128,10 +128,29 @@ def ray_head(tmp_path_factory):
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def _mlflow_template(tmp_path_factory) -> Path:
+    """One migrated sqlite MLflow store per session: creating a store runs MLflow's schema migrations (2-12 s)."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
-def mlflow_uri(tmp_path, monkeypatch) -> str:
-    """A fresh sqlite MLflow store in a temp dir, set as MLFLOW_TRACKING_URI for the test."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def mlflow_uri(tmp_path, monkeypatch, _mlflow_template) -> str:
+    """A fresh sqlite MLflow store in a temp dir (a copy of the migrated template), set as MLFLOW_TRACKING_URI."""
+    import sqlite3
+
+    db = tmp_path / "mlflow.db"
+    shutil.copyfile(_mlflow_template, db)
+    with sqlite3.connect(db) as con:  # the Default experiment's artifacts belong in this test's directory
+        con.execute(
+            "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+            ((tmp_path / "mlruns" / "0").as_uri(),),
+        )
+    uri = f"sqlite:///{db}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
 
