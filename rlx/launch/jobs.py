@@ -125,17 +125,28 @@ class Jobs:
         self.timeout = timeout
         headers = {"Authorization": f"Bearer {token}"} if token else None
 
+        # Import Ray's SDK here, not in the deadline thread: the deadline is for the network, and an import cut off
+        # by it would leave a thread holding the import lock that also delays the interpreter's exit.
+        client_class = _client_class()
+
         def connect():
             with _explicit_address():
-                return _client_class()(self.address, headers=headers)
+                return client_class(self.address, headers=headers)
 
         self._client = with_deadline(connect, timeout, "connect", self.address)
         self.server_version: str | None = getattr(self._client, "_server_ray_version", None)
 
     def version_skew(self) -> str | None:
-        """A warning when the cluster runs another Ray version than this client (the Jobs API may differ)."""
+        """A warning when the cluster runs another Ray patch version than this client; `UnreachableError` (exit 3)
+        when the major.minor versions differ: the Jobs API and runtime_env handling change between minor releases."""
         import ray
 
+        if self.server_version and self.server_version.split(".")[:2] != ray.__version__.split(".")[:2]:
+            raise UnreachableError(
+                f"the cluster at {self.address} runs Ray {self.server_version}, this machine Ray {ray.__version__}",
+                hint=f"install the cluster's version here (pip install 'ray[default]=={self.server_version}'), or "
+                "use a cluster that runs this one",
+            )
         if self.server_version and self.server_version != ray.__version__:
             return (f"the cluster at {self.address} runs Ray {self.server_version}, this machine Ray {ray.__version__}; "
                     "install the same version if submission misbehaves")
