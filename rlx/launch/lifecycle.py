@@ -26,6 +26,7 @@ from rlx.launch.records import FROM_RAY, TO_MLFLOW, RunRecord, State
 from rlx.launch.redact import redact_text
 
 LOG_TAIL_LINES = 200
+LOST_AFTER = 60.0  # seconds of an unreachable cluster before a followed run counts as lost (RLX_LOST_AFTER)
 PENDING_WARN = 120.0  # seconds PENDING before rlx says the job may be waiting for resources
 REWARD_KEYS = ("critic/score/mean", "critic/rewards/mean")
 _RAY_TERMINAL = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
@@ -246,11 +247,14 @@ class Display:
 
 
 def follow(jobs: Jobs, record: RunRecord, display: Display, *, client=None, interval: float = 1.0,
-           lost_after: float = 60.0, until: Callable[[str], bool] | None = None) -> str:
+           lost_after: float | None = None, until: Callable[[str], bool] | None = None) -> str:
     """Stream the job's logs and its status until it ends; returns Ray's final status (or "LOST").
 
-    Ray unreachable for `lost_after` seconds in a row counts as the cluster being gone.
+    Ray unreachable for `lost_after` seconds in a row (default: `RLX_LOST_AFTER`, else 60) counts as the cluster
+    being gone.
     """
+    if lost_after is None:
+        lost_after = float(os.environ.get("RLX_LOST_AFTER") or LOST_AFTER)
     status = Status(record.job_status or "PENDING", started=time.monotonic())
     printed = 0
     pending_warned = False
