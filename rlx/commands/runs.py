@@ -282,16 +282,25 @@ def logs(
     from rlx.render import emit_json
 
     record = records.find(run)
+    lost = None
     try:
         jobs = jobs_for(record)
         if follow_ and format is Format.text and not record.state.terminal:
             try:
                 with Display(json_mode=False) as display:
-                    follow(jobs, record, display, client=_Clients().mlflow_for(record.tracking_uri))
+                    final = follow(jobs, record, display, client=_Clients().mlflow_for(record.tracking_uri))
             except KeyboardInterrupt:
                 return EXIT_INTERRUPTED
-            return 0
-        text = redact_text(jobs.logs(record.submission_id))
+            if final != "LOST":
+                return 0
+            # Raised here, outside this try: the saved-tail fallback below is for a cluster unreachable from the start.
+            lost = UnreachableError(
+                f"lost contact with Ray at {record.address} while following run {record.run_id}",
+                hint=f"the job may still be running: re-run `rlx runs logs {record.run_id} -f` once the cluster "
+                "answers; `rlx runs ls` settles the run's state",
+            )
+        if lost is None:
+            text = redact_text(jobs.logs(record.submission_id))
     except RlxError as e:
         text = _saved_tail(record)
         if text is None:
@@ -300,6 +309,8 @@ def logs(
         import sys
 
         sys.stderr.write(f"note: {e.message}; showing the log tail saved in MLflow\n")
+    if lost is not None:
+        raise lost
     if format is Format.json:
         emit_json({"run_id": record.run_id, "logs": text})
     else:
