@@ -118,11 +118,25 @@ def load(path: Path) -> RunRecord | None:
     except FileNotFoundError:
         return None
     except (ValueError, TypeError, KeyError):
-        try:
-            path.rename(path.with_name(path.name + ".corrupt"))
-        except OSError:
-            pass
+        _quarantine(path)
         return None
+
+
+def _quarantine(path: Path) -> None:
+    """Move an unreadable record aside (never over an earlier one) and say so: it is evidence, not garbage."""
+    import sys
+
+    target = path.with_name(path.name + ".corrupt")
+    n = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.corrupt.{n}")
+        n += 1
+    try:
+        path.rename(target)
+    except OSError as e:
+        sys.stderr.write(f"warning: corrupt run record {path} (cannot move it aside: {e.strerror})\n")
+        return
+    sys.stderr.write(f"warning: corrupt run record {path} moved to {target.name}; the run is not listed\n")
 
 
 def all_records() -> list[RunRecord]:
