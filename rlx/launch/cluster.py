@@ -89,9 +89,7 @@ class LocalHead:
             _ray_executable(), "start", "--head", "--block", "--disable-usage-stats",
             "--node-ip-address=127.0.0.1", f"--port={free_port()}",
             "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}",
-            # 0: no Ray Client server. rlx talks to the Jobs API only, and Ray binds that server to the host's
-            # address whatever --node-ip-address says (found by tests/reliability: it listened on 192.0.2.2).
-            "--ray-client-server-port=0", f"--dashboard-agent-listen-port={free_port()}",
+            f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
             f"--dashboard-agent-grpc-port={free_port()}", f"--runtime-env-agent-port={free_port()}",
             f"--metrics-export-port={free_port()}", f"--node-manager-port={free_port()}",
             f"--object-manager-port={free_port()}",
