@@ -14,7 +14,8 @@ from rlx.algorithms import ALGORITHMS
 from rlx.presets import load
 from rlx.render import fmt_value
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "algorithms.md"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOC = DOCS / "algorithms.md"
 
 
 def _cell(text: str) -> str:
@@ -64,20 +65,28 @@ def algorithms_markdown() -> str:
     return "\n".join(out) + "\n"
 
 
+def generated() -> dict[Path, str]:
+    """Every generated doc: path -> expected text."""
+    from rlx.validate.docs import rules_markdown
+
+    return {DOC: algorithms_markdown(), DOCS / "rules.md": rules_markdown()}
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Generate docs/algorithms.md from the registry.")
-    ap.add_argument("--check", action="store_true", help="fail if the committed file is stale")
+    ap = argparse.ArgumentParser(description="Generate docs/algorithms.md and docs/rules.md from the registries.")
+    ap.add_argument("--check", action="store_true", help="fail if a committed file is stale")
     args = ap.parse_args(argv)
-    text = algorithms_markdown()
+    docs = generated()
     if args.check:
-        if not DOC.exists() or DOC.read_text(encoding="utf-8") != text:
-            print(f"{DOC} is stale: run `python -m rlx.docgen`", file=sys.stderr)
-            return 1
-        return 0
+        stale = [p for p, text in docs.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
+        for p in stale:
+            print(f"{p} is stale: run `python -m rlx.docgen`", file=sys.stderr)
+        return 1 if stale else 0
     from rlx.fsutil import atomic_write_text
 
-    atomic_write_text(DOC, text)
-    print(f"wrote {DOC}")
+    for path, text in docs.items():
+        atomic_write_text(path, text)
+        print(f"wrote {path}")
     return 0
 
 

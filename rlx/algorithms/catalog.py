@@ -309,8 +309,8 @@ register(
                 K.CLIP_HIGH,
                 gt(K.CLIP_LOW, 1e-2) | gt(K.CLIP_HIGH, 1e-2),
                 title="token-scale clip ratio on a sequence ratio",
-                message="GSPO clips a sequence-level ratio whose log is ~1e-3, so clip_ratio_high={value} "
-                "(token scale) almost never clips",
+                message="GSPO clips a sequence-level ratio whose log is ~1e-3; a clip ratio above 1e-2 (token scale, "
+                "like PPO's 0.2) almost never clips",
                 hint="set actor_rollout_ref.actor.clip_ratio_low=3e-4 actor_rollout_ref.actor.clip_ratio_high=4e-4 "
                 "(paper v2 section 5.1)",
                 explanation="GSPO's ratio is the geometric mean of token ratios. The paper uses 3e-4/4e-4; ranges of "

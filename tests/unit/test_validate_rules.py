@@ -138,7 +138,7 @@ def test_docs_rules_md_matches_registry():
     from rlx.validate.docs import rules_markdown
 
     path = REPO / "docs" / "rules.md"
-    assert path.read_text(encoding="utf-8") == rules_markdown(), "regenerate: rlx rules --format md > docs/rules.md"
+    assert path.read_text(encoding="utf-8") == rules_markdown(), "regenerate: python -m rlx.docgen"
 
 
 def test_static_names_include_rlx_plugins():
