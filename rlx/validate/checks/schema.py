@@ -288,6 +288,22 @@ def broken_interpolation(ctx: Context) -> Iterator[Finding]:
                               "point the reference at an existing key, e.g. ${data.max_response_length}")
 
 
+@rule("RLX113", "environment variable not set here", WARNING, category="schema", explanation="""
+    A `${oc.env:VAR}` reference with no default, while VAR is not set in this environment. It is resolved by the job
+    on the cluster, where VAR may well be set; if it is not, verl fails at start-up. Only the variable's name is
+    reported, never a value.""")
+def unset_env_reference(ctx: Context) -> Iterator[Finding]:
+    import os
+
+    for ch in ctx.changed:
+        if not isinstance(ch.value, str) or "${oc.env:" not in ch.value:
+            continue
+        for name, default in re.findall(r"\$\{oc\.env:\s*([A-Za-z_][A-Za-z0-9_]*)\s*(,[^}]*)?\}", ch.value):
+            if not default and name not in os.environ:
+                yield ctx.finding(ch.key, f"{ch.key} reads ${{oc.env:{name}}}, and {name} is not set here",
+                                  f"set {name} on the cluster's nodes, or give a default: ${{oc.env:{name},VALUE}}")
+
+
 @rule("RLX111", "required value not set", ERROR, category="schema", explanation="""
     verl marks some keys `???` (mandatory): most importantly `actor_rollout_ref.rollout.name`, which has no default.
     The job fails at start-up with MissingMandatoryValue. rlx presets set it to vllm.""")
