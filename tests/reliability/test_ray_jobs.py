@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import rel
@@ -154,7 +155,7 @@ def test_row10_parallel_submissions_with_one_id_give_one_job(ray_head, jobs):
 
 # ---- row 11 --------------------------------------------------------------------------------------------------------
 
-SIGINT_POINTS = ["start", "record_written", "submitted", "following"]
+SIGINT_POINTS = ["tracking_store", "record_written", "submitted", "following"]
 
 
 @pytest.mark.parametrize("point", SIGINT_POINTS)
@@ -173,7 +174,10 @@ def test_row11_sigint_during_submit_leaves_a_reconcilable_state(point, ray_head,
         return recs and __import__("json").loads(recs[0].read_text()).get("state")
 
     try:
-        if point == "record_written":
+        if point == "tracking_store":  # rlx opened the MLflow store: the run is about to be created
+            db = Path(rlx_env["MLFLOW_TRACKING_URI"][len("sqlite:///"):])
+            rel.wait_for(lambda: db.exists() or db.with_name(db.name + ".lock").exists(), 90, "the tracking store")
+        elif point == "record_written":
             rel.wait_for(lambda: record_state() in ("PREPARED", "SUBMITTING", "SUBMITTED"), 60, "the run record")
         elif point in ("submitted", "following"):
             rel.wait_for(lambda: record_state() == "SUBMITTED", 60, "the submission")

@@ -125,7 +125,8 @@ def test_row22_corrupt_records_are_quarantined_not_overwritten(tmp_path, rlx_env
 
 def test_row23_secret_canaries_reach_no_sink(tmp_path, rlx_env, ray_head):
     """Canaries in the environment, in the config and in a URI; then every sink is searched byte by byte."""
-    exp = tmp_path / "exp.yaml"
+    (tmp_path / "input").mkdir()
+    exp = tmp_path / "input" / "exp.yaml"  # outside the store's folder, which is scanned below
     exp.write_text(
         "algo: grpo\n"
         "overrides:\n"
@@ -147,8 +148,10 @@ def test_row23_secret_canaries_reach_no_sink(tmp_path, rlx_env, ray_head):
     rel.assert_no_canary(ray_view, "Ray job metadata/env_vars/entrypoint")
     rel.assert_no_canary(jobs.get_job_logs(job.submission_id), "the job's driver log")
 
-    store = Path(rlx_env["MLFLOW_TRACKING_URI"][len("sqlite:///"):]).parent
-    leaks = rel.scan_tree(store) + rel.scan_tree(Path(rlx_env["RLX_HOME"]))
+    db = Path(rlx_env["MLFLOW_TRACKING_URI"][len("sqlite:///"):])
+    leaks = [f"{db}: {c[:6]}..." for c in rel.canaries() if c.encode() in db.read_bytes()]
+    leaks += rel.scan_tree(db.parent / "mlruns") + rel.scan_tree(Path(rlx_env["RLX_HOME"]))
+    assert list((db.parent / "mlruns").rglob("*.yaml")), "no artifacts were scanned"
     assert not leaks, leaks
 
     for args in (("runs", "show", rid), ("runs", "logs", rid), ("runs", "ls")):
