@@ -165,6 +165,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"error: internal error: {type(e).__name__}: {e}\nhint: re-run with --verbose and report it\n")
         code = 70
     if argv is None:
+        # The command is over. A Ctrl-C from now on would only interrupt libraries' atexit hooks (Ray's prints an
+        # "Exception ignored in atexit callback" traceback), so it is ignored while the interpreter exits.
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         sys.exit(code)
     return code
 
