@@ -261,7 +261,7 @@ def test_row06_invalid_overrides_rejected_before_any_network_call(case, tmp_path
 
 
 VALID_OVERRIDES = [  # (override as typed, path, the value the driver must receive)
-    ("trainer.experiment_name='$(touch {marker})'", "trainer.experiment_name", "$(touch {marker})"),
+    ("+algorithm.rlx.cmd='$(touch {marker})'", "algorithm.rlx.cmd", "$(touch {marker})"),
     ("trainer.project_name='a;b `id` && c'", "trainer.project_name", "a;b `id` && c"),
     ("+algorithm.rlx.note='it\\'s \"quoted\"'", "algorithm.rlx.note", "it's \"quoted\""),
     ("++trainer.default_local_dir=/tmp/x y", "trainer.default_local_dir", "/tmp/x y"),
