@@ -38,6 +38,7 @@ OVERRIDE_CASES = [
     ("dual-clip", "grpo", [f"{A}.clip_ratio_c=0.5"], "RLX104", f"{A}.clip_ratio_c"),
     ("sapo-tau", "sapo", [f"{A}.tau_neg=-1.0"], "RLX104", f"{A}.tau_neg"),
     ("zero-lr", "grpo", [f"{A}.optim.lr=0"], "RLX105", f"{A}.optim.lr"),
+    ("env-unset", "grpo", ["trainer.project_name=${oc.env:RLX_CORPUS_SURELY_UNSET}"], "RLX113", "trainer.project_name"),
     ("sync-mode", "grpo", [f"{R}.mode=sync"], "RLX106", f"{R}.mode"),
     ("hf-rollout", "grpo", [f"{R}.name=hf"], "RLX106", f"{R}.name"),
     ("legacy-overlong", "dapo", ["+reward_model.reward_kwargs.max_resp_len=4096"], "RLX107",
