@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -71,8 +72,6 @@ def test_row12_runs_commands_on_a_hung_cluster_fail_within_the_deadline(ray_head
 @pytest.fixture(scope="module")
 def token_head():
     """A head started with RAY_AUTH_MODE=token and a canary token."""
-    import shutil
-
     token = rel.CANARY["RAY_AUTH_TOKEN"]
     tmp = rel.short_tmp("tok")
     head = rel.RayHead(tmp, num_cpus=1, env={"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token})
@@ -171,6 +170,7 @@ def test_row14_gcs_killed_mid_job_then_head_restarted(own_head, rlx_env):
         assert "LOST" in show.text
     finally:
         rel.stop_head_tree(again)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ---- row 17 --------------------------------------------------------------------------------------------------------
