@@ -226,11 +226,14 @@ def test_eight_gpus_on_a_cpu_cluster_exits_3_and_submits_nothing(env, ray_head, 
     assert _client(mlflow_uri).search_runs([e.experiment_id for e in _client(mlflow_uri).search_experiments()]) == []
 
 
-def test_no_gpu_and_no_cluster_stops_after_validation_without_a_head(env, rlx_cli):
+def test_no_gpu_and_no_cluster_stops_after_validation_without_a_head(env, rlx_cli, monkeypatch, tmp_path_factory):
+    bare = tmp_path_factory.mktemp("bare")  # no store here: rlx would create ./mlflow.db if it touched tracking
+    monkeypatch.chdir(bare)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     code, out, err = rlx_cli("train", "--algo", "grpo")
     assert code == 3
     assert "no cluster was given" in err and "--smoke" in err and "--address" in err
-    assert not (env / "mlflow.db").exists()  # stopped before touching tracking or starting Ray
+    assert not (bare / "mlflow.db").exists()  # stopped before touching tracking or starting Ray
 
 
 @pytest.mark.smoke
