@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import free_port, run_rlx
+from _rlxtest import free_port, run_rlx
 
 from rlx.compare import synth
 

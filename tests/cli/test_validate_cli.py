@@ -97,7 +97,7 @@ def test_rules_explain(rlx_cli):
 
 
 def test_subprocess_exit_codes_and_no_traceback(tmp_path):
-    from conftest import run_rlx
+    from _rlxtest import run_rlx
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("algo: grpo\noverrides: [\n")

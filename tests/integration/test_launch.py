@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import free_port, wait_for
+from _rlxtest import free_port, wait_for
 
 pytestmark = pytest.mark.integration
 

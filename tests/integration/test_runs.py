@@ -76,7 +76,7 @@ def test_run_of_an_embedded_head_whose_rlx_exited_is_lost_without_asking_anyone(
 
 
 def test_unreachable_cluster_leaves_the_record_alone_and_says_so(env, mlflow_uri, rlx_cli):
-    from conftest import free_port
+    from _rlxtest import free_port
 
     from rlx.launch.records import State
 
@@ -100,7 +100,7 @@ def test_ctrl_c_against_a_cluster_detaches_and_the_job_keeps_running(env, ray_he
     import sys
     from pathlib import Path
 
-    from conftest import wait_for
+    from _rlxtest import wait_for
     from mlflow.tracking import MlflowClient
     from ray.job_submission import JobSubmissionClient
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-from conftest import wait_for
+from _rlxtest import wait_for
 
 from rlx.algorithms import ALGORITHMS
 from rlx.resolve import resolve

@@ -25,22 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-
-def _root_conftest():
-    """tests/conftest.py (RayHead, free_port, wait_for), loaded by path: tests/ is not a package."""
-    import importlib.util
-
-    name = "rlx_tests_root_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "conftest.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_root = _root_conftest()
-RayHead, free_port, wait_for = _root.RayHead, _root.free_port, _root.wait_for
+from _rlxtest import RayHead, free_port, wait_for  # noqa: E402 - tests/ is on sys.path (root conftest)
 
 RLX = str(Path(sys.executable).parent / "rlx")
 
