@@ -205,6 +205,9 @@ class LocalHead:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+        deadline = time.monotonic() + 5  # SIGKILL is asynchronous: return only once the processes are gone
+        while self.alive_pids() and time.monotonic() < deadline:
+            time.sleep(0.1)
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
