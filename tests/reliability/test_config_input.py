@@ -73,7 +73,8 @@ _CHILD = textwrap.dedent(
     t0 = time.perf_counter()
     code = main(sys.argv[1:])
     took = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # Peak RSS of this program, not ru_maxrss: that survives exec, so it would count the forked copy of pytest.
+    rss = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmHWM:"))
     print("RESULT " + json.dumps({"code": code, "seconds": took, "max_rss": rss}), file=sys.stderr)
     """
 )
