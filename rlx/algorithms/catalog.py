@@ -80,7 +80,22 @@ FILTER_V0 = Constraint(
     hint="set trainer.use_v1=true",
     explanation="In verl 0.9.1 only the v1 trainer's ReplayBuffer implements filter_groups.",
 )
-COMMON = (KL_TWICE, FILTER_N, FILTER_V0)
+REMAX_V1 = Constraint(
+    "RLX446",
+    E,
+    K.USE_V1,
+    eq(K.ADV_ESTIMATOR, "remax") & ne(K.USE_V1, False),
+    title="ReMax needs the legacy trainer",
+    message="algorithm.adv_estimator=remax with trainer.use_v1=true: verl's v1 trainer never computes the greedy "
+    "baseline ReMax subtracts, so the first advantage step fails with a TypeError (missing reward_baselines)",
+    hint="set trainer.use_v1=false",
+    explanation="ReMax's baseline is the reward of a greedy rollout of each prompt. In verl 0.9.1 only the legacy "
+    "trainer generates it (trainer/ppo/ray_trainer.py:1520-1535 sets batch['reward_baselines']); the v1 trainer's "
+    "_compute_advantage (trainer/ppo/v1/trainer_base.py:1743) fetches no such field, and compute_advantage "
+    "(ray_trainer.py:258) passes reward_baselines only when present, so compute_remax_outcome_advantage "
+    "(core_algos.py:735) is called without its required argument.",
+)
+COMMON = (KL_TWICE, FILTER_N, FILTER_V0, REMAX_V1)
 
 
 def _group_size(name: str, recommended: int = 4) -> tuple[Constraint, ...]:

@@ -203,6 +203,8 @@ EXAMPLE_FINDINGS = {
     "gspo__test_gspo_3b_math": ("RLX107", "reward_model.reward_manager"),
     "ppo__run_deepseek7b_llm": ("RLX102", "critic.model.fsdp_config.param_offload"),
     "ppo__run_qwen2-7b_rm_legacy": ("RLX102", "reward_model.use_reward_loop"),
+    # verl's own ReMax example runs the v1 trainer (its default), which never supplies reward_baselines (issue 11)
+    "remax__run_qwen2.5-3b_seq_balance": ("RLX446", "trainer.use_v1"),
     "rollout_correction__run_with_rollout_corr": ("RLX401", "actor_rollout_ref.rollout.n"),
     "tuning_0.5b__qwen2-0.5b_grpo-lora_1_h100_fsdp_vllm": ("RLX401", "actor_rollout_ref.rollout.n"),
 }

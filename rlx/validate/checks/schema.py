@@ -265,7 +265,8 @@ def deprecated(ctx: Context) -> Iterator[Finding]:
     for path, hint in DEPRECATED.items():
         if ctx.value(path) is not None:
             yield ctx.finding(path, f"{path} is deprecated in verl 0.9.1", hint)
-    if ctx.get(K.USE_V1) is False:
+    # ReMax needs the legacy trainer (RLX446): the deprecation hint would lead straight into that error.
+    if ctx.get(K.USE_V1) is False and ctx.get(K.ADV_ESTIMATOR) != "remax":
         yield ctx.finding(K.USE_V1, "trainer.use_v1=false selects verl's legacy trainer (main_ppo_v0), which is "
                           "deprecated and lacks group filtering", "set trainer.use_v1=true")
 
