@@ -37,6 +37,8 @@ REWARD_EXTRA_KEYS = ("first_code_pos", "used_code", "correct", "code_pass", "res
 GEPO_FIELD = "rlx_gepo_log_denom"
 CORRECT_FIELD = "rlx_correct"
 NLL_SHARE_FIELD = "rlx_nll_token_share"
+AEPO_MEAN_FIELD = "rlx_aepo_entropy_mean"
+AEPO_STD_FIELD = "rlx_aepo_entropy_std"
 TRAINER_PREFIX = "rlx_"
 
 
@@ -186,6 +188,8 @@ def _correct(data: Any, n: int) -> Any:
 def actor_fields(data: Any, needs: RlxNeeds) -> dict[str, Any]:
     """Per-sample fields the rlx actor loss reads, computed once per batch on the driver.
 
+    - `rlx_aepo_entropy_mean` / `rlx_aepo_entropy_std` [bs] (the same in every row): AEPO's entropy statistics over
+      the valid tokens of the whole step batch (old-policy entropy), so Ĥ does not depend on the micro-batch split;
     - `rlx_gepo_log_denom` [bs]: log Ê_q[q] over each uid group (`rlx.ops.gepo.group_log_denominator`);
     - `rlx_correct` [bs] and `rlx_nll_token_share` [bs] (the batch's correct-token share, the same in every row):
       VAPO's NLL normaliser, so micro- and mini-batch losses add up to the paper's mean over correct tokens.
@@ -196,6 +200,12 @@ def actor_fields(data: Any, needs: RlxNeeds) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     n = len(data)
+    if needs.loss == "rlx_aepo" and "entropy" in data.keys():
+        from rlx.ops.aepo import entropy_stats
+
+        mean, std = entropy_stats(_padded(data, "entropy").double(), _padded(data, "response_mask"))
+        out[AEPO_MEAN_FIELD] = torch.full((n,), float(mean), dtype=torch.float32)
+        out[AEPO_STD_FIELD] = torch.full((n,), float(std), dtype=torch.float32)
     if needs.loss == "rlx_gepo":
         mask = _padded(data, "response_mask")
         out[GEPO_FIELD] = group_log_denominator(_padded(data, "old_log_probs"), mask, _uids(data)).float()
@@ -239,6 +249,9 @@ class RlxActorLoss:
             else:
                 entropy = None
             extras["entropy"] = entropy
+            if AEPO_MEAN_FIELD in data.keys():
+                extras["entropy_stats"] = (_padded(data, AEPO_MEAN_FIELD).reshape(-1)[0],
+                                           _padded(data, AEPO_STD_FIELD).reshape(-1)[0])
         if mode == "rlx_gepo" and GEPO_FIELD in data.keys():
             extras["log_denom"] = data[GEPO_FIELD]
         with loss_extras(**extras):
@@ -285,9 +298,11 @@ class RlxTrainerMixin:
         from rlx import verl_plugin
 
         needs = getattr(self, "_rlx_needs", None) or rlx_needs(self.config)  # type: ignore[attr-defined]
-        if not (needs.estimator or needs.loss == "rlx_gepo" or needs.nll_coef > 0):
+        if not (needs.estimator or needs.loss in ("rlx_gepo", "rlx_aepo") or needs.nll_coef > 0):
             return super()._compute_advantage(batch, metrics)  # type: ignore[misc]
         fields = ["uid", "response_mask", "rm_scores", "old_log_probs", "values", "extra_fields", *REWARD_EXTRA_KEYS]
+        if needs.loss == "rlx_aepo":
+            fields.append("entropy")
         data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
         verl_plugin.estimator_metrics.clear()
         with verl_plugin.estimator_extras(**estimator_inputs(data, needs)):

@@ -233,6 +233,24 @@ register(
                 hint="set actor_rollout_ref.actor.loss_scale_factor to data.max_response_length",
                 explanation="Dr.GRPO divides the summed token loss by a constant C, the maximum generation length.",
             ),
+            Constraint(
+                "RLX432",
+                W,
+                K.LOSS_SCALE_FACTOR,
+                eq(K.LOSS_AGG_MODE, SMTSN)
+                & custom(
+                    f"{K.LOSS_SCALE_FACTOR} != {K.MAX_RESPONSE_LEN}",
+                    lambda g: g(K.LOSS_SCALE_FACTOR) is not None
+                    and g(K.MAX_RESPONSE_LEN) is not None
+                    and float(g(K.LOSS_SCALE_FACTOR)) != float(g(K.MAX_RESPONSE_LEN)),
+                ),
+                title="Dr.GRPO constant differs from the generation limit",
+                message="loss_scale_factor={value} differs from data.max_response_length, so the constant C is not "
+                "the maximum generation length",
+                hint="set actor_rollout_ref.actor.loss_scale_factor=${{data.max_response_length}} (the preset's default)",
+                explanation="The paper's C is the maximum generation length; the preset ties the two by interpolation, "
+                "so this fires only when a user sets the factor apart by hand.",
+            ),
             _agg("Dr.GRPO", SMTSN, why="otherwise it is only GRPO without std"),
             *COMMON,
         ),

@@ -3,7 +3,9 @@
 Two pieces, both per token:
 
 1. Entropy-weighted advantage: Ĥ_t = (H_t - mean H) / std H over the valid tokens of the batch (std 0 -> 1, unbiased
-   std), Ã_t = A_t · max(1 + α·sg(Ĥ_t), floor). The floor (default 0) stops a very low-entropy token from flipping
+   std), where "the batch" is the training step's batch: the caller passes its `stats` so that every micro-batch of a
+   split uses the same Ĥ (verl's contract: micro-batch losses add up to the mini-batch loss). Without `stats` the
+   tensors given are the batch (the reference code's per-call statistics when called per micro-batch). Ã_t = A_t · max(1 + α·sg(Ĥ_t), floor). The floor (default 0) stops a very low-entropy token from flipping
    the advantage's sign when α·Ĥ < -1; set `weight_floor=None` for the unclamped formula.
 2. Entropy-balanced clipping: for tokens in the stop-gradient scope the upper clip bound is U_t = (1+ε_h)·ρ_t/sg(ρ_t),
    whose value is 1+ε_h but whose gradient is (1+ε_h)·∇logπθ, so a clipped token keeps a rescaled gradient instead of
@@ -63,6 +65,7 @@ def aepo_token_loss(
     clip_c: float = 3.0,
     sg_scope: str = "high_entropy",
     weight_floor: float | None = 0.0,
+    stats: tuple[torch.Tensor | float, torch.Tensor | float] | None = None,
 ) -> AepoTokenLoss:
     """Compute AEPO's per-token loss matrix (see the module docstring for the formulas).
 
@@ -74,6 +77,8 @@ def aepo_token_loss(
         clip_c: dual-clip constant for negative advantages (verl's `clip_ratio_c`).
         sg_scope: which tokens keep a rescaled gradient when clipped above ("high_entropy", "all", "low_entropy").
         weight_floor: lower bound on 1 + α·Ĥ (None: no bound).
+        stats: (mean, std) of the entropy over the whole batch (`entropy_stats` of it); None: computed from the
+            valid tokens given here.
 
     Entries on padding (response_mask = 0) are not meaningful; aggregate with the mask. Written with few full-size
     passes because it runs on every micro-batch.
@@ -85,7 +90,10 @@ def aepo_token_loss(
         raise ValueError(f"aepo.sg_scope must be one of {SG_SCOPES}, got {sg_scope!r}")
     mask = response_mask.bool()
     h = entropy.detach()
-    mean, std = entropy_stats(h, mask)
+    if stats is None:
+        mean, std = entropy_stats(h, mask)
+    else:
+        mean, std = (torch.as_tensor(v, dtype=h.dtype, device=h.device).detach().reshape(()) for v in stats)
     # 1 + α·(h − mean)/std as one fused multiply-add
     weight = torch.addcmul(1.0 - alpha * mean / std, h, alpha / std)
     if weight_floor is not None:

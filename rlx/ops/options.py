@@ -17,7 +17,7 @@ ENV_VAR = "RLX_ALGO_CFG"
 
 # Paper defaults (docs/algorithms.md 3.5-3.8); presets set the same values explicitly under algorithm.rlx.<algo>.
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "aepo": {"alpha": 0.2, "sg_scope": "high_entropy", "weight_floor": 0.0},
+    "aepo": {"alpha": 0.2, "sg_scope": "high_entropy", "weight_floor": 0.0, "stats_scope": "batch"},
     "gepo": {"log_w_max": 10.0},
     "aspo": {"base": "grpo", "delta": -2.0, "k": 0.7, "require_code_pass": False,
              "code_detection": {"messages": True, "markdown_fences": True, "html_tags": True, "tool_json": True}},

@@ -555,9 +555,18 @@ def run(config: Any, *, task: str = "copy", steps: int | None = None, seed: int 
             timing["update_critic"] = time.monotonic() - t
         if step > sz.critic_warmup:
             t = time.monotonic()
-            metrics.update(_update_actor(core_algos, loss_fn, loss_params, actor_cfg, policy, optimizer, seqs, P, mask,
-                                         old_lp, ref_lp, advantages, log_denom, correct, nll_coef, sel, sz,
-                                         temperature, step, seed))
+            extras: dict[str, Any] = {}
+            if "entropy_stats" in loss_params:
+                # AEPO's entropy statistics cover the step's batch, not each micro-batch (as rlx.verl_entry does)
+                from rlx.ops.aepo import entropy_stats
+
+                extras["entropy_stats"] = entropy_stats(old_ent[sel].double(), mask[sel])
+            from rlx.verl_plugin import loss_extras
+
+            with loss_extras(**extras):
+                metrics.update(_update_actor(core_algos, loss_fn, loss_params, actor_cfg, policy, optimizer, seqs, P,
+                                             mask, old_lp, ref_lp, advantages, log_denom, correct, nll_coef, sel, sz,
+                                             temperature, step, seed))
             timing["update_actor"] = time.monotonic() - t
         metrics["actor/lr"] = sz.actor_lr
         timing["step"] = time.monotonic() - t0

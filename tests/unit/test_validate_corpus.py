@@ -94,6 +94,7 @@ OVERRIDE_CASES = [
      f"{A}.clip_ratio_high"),
     ("drgrpo-vectorized", "drgrpo", ["algorithm.adv_estimator=grpo_vectorized"], "RLX430", "algorithm.adv_estimator"),
     ("drgrpo-no-constant", "drgrpo", [f"{A}.loss_scale_factor=null"], "RLX431", f"{A}.loss_scale_factor"),
+    ("drgrpo-constant-apart", "drgrpo", [f"{A}.loss_scale_factor=1024"], "RLX432", f"{A}.loss_scale_factor"),
     ("dapo-overlong", "dapo", ["reward.reward_kwargs.overlong_buffer_cfg.len=30000"], "RLX440",
      "reward.reward_kwargs.overlong_buffer_cfg.len"),
     ("dapo-filter-n1", "dapo", [f"{R}.n=1"], "RLX441", f"{R}.n"),
