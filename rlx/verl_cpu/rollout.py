@@ -1,0 +1,231 @@
+"""A CPU rollout for verl 0.9.1: a `RolloutReplica`, the server actor verl's agent loop calls, and the `BaseRollout`
+adapter in the hybrid worker that pushes the actor's weights to the server on every update.
+
+The server samples with the tiny HF model (a forward loop with a KV cache; temperature, top-k and top-p as vLLM reads
+them) and returns verl's `TokenOutput`, with the sampled tokens' log-probs when the agent loop asks for them
+(`rollout.calculate_log_probs`). The adapter's `update_weights` sends every tensor of the actor's
+`get_per_tensor_param()` (workers/engine_workers.py:791-806), so the rollout policy is the actor's after each update:
+`training/rollout_probs_diff_max` measures it, and `RLX_VERL_CPU_NO_SYNC=1` (a negative control for tests) skips it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+import ray
+import torch
+
+from verl.workers.rollout.base import BaseRollout
+from verl.workers.rollout.replica import RolloutReplica, TokenOutput
+
+logger = logging.getLogger("rlx.verl_cpu")
+NO_SYNC_ENV = "RLX_VERL_CPU_NO_SYNC"
+
+
+def server_name(replica_rank: int, suffix: str = "") -> str:
+    return f"rlx_cpu_server_{replica_rank}{suffix}"
+
+
+def sample_next(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
+                generator: torch.Generator | None = None) -> tuple[int, float]:
+    """One token from `logits` [V] and its log-prob under the sampling distribution's temperature (vLLM returns the
+    log-prob of the temperature-scaled, unfiltered distribution; verl compares it with the actor's, computed at the
+    same temperature). temperature 0 is greedy."""
+    logits = logits.float()
+    if temperature <= 0:
+        token = int(torch.argmax(logits))
+        return token, float(torch.log_softmax(logits, -1)[token])
+    scaled = logits / temperature
+    logp = torch.log_softmax(scaled, -1)
+    filtered = scaled.clone()
+    if top_k is not None and 0 < top_k < filtered.numel():
+        kth = torch.topk(filtered, top_k).values[-1]
+        filtered[filtered < kth] = float("-inf")
+    if top_p is not None and top_p < 1.0:
+        probs_sorted, idx = torch.sort(torch.softmax(filtered, -1), descending=True)
+        cum = torch.cumsum(probs_sorted, -1)
+        drop = cum - probs_sorted > top_p  # keep the smallest prefix whose mass reaches top_p
+        filtered[idx[drop]] = float("-inf")
+    token = int(torch.multinomial(torch.softmax(filtered, -1), 1, generator=generator))
+    return token, float(logp[token])
+
+
+class CpuRolloutServer:
+    """The rollout server: one per replica, a Ray actor that holds the tiny model and generates for the agent loop."""
+
+    def __init__(self, model_path: str, response_length: int, max_model_len: int | None = None) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+        torch.set_num_threads(1)
+        self.model = AutoModelForCausalLM.from_pretrained(model_path, torch_dtype=torch.float32,
+                                                          attn_implementation="sdpa").eval()
+        tok = AutoTokenizer.from_pretrained(model_path)
+        eos = set()
+        try:
+            gen = GenerationConfig.from_pretrained(model_path)
+            ids = gen.eos_token_id
+            eos |= set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
+        except OSError:
+            pass
+        if tok.eos_token_id is not None:
+            eos.add(int(tok.eos_token_id))
+        self.eos = eos
+        self.response_length = int(response_length)
+        self.max_model_len = max_model_len
+        self.global_steps: int | None = None
+        self.weight_version = 0
+        self.lock = asyncio.Lock()
+
+    # -- generation ----------------------------------------------------------------------------------------------------
+
+    async def generate(self, request_id: str = "", prompt_ids: list[int] | None = None,
+                       sampling_params: dict[str, Any] | None = None, image_data=None, video_data=None,
+                       **kwargs: Any) -> TokenOutput:
+        params = dict(sampling_params or {})
+        async with self.lock:  # one request at a time on one core; the agent loop awaits many concurrently
+            tokens, logps = self._generate(list(prompt_ids or []), params)
+        want_logprobs = bool(params.get("logprobs"))
+        return TokenOutput(token_ids=tokens, log_probs=logps if want_logprobs else None, stop_reason="completed",
+                           num_preempted=0, extra_fields={"global_steps": self.global_steps})
+
+    @torch.no_grad()
+    def _generate(self, prompt: list[int], params: dict[str, Any]) -> tuple[list[int], list[float]]:
+        limit = params.get("max_tokens") or params.get("max_new_tokens") or self.response_length
+        limit = min(int(limit), self.response_length)
+        temperature = float(params.get("temperature", 1.0))
+        top_k = int(params.get("top_k", -1) if params.get("top_k") is not None else -1)
+        top_p = float(params.get("top_p", 1.0) if params.get("top_p") is not None else 1.0)
+        ids = torch.tensor([prompt], dtype=torch.long)
+        past = None
+        tokens: list[int] = []
+        logps: list[float] = []
+        for _ in range(limit):
+            out = self.model(input_ids=ids, past_key_values=past, use_cache=True)
+            past = out.past_key_values
+            token, logp = sample_next(out.logits[0, -1], temperature, top_k, top_p)
+            tokens.append(token)
+            logps.append(logp)
+            if token in self.eos:
+                break
+            ids = torch.tensor([[token]], dtype=torch.long)
+        return tokens, logps
+
+    # -- weights -------------------------------------------------------------------------------------------------------
+
+    def update_weights(self, state: dict[str, torch.Tensor]) -> int:
+        """Load the actor's tensors (HF names); returns how many were loaded. Unknown names are an error: a silent
+        partial sync would make the rollout policy differ from the actor's."""
+        own = self.model.state_dict()
+        unknown = [k for k in state if k not in own]
+        if unknown:
+            raise KeyError(f"rollout weight sync: {len(unknown)} names the rollout model lacks, e.g. {unknown[:3]}")
+        with torch.no_grad():
+            for name, tensor in state.items():
+                own[name].copy_(tensor.to(own[name].dtype))
+        self.weight_version += 1
+        return len(state)
+
+    def stats(self) -> dict[str, Any]:
+        return {"weight_version": self.weight_version, "global_steps": self.global_steps}
+
+    # -- control calls the replica and the adapters make (no memory to release on CPU) ---------------------------------
+
+    async def set_global_steps(self, global_steps: int) -> None:
+        self.global_steps = global_steps
+
+    async def wake_up(self) -> None:
+        return None
+
+    async def sleep(self) -> None:
+        return None
+
+    async def abort_all_requests(self, reject_request: bool = False) -> None:
+        return None
+
+    async def resume_generation(self) -> None:
+        return None
+
+    async def clear_kv_cache(self) -> None:
+        return None
+
+    async def release_kv_cache(self) -> None:
+        return None
+
+    async def resume_kv_cache(self) -> None:
+        return None
+
+    async def wait_for_requests_to_drain(self) -> None:
+        async with self.lock:
+            return None
+
+    async def start_profile(self, **kwargs: Any) -> None:
+        return None
+
+    async def stop_profile(self) -> None:
+        return None
+
+
+class CpuReplica(RolloutReplica):
+    """One CPU rollout server per replica, started next to the hybrid workers (no GPU, no CPU reserved: it is
+    a scheduling-free actor on the embedded head)."""
+
+    async def launch_servers(self) -> None:
+        mc = self.model_config  # a DictConfig here (replica.py:95), an HFModelConfig elsewhere
+        path = os.path.expanduser(str((mc.get("local_path") if hasattr(mc, "get") else None) or mc.path))
+        name = server_name(self.replica_rank, self.name_suffix)
+        server = ray.remote(CpuRolloutServer).options(
+            name=name, num_cpus=0, max_concurrency=self.max_concurrency,
+            runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
+        ).remote(model_path=path, response_length=self.config.response_length)
+        self.servers = [server]
+        self._server_handle = server
+        self._server_address = f"rlx-cpu://{name}"
+        await server.stats.remote()  # wait until the model is loaded
+
+    def rollout_worker_use_gpu(self) -> bool:
+        return False
+
+
+class CpuServerAdapter(BaseRollout):
+    """The hybrid worker's side: rank 0 of each replica pushes the actor's weights to its server."""
+
+    def __init__(self, config, model_config, device_mesh, replica_rank: int = -1, **kwargs: Any) -> None:
+        super().__init__(config, model_config, device_mesh)
+        rank = int(os.environ.get("RANK", 0))
+        world = (self.config.tensor_model_parallel_size * self.config.data_parallel_size
+                 * self.config.pipeline_model_parallel_size)
+        self.replica_rank = rank // world if replica_rank == -1 else replica_rank
+        self._has_server = rank % world == 0
+        self._server = None
+        self.sleep_level = 1
+
+    def _handle(self):
+        if self._server is None:
+            self._server = ray.get_actor(server_name(self.replica_rank))
+        return self._server
+
+    async def resume(self, tags: list[str]) -> None:
+        return None
+
+    async def release(self) -> None:
+        return None
+
+    async def update_weights(self, weights, wire_format: str = "named_tensors", **kwargs: Any) -> None:
+        state = {}
+        for name, tensor in weights:
+            if hasattr(tensor, "full_tensor"):  # FSDP2 DTensor: every rank takes part in the gather
+                tensor = tensor.full_tensor()
+            state[name] = tensor.detach().to("cpu", copy=True)
+        if not self._has_server:
+            return
+        if os.environ.get(NO_SYNC_ENV, "") not in ("", "0"):
+            logger.warning("rlx cpu rollout: weight sync disabled (%s), the rollout keeps its initial weights",
+                           NO_SYNC_ENV)
+        else:
+            await self._handle().update_weights.remote(state)
+        steps = kwargs.get("global_steps")
+        if steps is not None:
+            await self._handle().set_global_steps.remote(steps)
