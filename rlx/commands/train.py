@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 
 import typer
 
 from rlx.render import Format
+
+
+class Engine(str, Enum):
+    """What `--smoke` runs: rlx's own loop (the algorithm's maths trains) or verl's trainer on CPU (the config runs)."""
+
+    rlx = "rlx"
+    verl = "verl"
 
 TRAIN_EPILOG = """\
 \b
@@ -15,7 +23,9 @@ Examples:
   $ rlx train --algo gspo --dry-run --format json | jq .changed
   $ rlx train --algo dapo -c experiment.yaml actor_rollout_ref.rollout.n=8 --dry-run --output dapo.yaml
   $ rlx train --preset my_gspo.yaml --dry-run
-  $ rlx train --algo gspo --smoke                       # CPU smoke run through Ray and MLflow
+  $ rlx train --algo gspo --smoke                       # CPU smoke run: the algorithm's maths trains
+  $ rlx train --algo gspo --smoke --engine verl --steps 3  # the exact config through verl's trainer, on CPU
+  $ rlx train -c exp.yaml --smoke --engine verl         # rehearse your own experiment (data, reward) on CPU
   $ rlx train --algo grpo -c exp.yaml --address http://head:8265
 """
 
@@ -47,6 +57,11 @@ def train(
     ),
     format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
     smoke: bool = typer.Option(False, "--smoke", help="Run the CPU smoke engine instead of verl on GPUs."),
+    engine: Engine = typer.Option(
+        Engine.rlx, "--engine", "-e",
+        help="With --smoke: rlx (its own loop: the maths trains, seconds) or verl (verl's own trainer on CPU: "
+        "this exact config runs through verl, about a minute).",
+    ),
     local: bool = typer.Option(False, "--local", help="With --smoke: run in this process, without Ray."),
     task: str = typer.Option("copy", "--task", help="With --smoke: the synthetic task (copy, reverse, code)."),
     steps: int | None = typer.Option(None, "--steps", help="With --smoke: number of training steps."),
@@ -100,6 +115,7 @@ def train(
         resolved,
         report,
         smoke=smoke,
+        engine=engine.value,
         local=local,
         task=task,
         steps=steps,

@@ -63,6 +63,13 @@ class Plan:
     secrets: tuple[str, ...] = ()
     redacted_paths: list[str] = field(default_factory=list)
     config_yaml: str = ""  # the resolved config the smoke job reads (secrets replaced)
+    engine: str = "rlx"  # with --smoke: "rlx" (rlx's own loop) or "verl" (verl's trainer on CPU)
+    cpu: Any = None  # engine verl: the rlx.verl_cpu.sizes.CpuPlan
+    cpu_assets: dict[str, str] = field(default_factory=dict)  # engine verl: where the tiny model and data go
+
+    @property
+    def verl_engine(self) -> bool:
+        return self.smoke and self.engine == "verl"
 
     @property
     def on_this_machine(self) -> bool:
@@ -73,6 +80,8 @@ class Plan:
 
     def argv(self, config_path: str) -> list[str]:
         """The job's command, as a list (the entrypoint is `shlex.join` of it: Ray runs it through a shell)."""
+        if self.verl_engine:  # the very launcher a GPU cluster runs, plus the CPU overrides (Hydra keeps the last)
+            return [self.python(), "-m", self.resolved.entrypoint, *self.overrides, *self.cpu.overrides]
         if self.smoke:
             module = os.environ.get(SMOKE_ENTRY_ENV) or "rlx.smoke"
             argv = [self.python(), "-m", module, "--config", config_path, "--task", self.task, "--seed", str(self.seed)]
@@ -89,20 +98,20 @@ def is_loopback(address: str) -> bool:
 
 def run_train(resolved, report, *, smoke: bool = False, local: bool = False, task: str = "copy",
               steps: int | None = None, seed: int = 0, address: str | None = None, detach: bool = False,
-              tracking_uri: str | None = None, format: Any = "text") -> int:
+              tracking_uri: str | None = None, format: Any = "text", engine: str = "rlx") -> int:
     """Launch a resolved, validated config; returns the exit code (0 success, 4 job failed, 130 interrupted).
 
     Raises `RlxError`s for everything a user can fix (invalid config 1, usage 2, unreachable or no resources 3).
     """
     plan = prepare(resolved, report, smoke=smoke, local=local, task=task, steps=steps, seed=seed, address=address,
-                   detach=detach, tracking_uri=tracking_uri, format=format)
+                   detach=detach, tracking_uri=tracking_uri, format=format, engine=engine)
     from rlx.launch.run import launch, launch_local
 
     return launch_local(plan) if plan.local else launch(plan)
 
 
 def prepare(resolved, report, *, smoke: bool, local: bool, task: str, steps: int | None, seed: int,
-            address: str | None, detach: bool, tracking_uri: str | None, format: Any) -> Plan:
+            address: str | None, detach: bool, tracking_uri: str | None, format: Any, engine: str = "rlx") -> Plan:
     """Step 1: every offline check and decision. No network, no files."""
     from rlx.launch.cluster import local_gpu_count
     from rlx.launch.redact import secret_values
@@ -115,6 +124,19 @@ def prepare(resolved, report, *, smoke: bool, local: bool, task: str, steps: int
     if local and not smoke:
         raise UsageError("--local needs --smoke", hint="`rlx train --algo NAME --smoke --local` runs the CPU engine here")
     address = address or os.environ.get("RAY_ADDRESS") or None
+    engine = str(getattr(engine, "value", engine))
+    if engine not in ("rlx", "verl"):
+        raise UsageError(f"unknown engine {engine!r}", where="--engine", hint="use --engine rlx or --engine verl")
+    if engine == "verl" and not smoke:
+        raise UsageError("--engine picks the CPU smoke engine: it needs --smoke",
+                         hint="`rlx train --algo NAME --smoke --engine verl` runs this config through verl on CPU")
+    if engine == "verl" and local:
+        raise UsageError("--engine verl runs verl's launcher as a Ray job: it takes no --local",
+                         hint="drop --local (rlx starts a local Ray head), or use --engine rlx --local")
+    if engine == "verl" and address is not None and not is_loopback(address):
+        raise UsageError("--engine verl rehearses on this machine's CPU: it needs the local head or a cluster on "
+                         "127.0.0.1", where="--address",
+                         hint="drop --address (and unset RAY_ADDRESS); on a GPU cluster run without --smoke")
     if local and (address or detach):
         raise UsageError("--local runs in this process: it takes neither --address nor --detach",
                          hint="drop --local to run the smoke job on the cluster")
@@ -139,13 +161,17 @@ def prepare(resolved, report, *, smoke: bool, local: bool, task: str, steps: int
         resolved=resolved, smoke=smoke, local=local, task=task, steps=steps, seed=seed, address=address,
         detach=detach, tracking_uri=normalize_uri(tracking_uri), json_mode=str(getattr(format, "value", format)) == "json",
         experiment=str(resolved.get("trainer.project_name") or "rlx"), run_name=resolved.get("trainer.experiment_name"),
-        gpus_needed=gpus_needed, secrets=secrets,
+        gpus_needed=gpus_needed, secrets=secrets, engine=engine,
     )
     _check_tracking_uri(plan)
     plan.config_yaml, plan.redacted_paths = _job_config(container, secrets)
-    if not smoke:
+    if not smoke or engine == "verl":
         plan.overrides, more = job_overrides(resolved, secrets)
         plan.redacted_paths = sorted(set(plan.redacted_paths) | set(more))
+    if engine == "verl":
+        from rlx.verl_cpu.engine import cpu_plan
+
+        plan.cpu, plan.cpu_assets = cpu_plan(resolved, task=task, steps=steps, seed=seed)
     shlex.join(plan.argv("resolved.yaml"))  # every part must be a str
     for path in plan.redacted_paths:
         sys.stderr.write(f"warning: {path} holds a literal secret; it is neither sent to the job nor logged "

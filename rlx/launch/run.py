@@ -57,8 +57,11 @@ def _tags(plan: Plan, address: str) -> dict[str, str]:
         "rlx.smoke": str(plan.smoke).lower(),
         "rlx.cluster_address": address,
         "rlx.job_status": "PREPARED",
-        "rlx.entrypoint": resolved.entrypoint if not plan.smoke else (os.environ.get(SMOKE_ENTRY_ENV) or "rlx.smoke"),
+        "rlx.entrypoint": resolved.entrypoint if not plan.smoke or plan.verl_engine
+        else (os.environ.get(SMOKE_ENTRY_ENV) or "rlx.smoke"),
     }
+    if plan.smoke:
+        tags["rlx.engine"] = plan.engine
     if resolved.experiment is not None:
         tags["rlx.experiment_file"] = str(resolved.experiment.source)
     return {k: v for k, v in redact(tags, secrets=plan.secrets).items() if v != ""}
@@ -80,10 +83,13 @@ def _params(plan: Plan) -> dict[str, str]:
         "smoke": plan.smoke,
     }
     if plan.smoke:
-        values.update(task=plan.task, steps=plan.steps, seed=plan.seed)
+        values.update(task=plan.task, steps=plan.steps, seed=plan.seed, engine=plan.engine)
     for ch in resolved.changed():
         values[f"set/{ch.key}"] = None if type(ch.value).__name__ == "_Absent" else ch.value
-    return tracking.params_for(values, list(plan.secrets))
+    params = tracking.params_for(values, list(plan.secrets))
+    if plan.verl_engine:  # the shrunk sizes, under rlx's namespace (verl logs its own keys with the CPU values)
+        params.update(plan.cpu.params())
+    return params
 
 
 def _artifacts(plan: Plan, entrypoint: str, git: tracking.GitState | None) -> dict[str, str]:
@@ -108,6 +114,10 @@ def _artifacts(plan: Plan, entrypoint: str, git: tracking.GitState | None) -> di
 def _runtime_env(plan: Plan, run_id: str, config_dir: Path) -> dict[str, Any]:
     env = {"MLFLOW_TRACKING_URI": plan.tracking_uri, "MLFLOW_RUN_ID": run_id, "PYTHONUNBUFFERED": "1"}
     runtime_env: dict[str, Any] = {"env_vars": env}
+    if plan.verl_engine:
+        from rlx.verl_cpu.engine import job_env
+
+        env.update(job_env())
     if plan.smoke and not plan.on_this_machine:
         runtime_env["working_dir"] = str(config_dir)  # ships resolved.yaml (a few KiB) to the remote node
     return runtime_env
@@ -217,6 +227,26 @@ def _report_end(plan: Plan, record: RunRecord, code: int) -> int:
     return code
 
 
+def _announce_engine(plan: Plan) -> None:
+    """Say what this engine proves; for the verl engine, build its tiny model and data and show the shrunk keys."""
+    from rlx.verl_cpu.engine import PROVES
+
+    if plan.json_mode:
+        if plan.verl_engine:
+            from rlx.verl_cpu.engine import write_assets
+
+            write_assets(plan.cpu_assets)
+        return
+    _note(plan, f"rlx: engine {plan.engine}: {PROVES[plan.engine]}")
+    if plan.verl_engine:
+        from rlx.verl_cpu.engine import write_assets
+
+        write_assets(plan.cpu_assets)
+        data = "the experiment's own data" if plan.cpu.own_data else f"task {plan.task}"
+        _note(plan, f"rlx: {plan.resolved.entrypoint} on CPU, {plan.cpu.steps} steps, {data}; shrunk keys (every "
+                    "other key is the resolved config's):\n" + plan.cpu.table())
+
+
 def launch(plan: Plan) -> int:
     """Steps 2-6 against the embedded head or a cluster; returns the exit code."""
     from rlx.launch.cluster import LocalHead
@@ -228,7 +258,12 @@ def launch(plan: Plan) -> int:
     try:
         if plan.address is None:
             _note(plan, "rlx: starting a local Ray head on 127.0.0.1 (stopped when this command ends)")
-            head = LocalHead(env_exclude=tracking.set_by_rlx()).start()
+            if plan.verl_engine:
+                from rlx.verl_cpu.engine import HEAD_CPUS, HEAD_GPUS
+
+                head = LocalHead(num_cpus=HEAD_CPUS, num_gpus=HEAD_GPUS, env_exclude=tracking.set_by_rlx()).start()
+            else:
+                head = LocalHead(env_exclude=tracking.set_by_rlx()).start()
             jobs = Jobs(head.address, token=head.token)
         else:
             jobs = Jobs(plan.address, token=token_from_env())
@@ -238,6 +273,8 @@ def launch(plan: Plan) -> int:
         if skew := jobs.version_skew():
             _note(plan, f"warning: {skew}")
         _check_resources(plan, jobs)
+        if plan.smoke:
+            _announce_engine(plan)
         record, entrypoint, runtime_env = _create(plan, client, jobs.address, head)
         _submit(plan, jobs, record, entrypoint, runtime_env, client)
         short = record.run_id
