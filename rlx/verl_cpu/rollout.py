@@ -22,34 +22,36 @@ from verl.workers.rollout.replica import RolloutReplica, TokenOutput
 
 logger = logging.getLogger("rlx.verl_cpu")
 NO_SYNC_ENV = "RLX_VERL_CPU_NO_SYNC"
+BATCH_WINDOW_S = 0.02  # requests arriving within this window are decoded together
 
 
 def server_name(replica_rank: int, suffix: str = "") -> str:
     return f"rlx_cpu_server_{replica_rank}{suffix}"
 
 
-def sample_next(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
-                generator: torch.Generator | None = None) -> tuple[int, float]:
-    """One token from `logits` [V] and its log-prob under the sampling distribution's temperature (vLLM returns the
-    log-prob of the temperature-scaled, unfiltered distribution; verl compares it with the actor's, computed at the
-    same temperature). temperature 0 is greedy."""
+def sample_rows(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One token per row of `logits` [B, V] and its log-prob. The log-prob is that of the temperature-scaled,
+    unfiltered distribution, the one verl's actor recomputes (`old_log_probs` at `rollout.temperature`), so that
+    `training/rollout_probs_diff_*` compares like with like. top-k/top-p restrict only what is sampled, as in vLLM's
+    default logprobs mode. temperature 0 is greedy."""
     logits = logits.float()
     if temperature <= 0:
-        token = int(torch.argmax(logits))
-        return token, float(torch.log_softmax(logits, -1)[token])
+        tokens = torch.argmax(logits, -1)
+        return tokens, torch.log_softmax(logits, -1).gather(-1, tokens[:, None])[:, 0]
     scaled = logits / temperature
     logp = torch.log_softmax(scaled, -1)
     filtered = scaled.clone()
-    if top_k is not None and 0 < top_k < filtered.numel():
-        kth = torch.topk(filtered, top_k).values[-1]
-        filtered[filtered < kth] = float("-inf")
-    if top_p is not None and top_p < 1.0:
-        probs_sorted, idx = torch.sort(torch.softmax(filtered, -1), descending=True)
-        cum = torch.cumsum(probs_sorted, -1)
-        drop = cum - probs_sorted > top_p  # keep the smallest prefix whose mass reaches top_p
-        filtered[idx[drop]] = float("-inf")
-    token = int(torch.multinomial(torch.softmax(filtered, -1), 1, generator=generator))
-    return token, float(logp[token])
+    if 0 < top_k < filtered.shape[-1]:
+        kth = torch.topk(filtered, top_k, dim=-1).values[:, -1:]
+        filtered = filtered.masked_fill(filtered < kth, float("-inf"))
+    if top_p < 1.0:
+        probs_sorted, idx = torch.sort(torch.softmax(filtered, -1), descending=True, dim=-1)
+        drop_sorted = probs_sorted.cumsum(-1) - probs_sorted > top_p  # keep the smallest prefix reaching top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, idx, drop_sorted)
+        filtered = filtered.masked_fill(drop, float("-inf"))
+    tokens = torch.multinomial(torch.softmax(filtered, -1), 1, generator=generator)[:, 0]
+    return tokens, logp.gather(-1, tokens[:, None])[:, 0]
 
 
 class CpuRolloutServer:
@@ -59,7 +61,7 @@ class CpuRolloutServer:
         from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
         torch.set_num_threads(1)
-        self.model = AutoModelForCausalLM.from_pretrained(model_path, torch_dtype=torch.float32,
+        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32,
                                                           attn_implementation="sdpa").eval()
         tok = AutoTokenizer.from_pretrained(model_path)
         eos = set()
@@ -76,41 +78,81 @@ class CpuRolloutServer:
         self.max_model_len = max_model_len
         self.global_steps: int | None = None
         self.weight_version = 0
-        self.lock = asyncio.Lock()
+        self.pending: list[tuple[list[int], dict[str, Any], asyncio.Future]] = []
+        self.batcher: asyncio.Task | None = None
 
     # -- generation ----------------------------------------------------------------------------------------------------
 
     async def generate(self, request_id: str = "", prompt_ids: list[int] | None = None,
                        sampling_params: dict[str, Any] | None = None, image_data=None, video_data=None,
                        **kwargs: Any) -> TokenOutput:
+        """verl's token-in-token-out call (workers/rollout/llm_server.py:151). Requests that arrive together are
+        generated as one batch: the agent loop sends a whole step's prompts at once."""
         params = dict(sampling_params or {})
-        async with self.lock:  # one request at a time on one core; the agent loop awaits many concurrently
-            tokens, logps = self._generate(list(prompt_ids or []), params)
-        want_logprobs = bool(params.get("logprobs"))
-        return TokenOutput(token_ids=tokens, log_probs=logps if want_logprobs else None, stop_reason="completed",
-                           num_preempted=0, extra_fields={"global_steps": self.global_steps})
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.pending.append((list(prompt_ids or []), params, future))
+        if self.batcher is None or self.batcher.done():
+            self.batcher = asyncio.create_task(self._drain())
+        tokens, logps = await future
+        return TokenOutput(token_ids=tokens, log_probs=logps if params.get("logprobs") else None,
+                           stop_reason="completed", num_preempted=0, extra_fields={"global_steps": self.global_steps})
+
+    async def _drain(self) -> None:
+        while self.pending:
+            await asyncio.sleep(BATCH_WINDOW_S)  # let the rest of the step's requests arrive
+            batch, self.pending = self.pending, []
+            groups: dict[tuple, list] = {}
+            for item in batch:
+                groups.setdefault(self._sampling(item[1]), []).append(item)
+            for key, items in groups.items():
+                try:
+                    results = self._generate_batch([it[0] for it in items], *key)
+                except Exception as e:  # noqa: BLE001 - every waiting request gets the error
+                    for it in items:
+                        if not it[2].done():
+                            it[2].set_exception(e)
+                    continue
+                for it, res in zip(items, results, strict=True):
+                    if not it[2].done():
+                        it[2].set_result(res)
+
+    def _sampling(self, params: dict[str, Any]) -> tuple[int, float, int, float]:
+        limit = params.get("max_tokens") or params.get("max_new_tokens") or self.response_length
+        top_k = params.get("top_k")
+        top_p = params.get("top_p")
+        return (min(int(limit), self.response_length), float(params.get("temperature", 1.0)),
+                -1 if top_k is None else int(top_k), 1.0 if top_p is None else float(top_p))
 
     @torch.no_grad()
-    def _generate(self, prompt: list[int], params: dict[str, Any]) -> tuple[list[int], list[float]]:
-        limit = params.get("max_tokens") or params.get("max_new_tokens") or self.response_length
-        limit = min(int(limit), self.response_length)
-        temperature = float(params.get("temperature", 1.0))
-        top_k = int(params.get("top_k", -1) if params.get("top_k") is not None else -1)
-        top_p = float(params.get("top_p", 1.0) if params.get("top_p") is not None else 1.0)
-        ids = torch.tensor([prompt], dtype=torch.long)
+    def _generate_batch(self, prompts: list[list[int]], limit: int, temperature: float, top_k: int,
+                        top_p: float) -> list[tuple[list[int], list[float]]]:
+        """Left-padded batch decoding with a KV cache; each row stops at its first EOS."""
+        pad = 0
+        width = max(len(p) for p in prompts)
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], dtype=torch.long)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], dtype=torch.long)
+        out_tokens: list[list[int]] = [[] for _ in prompts]
+        out_logps: list[list[float]] = [[] for _ in prompts]
+        done = torch.zeros(len(prompts), dtype=torch.bool)
         past = None
-        tokens: list[int] = []
-        logps: list[float] = []
+        step_ids = ids
         for _ in range(limit):
-            out = self.model(input_ids=ids, past_key_values=past, use_cache=True)
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -step_ids.shape[1]:]
+            out = self.model(input_ids=step_ids, attention_mask=mask, position_ids=positions, past_key_values=past,
+                             use_cache=True)
             past = out.past_key_values
-            token, logp = sample_next(out.logits[0, -1], temperature, top_k, top_p)
-            tokens.append(token)
-            logps.append(logp)
-            if token in self.eos:
+            tokens, logps = sample_rows(out.logits[:, -1], temperature, top_k, top_p)
+            for i in range(len(prompts)):
+                if not done[i]:
+                    out_tokens[i].append(int(tokens[i]))
+                    out_logps[i].append(float(logps[i]))
+                    if int(tokens[i]) in self.eos:
+                        done[i] = True
+            if bool(done.all()):
                 break
-            ids = torch.tensor([[token]], dtype=torch.long)
-        return tokens, logps
+            step_ids = tokens.unsqueeze(-1)
+            mask = torch.cat([mask, torch.ones(len(prompts), 1, dtype=torch.long)], dim=-1)
+        return list(zip(out_tokens, out_logps, strict=True))
 
     # -- weights -------------------------------------------------------------------------------------------------------
 
@@ -157,8 +199,8 @@ class CpuRolloutServer:
         return None
 
     async def wait_for_requests_to_drain(self) -> None:
-        async with self.lock:
-            return None
+        while self.pending or (self.batcher is not None and not self.batcher.done()):
+            await asyncio.sleep(BATCH_WINDOW_S)
 
     async def start_profile(self, **kwargs: Any) -> None:
         return None

@@ -123,6 +123,8 @@ def plan(get, *, assets: dict[str, str], steps: int | None, seed: int = 0, task_
     if has_critic:
         rows.append(("critic.optim.lr", CRITIC_LR, "a fresh value head must learn fast"))
         rows.append(("critic.ppo_micro_batch_size_per_gpu", micro, "one micro-batch per mini-batch"))
+    if _int(get(f"{A}.optim.lr_warmup_steps", -1), -1) > 0:
+        rows.append((f"{A}.optim.lr_warmup_steps", -1, "no warm-up in a run of a few steps"))
     warmup = _int(get("trainer.critic_warmup", 0), 0)
     if warmup > 0:
         rows.append(("trainer.critic_warmup", min(warmup, MAX_CRITIC_WARMUP), "a short run"))
