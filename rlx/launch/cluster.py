@@ -69,8 +69,10 @@ def _die_with_parent() -> None:
 class LocalHead:
     """A private Ray head on loopback. Use as a context manager; `address` is its dashboard URL, `token` its token."""
 
-    def __init__(self, num_cpus: int | None = None, num_gpus: int | None = None, env_exclude=frozenset()):
+    def __init__(self, num_cpus: int | None = None, num_gpus: int | None = None, env_exclude=frozenset(),
+                 system_env: dict[str, str] | None = None):
         self.env_exclude = frozenset(env_exclude)  # variables rlx set for itself (tight MLflow retries)
+        self.system_env = dict(system_env or {})  # Ray system config (RAY_<name>) for this head only
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
         self.proc: subprocess.Popen | None = None
@@ -109,6 +111,7 @@ class LocalHead:
         env = {k: v for k, v in os.environ.items()
                if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_AUTH_TOKEN") and k not in self.env_exclude}
         env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token_file), RAY_USAGE_STATS_ENABLED="0")
+        env.update(self.system_env)
         return env
 
     def start(self, timeout: float = 120.0, attempts: int = 2) -> LocalHead:

@@ -259,9 +259,10 @@ def launch(plan: Plan) -> int:
         if plan.address is None:
             _note(plan, "rlx: starting a local Ray head on 127.0.0.1 (stopped when this command ends)")
             if plan.verl_engine:
-                from rlx.verl_cpu.engine import HEAD_CPUS, HEAD_GPUS
+                from rlx.verl_cpu.engine import HEAD_CPUS, HEAD_GPUS, HEAD_SYSTEM_ENV
 
-                head = LocalHead(num_cpus=HEAD_CPUS, num_gpus=HEAD_GPUS, env_exclude=tracking.set_by_rlx()).start()
+                head = LocalHead(num_cpus=HEAD_CPUS, num_gpus=HEAD_GPUS, env_exclude=tracking.set_by_rlx(),
+                                 system_env=HEAD_SYSTEM_ENV).start()
             else:
                 head = LocalHead(env_exclude=tracking.set_by_rlx()).start()
             jobs = Jobs(head.address, token=head.token)

@@ -55,8 +55,13 @@ def write_tokenizer(path: Path) -> None:
     core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     core.decoder = decoders.ByteLevel()
-    tok = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                  additional_special_tokens=list(SPECIALS), chat_template=CHAT_TEMPLATE)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=list(SPECIALS),
+        chat_template=CHAT_TEMPLATE,
+    )
     tok.save_pretrained(str(path))
     cfg_path = path / "tokenizer_config.json"
     cfg = json.loads(cfg_path.read_text())
@@ -80,10 +85,17 @@ def write_model(path: Path, spec: TinySpec = TinySpec(), seed: int = 0) -> Path:
     vocab = len(tok)
     torch.manual_seed(seed)
     cfg = Qwen2Config(
-        vocab_size=vocab, hidden_size=spec.hidden, intermediate_size=spec.intermediate,
-        num_hidden_layers=spec.layers, num_attention_heads=spec.heads, num_key_value_heads=spec.heads,
-        max_position_embeddings=spec.max_positions, tie_word_embeddings=False,
-        pad_token_id=tok.pad_token_id, bos_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+        vocab_size=vocab,
+        hidden_size=spec.hidden,
+        intermediate_size=spec.intermediate,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        num_key_value_heads=spec.heads,
+        max_position_embeddings=spec.max_positions,
+        tie_word_embeddings=False,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
     )
     Qwen2ForCausalLM(cfg).save_pretrained(str(tmp))
     tmp.rename(path)  # a half-written checkpoint never has the final name

@@ -21,6 +21,9 @@ from typing import Any
 HEAD_CPUS = 16
 HEAD_GPUS = 1
 CACHE_ENV = "RLX_CACHE_DIR"
+# Ray prestarts one idle worker per logical CPU when the first driver connects: 16 interpreters on 2 cores, competing
+# with verl's own actors at the slowest moment of the run. verl starts the workers it needs itself.
+HEAD_SYSTEM_ENV = {"RAY_prestart_worker_first_driver": "0", "RAY_enable_worker_prestart": "0"}
 PROVES = {
     "rlx": "rlx's own loop with verl's loss and estimator functions: proves the algorithm's maths trains (seconds)",
     "verl": "verl's own trainer on CPU (the launcher a GPU cluster runs): proves this exact config runs through "
@@ -55,8 +58,14 @@ def cpu_plan(resolved, *, task: str, steps: int | None, seed: int) -> tuple[Any,
     def get(path, default=None):
         return resolved.get(path, default)
 
-    plan = sizes.plan(get, assets=assets, steps=steps, seed=seed, task_response_length=t.max_response_length,
-                      has_critic=has_critic(get))
+    plan = sizes.plan(
+        get,
+        assets=assets,
+        steps=steps,
+        seed=seed,
+        task_response_length=t.max_response_length,
+        has_critic=has_critic(get),
+    )
     return plan, assets
 
 

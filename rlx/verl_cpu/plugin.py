@@ -53,6 +53,7 @@ def activate() -> bool:
 
 # ---- 1. platform ---------------------------------------------------------------------------------------------------
 
+
 def _register_platform() -> None:
     """verl has no CPU `PlatformBase` (plugin/platform/platform_manager.py falls back to nvidia). Ours is selected with
     VERL_PLATFORM=cpu. Its device module is `torch.cpu` itself: utils/flops_counter.py:77 and
@@ -134,6 +135,7 @@ def _register_platform() -> None:
 
 # ---- 6. CUDA-only APIs called through get_torch_device() ------------------------------------------------------------
 
+
 def _stub_torch_cpu() -> None:
     """verl calls `get_torch_device().empty_cache()`, `.max_memory_allocated()`, `.get_device_name()` and friends
     (workers/engine_workers.py:688, utils/memory_utils.py, utils/flops_counter.py:85), which torch.cpu lacks."""
@@ -159,6 +161,7 @@ def _stub_torch_cpu() -> None:
 
 
 # ---- 3. duplicate gloo backend ---------------------------------------------------------------------------------------
+
 
 def _patch_process_group() -> None:
     """utils/distributed.py:63,89 build `f"cpu:gloo,{device}:{backend}"`, which is `cpu:gloo,cpu:gloo` on CPU:
@@ -187,6 +190,7 @@ def _patch_process_group() -> None:
 
 # ---- 10. pinned memory without an accelerator ------------------------------------------------------------------------
 
+
 def _patch_pin_memory() -> None:
     """Forward-only models (the ref) get FSDP2 `CPUOffloadPolicy(pin_memory=True)`
     (workers/engine/fsdp/transformer_impl.py:459-462); pinning needs an accelerator. Pinned memory only speeds up
@@ -209,6 +213,7 @@ def _patch_pin_memory() -> None:
 
 # ---- 5. FlashAttention2 hard-coded for the critic -------------------------------------------------------------------
 
+
 def _patch_critic_attention() -> None:
     """The actor takes `model.override_config.attn_implementation=sdpa`, but the critic's loader hard-codes
     flash_attention_2 (utils/model.py:649), which does not exist on CPU."""
@@ -222,8 +227,11 @@ def _patch_critic_attention() -> None:
         from transformers import AutoModelForTokenClassification
 
         return AutoModelForTokenClassification.from_pretrained(
-            pretrained_model_name_or_path=local_path, torch_dtype=torch_dtype, config=model_config,
-            attn_implementation="sdpa", trust_remote_code=trust_remote_code,
+            pretrained_model_name_or_path=local_path,
+            torch_dtype=torch_dtype,
+            config=model_config,
+            attn_implementation="sdpa",
+            trust_remote_code=trust_remote_code,
         )
 
     load_valuehead_model._rlx_cpu = True  # type: ignore[attr-defined]
@@ -231,6 +239,7 @@ def _patch_critic_attention() -> None:
 
 
 # ---- 11. ReplayBuffer polling ----------------------------------------------------------------------------------------
+
 
 def _patch_replay_poll() -> None:
     """The v1 ReplayBuffer sleeps `poll_interval` (2.0 s, not configurable: trainer/ppo/v1/replay_buffer.py:144,409)
@@ -251,6 +260,7 @@ def _patch_replay_poll() -> None:
 
 
 # ---- 7. the CPU rollout ------------------------------------------------------------------------------------------------
+
 
 def _register_rollout() -> None:
     """verl knows vllm/sglang/trtllm only (workers/rollout/base.py:89, workers/rollout/replica.py:312); both

@@ -29,8 +29,9 @@ def server_name(replica_rank: int, suffix: str = "") -> str:
     return f"rlx_cpu_server_{replica_rank}{suffix}"
 
 
-def sample_rows(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_rows(
+    logits: torch.Tensor, temperature: float, top_k: int, top_p: float, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One token per row of `logits` [B, V] and its log-prob. The log-prob is that of the temperature-scaled,
     unfiltered distribution, the one verl's actor recomputes (`old_log_probs` at `rollout.temperature`), so that
     `training/rollout_probs_diff_*` compares like with like. top-k/top-p restrict only what is sampled, as in vLLM's
@@ -61,8 +62,9 @@ class CpuRolloutServer:
         from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
         torch.set_num_threads(1)
-        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32,
-                                                          attn_implementation="sdpa").eval()
+        self.model = AutoModelForCausalLM.from_pretrained(
+            model_path, dtype=torch.float32, attn_implementation="sdpa"
+        ).eval()
         tok = AutoTokenizer.from_pretrained(model_path)
         eos = set()
         try:
@@ -83,9 +85,15 @@ class CpuRolloutServer:
 
     # -- generation ----------------------------------------------------------------------------------------------------
 
-    async def generate(self, request_id: str = "", prompt_ids: list[int] | None = None,
-                       sampling_params: dict[str, Any] | None = None, image_data=None, video_data=None,
-                       **kwargs: Any) -> TokenOutput:
+    async def generate(
+        self,
+        request_id: str = "",
+        prompt_ids: list[int] | None = None,
+        sampling_params: dict[str, Any] | None = None,
+        image_data=None,
+        video_data=None,
+        **kwargs: Any,
+    ) -> TokenOutput:
         """verl's token-in-token-out call (workers/rollout/llm_server.py:151). Requests that arrive together are
         generated as one batch: the agent loop sends a whole step's prompts at once."""
         params = dict(sampling_params or {})
@@ -94,8 +102,13 @@ class CpuRolloutServer:
         if self.batcher is None or self.batcher.done():
             self.batcher = asyncio.create_task(self._drain())
         tokens, logps = await future
-        return TokenOutput(token_ids=tokens, log_probs=logps if params.get("logprobs") else None,
-                           stop_reason="completed", num_preempted=0, extra_fields={"global_steps": self.global_steps})
+        return TokenOutput(
+            token_ids=tokens,
+            log_probs=logps if params.get("logprobs") else None,
+            stop_reason="completed",
+            num_preempted=0,
+            extra_fields={"global_steps": self.global_steps},
+        )
 
     async def _drain(self) -> None:
         while self.pending:
@@ -120,12 +133,17 @@ class CpuRolloutServer:
         limit = params.get("max_tokens") or params.get("max_new_tokens") or self.response_length
         top_k = params.get("top_k")
         top_p = params.get("top_p")
-        return (min(int(limit), self.response_length), float(params.get("temperature", 1.0)),
-                -1 if top_k is None else int(top_k), 1.0 if top_p is None else float(top_p))
+        return (
+            min(int(limit), self.response_length),
+            float(params.get("temperature", 1.0)),
+            -1 if top_k is None else int(top_k),
+            1.0 if top_p is None else float(top_p),
+        )
 
     @torch.no_grad()
-    def _generate_batch(self, prompts: list[list[int]], limit: int, temperature: float, top_k: int,
-                        top_p: float) -> list[tuple[list[int], list[float]]]:
+    def _generate_batch(
+        self, prompts: list[list[int]], limit: int, temperature: float, top_k: int, top_p: float
+    ) -> list[tuple[list[int], list[float]]]:
         """Left-padded batch decoding with a KV cache; each row stops at its first EOS."""
         pad = 0
         width = max(len(p) for p in prompts)
@@ -137,9 +155,10 @@ class CpuRolloutServer:
         past = None
         step_ids = ids
         for _ in range(limit):
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -step_ids.shape[1]:]
-            out = self.model(input_ids=step_ids, attention_mask=mask, position_ids=positions, past_key_values=past,
-                             use_cache=True)
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -step_ids.shape[1] :]
+            out = self.model(
+                input_ids=step_ids, attention_mask=mask, position_ids=positions, past_key_values=past, use_cache=True
+            )
             past = out.past_key_values
             tokens, logps = sample_rows(out.logits[:, -1], temperature, top_k, top_p)
             for i in range(len(prompts)):
@@ -217,10 +236,16 @@ class CpuReplica(RolloutReplica):
         mc = self.model_config  # a DictConfig here (replica.py:95), an HFModelConfig elsewhere
         path = os.path.expanduser(str((mc.get("local_path") if hasattr(mc, "get") else None) or mc.path))
         name = server_name(self.replica_rank, self.name_suffix)
-        server = ray.remote(CpuRolloutServer).options(
-            name=name, num_cpus=0, max_concurrency=self.max_concurrency,
-            runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
-        ).remote(model_path=path, response_length=self.config.response_length)
+        server = (
+            ray.remote(CpuRolloutServer)
+            .options(
+                name=name,
+                num_cpus=0,
+                max_concurrency=self.max_concurrency,
+                runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
+            )
+            .remote(model_path=path, response_length=self.config.response_length)
+        )
         self.servers = [server]
         self._server_handle = server
         self._server_address = f"rlx-cpu://{name}"
@@ -236,8 +261,11 @@ class CpuServerAdapter(BaseRollout):
     def __init__(self, config, model_config, device_mesh, replica_rank: int = -1, **kwargs: Any) -> None:
         super().__init__(config, model_config, device_mesh)
         rank = int(os.environ.get("RANK", 0))
-        world = (self.config.tensor_model_parallel_size * self.config.data_parallel_size
-                 * self.config.pipeline_model_parallel_size)
+        world = (
+            self.config.tensor_model_parallel_size
+            * self.config.data_parallel_size
+            * self.config.pipeline_model_parallel_size
+        )
         self.replica_rank = rank // world if replica_rank == -1 else replica_rank
         self._has_server = rank % world == 0
         self._server = None
@@ -263,8 +291,9 @@ class CpuServerAdapter(BaseRollout):
         if not self._has_server:
             return
         if os.environ.get(NO_SYNC_ENV, "") not in ("", "0"):
-            logger.warning("rlx cpu rollout: weight sync disabled (%s), the rollout keeps its initial weights",
-                           NO_SYNC_ENV)
+            logger.warning(
+                "rlx cpu rollout: weight sync disabled (%s), the rollout keeps its initial weights", NO_SYNC_ENV
+            )
         else:
             await self._handle().update_weights.remote(state)
         steps = kwargs.get("global_steps")

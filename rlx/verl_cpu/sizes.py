@@ -79,8 +79,15 @@ def own_data_files(get) -> bool:
     return bool(files) and all(isinstance(f, str) and Path(os.path.expanduser(f)).is_file() for f in files)
 
 
-def plan(get, *, assets: dict[str, str], steps: int | None, seed: int = 0, task_response_length: int = 4,
-         has_critic: bool = False) -> CpuPlan:
+def plan(
+    get,
+    *,
+    assets: dict[str, str],
+    steps: int | None,
+    seed: int = 0,
+    task_response_length: int = 4,
+    has_critic: bool = False,
+) -> CpuPlan:
     """The CPU overrides for a resolved config read through `get(path, default)`.
 
     `assets` holds `model` (tiny checkpoint dir), `train`/`val` (task parquet), `reward` (reward file) and

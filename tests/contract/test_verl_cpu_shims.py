@@ -104,8 +104,12 @@ print("RESULT" + json.dumps(out))
 def _probe(env_extra):
     from _rlxtest import free_port
 
-    env = {**os.environ, "VERL_USE_EXTERNAL_MODULES": "rlx.verl_cpu.plugin", "PROBE_PORT": str(free_port()),
-           **env_extra}
+    env = {
+        **os.environ,
+        "VERL_USE_EXTERNAL_MODULES": "rlx.verl_cpu.plugin",
+        "PROBE_PORT": str(free_port()),
+        **env_extra,
+    }
     p = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, timeout=180)
     line = [x for x in p.stdout.splitlines() if x.startswith("RESULT")]
     return p, (json.loads(line[-1][6:]) if line else None)
@@ -115,10 +119,18 @@ def test_plugin_installs_every_workaround_when_asked():
     p, out = _probe({"RLX_VERL_CPU": "1", "VERL_PLATFORM": "cpu"})
     assert out is not None, p.stderr[-3000:]
     assert out == {
-        "device": "cpu", "device_id": "cpu", "torch_device": True, "backend": "cpu:gloo", "rollout":
-        "CpuServerAdapter", "replica": "CpuReplica", "empty_cache": True, "pinned": "cpu", "critic": True,
-        "poll": True, "to": "cpu",
-    } or out["backend"] in ("gloo", "cpu:gloo"), out
+        "device": "cpu",
+        "device_id": "cpu",
+        "torch_device": True,
+        "backend": "cpu:gloo",
+        "rollout": "CpuServerAdapter",
+        "replica": "CpuReplica",
+        "empty_cache": True,
+        "pinned": "cpu",
+        "critic": True,
+        "poll": True,
+        "to": "cpu",
+    }, out
 
 
 def test_plugin_is_inert_unless_asked():

@@ -28,17 +28,21 @@ READY = sorted(a.name for a in ALGORITHMS if a.ready)
 PLUGIN = {"aepo", "aspo", "gepo", "vapo"}
 CRITIC = {"ppo", "vapo"}
 # each plugin algorithm's own diagnostic, logged by rlx's code inside verl's trainer
-DIAGNOSTIC = {"aepo": "actor/aepo_adv_weight_mean", "gepo": "actor/gepo_weight_mean", "aspo": "aspo/eligible_ratio",
-              "vapo": "vapo/lambda_mean"}
+DIAGNOSTIC = {
+    "aepo": "actor/aepo_adv_weight_mean",
+    "gepo": "actor/gepo_weight_mean",
+    "aspo": "aspo/eligible_ratio",
+    "vapo": "vapo/lambda_mean",
+}
 VERL_METRICS = ("actor/pg_loss", "critic/score/mean", "timing_s/step", "perf/throughput")
 
 
 @pytest.fixture(scope="module")
 def head():
     from rlx.launch.cluster import LocalHead
-    from rlx.verl_cpu.engine import HEAD_CPUS, HEAD_GPUS
+    from rlx.verl_cpu.engine import HEAD_CPUS, HEAD_GPUS, HEAD_SYSTEM_ENV
 
-    h = LocalHead(num_cpus=HEAD_CPUS, num_gpus=HEAD_GPUS).start()
+    h = LocalHead(num_cpus=HEAD_CPUS, num_gpus=HEAD_GPUS, system_env=HEAD_SYSTEM_ENV).start()
     try:
         yield h
     finally:
@@ -55,9 +59,22 @@ def store(tmp_path_factory):
 
 def train(head, store, cwd, *args, timeout=420, env=None):
     uri, _ = store
-    return run_rlx("train", "--smoke", "--engine", "verl", "--address", head.address, "--tracking-uri", uri,
-                   "--format", "json", *args, env={"RAY_AUTH_TOKEN": head.token, **(env or {})}, cwd=cwd,
-                   timeout=timeout)
+    return run_rlx(
+        "train",
+        "--smoke",
+        "--engine",
+        "verl",
+        "--address",
+        head.address,
+        "--tracking-uri",
+        uri,
+        "--format",
+        "json",
+        *args,
+        env={"RAY_AUTH_TOKEN": head.token, **(env or {})},
+        cwd=cwd,
+        timeout=timeout,
+    )
 
 
 def summary(proc) -> dict:
@@ -80,8 +97,11 @@ def test_every_ready_algorithm_runs_three_steps_through_verl(algo, head, store, 
     assert run.info.status == "FINISHED"
     assert run.data.tags["rlx.engine"] == "verl"
     assert run.data.tags["rlx.entrypoint"] == ("rlx.verl_entry" if algo in PLUGIN else "verl.trainer.main_ppo")
-    wanted = VERL_METRICS + (("critic/vf_loss",) if algo in CRITIC else ()) + (
-        (DIAGNOSTIC[algo],) if algo in DIAGNOSTIC else ())
+    wanted = (
+        VERL_METRICS
+        + (("critic/vf_loss",) if algo in CRITIC else ())
+        + ((DIAGNOSTIC[algo],) if algo in DIAGNOSTIC else ())
+    )
     for key in wanted:
         assert [step for step, _ in history(client, s["run_id"], key)] == [1, 2, 3], key
     # verl logged its own config: the CPU sizes, and the preset's algorithm knobs untouched
@@ -95,31 +115,49 @@ def test_every_ready_algorithm_runs_three_steps_through_verl(algo, head, store, 
 def test_weight_sync_negative_control(head, store, tmp_path):
     """Without the sync the rollout samples from the initial weights while the actor moves on: from step 2 the
     rollout and actor log-probs diverge by far more than float noise."""
-    proc = train(head, store, tmp_path, "--algo", "grpo", "--steps", "4", "--name", "no-sync",
-                 "++actor_rollout_ref.actor.optim.lr=0.02", env={"RLX_VERL_CPU_NO_SYNC": "1"})
+    proc = train(
+        head,
+        store,
+        tmp_path,
+        "--algo",
+        "grpo",
+        "--steps",
+        "4",
+        "--name",
+        "no-sync",
+        "++actor_rollout_ref.actor.optim.lr=0.02",
+        env={"RLX_VERL_CPU_NO_SYNC": "1"},
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     diff = dict(history(store[1], summary(proc)["run_id"], "training/rollout_probs_diff_max"))
     assert diff[1] < 5e-3  # step 1: both still hold the initial weights
     assert max(diff[k] for k in diff if k >= 3) > 0.05, diff
 
 
-USER_REWARD = '''
+USER_REWARD = """
 def compute_score(data_source, solution_str, ground_truth, extra_info=None):
     assert data_source == "my_data", data_source
     return 0.25
-'''
-FAILING_REWARD = '''
+"""
+FAILING_REWARD = """
 def compute_score(data_source, solution_str, ground_truth, extra_info=None):
     raise ValueError("planted reward failure")
-'''
+"""
 
 
 def _user_data(path: Path) -> Path:
     import pandas as pd
 
-    rows = [{"data_source": "my_data", "prompt": [{"role": "user", "content": f"Question {i}: " + "why? " * 40}],
-             "ability": "qa", "reward_model": {"style": "rule", "ground_truth": str(i)},
-             "extra_info": {"index": i}} for i in range(64)]
+    rows = [
+        {
+            "data_source": "my_data",
+            "prompt": [{"role": "user", "content": f"Question {i}: " + "why? " * 40}],
+            "ability": "qa",
+            "reward_model": {"style": "rule", "ground_truth": str(i)},
+            "extra_info": {"index": i},
+        }
+        for i in range(64)
+    ]
     pd.DataFrame(rows).to_parquet(path / "train.parquet")
     return path / "train.parquet"
 
@@ -134,7 +172,7 @@ data:
   train: {data}
   val: {data}
 overrides:
-  reward.custom_reward_function.path: {tmp_path / 'my_reward.py'}
+  reward.custom_reward_function.path: {tmp_path / "my_reward.py"}
   reward.custom_reward_function.name: compute_score
 """)
     return exp
@@ -166,10 +204,26 @@ def test_sigterm_stops_every_ray_process_of_the_run(tmp_path):
     import psutil
 
     exe = Path(sys.executable).parent / "rlx"
-    proc = subprocess.Popen([str(exe), "train", "--algo", "grpo", "--smoke", "--engine", "verl", "--steps", "50",
-                             "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"})
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            "train",
+            "--algo",
+            "grpo",
+            "--smoke",
+            "--engine",
+            "verl",
+            "--steps",
+            "50",
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'mlflow.db'}",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"},
+    )
     seen: set[int] = set()
     lines: list[str] = []
 
@@ -212,6 +266,7 @@ def test_engine_flags_are_refused_with_a_hint(tmp_path):
     assert p.returncode == 2 and "needs --smoke" in p.stderr and "hint:" in p.stderr
     p = run_rlx("train", "--algo", "grpo", "--smoke", "--engine", "verl", "--local", cwd=tmp_path)
     assert p.returncode == 2 and "--local" in p.stderr
-    p = run_rlx("train", "--algo", "grpo", "--smoke", "--engine", "verl", "--address", "http://10.1.2.3:8265",
-                cwd=tmp_path)
+    p = run_rlx(
+        "train", "--algo", "grpo", "--smoke", "--engine", "verl", "--address", "http://10.1.2.3:8265", cwd=tmp_path
+    )
     assert p.returncode == 2 and "hint:" in p.stderr

@@ -20,13 +20,20 @@ from rlx.verl_cpu import sizes
 from rlx.verl_cpu.rollout import sample_rows
 
 READY = sorted(a.name for a in ALGORITHMS if a.ready)
-ASSETS = {"model": "/m", "train": "/d/train.parquet", "val": "/d/val.parquet", "reward": "/d/r.py",
-          "checkpoints": "/c"}
+ASSETS = {"model": "/m", "train": "/d/train.parquet", "val": "/d/val.parquet", "reward": "/d/r.py", "checkpoints": "/c"}
 # Algorithm knobs a CPU rehearsal must never touch (loss_scale_factor is a length and is shrunk with the length).
-KNOBS = ("algorithm.", "actor_rollout_ref.actor.clip_ratio", "actor_rollout_ref.actor.loss_agg_mode",
-         "actor_rollout_ref.actor.policy_loss", "actor_rollout_ref.actor.kl_loss", "actor_rollout_ref.actor.use_kl",
-         "actor_rollout_ref.actor.entropy_coeff", "actor_rollout_ref.actor.ppo_epochs",
-         "actor_rollout_ref.rollout.temperature", "actor_rollout_ref.rollout.top_p")
+KNOBS = (
+    "algorithm.",
+    "actor_rollout_ref.actor.clip_ratio",
+    "actor_rollout_ref.actor.loss_agg_mode",
+    "actor_rollout_ref.actor.policy_loss",
+    "actor_rollout_ref.actor.kl_loss",
+    "actor_rollout_ref.actor.use_kl",
+    "actor_rollout_ref.actor.entropy_coeff",
+    "actor_rollout_ref.actor.ppo_epochs",
+    "actor_rollout_ref.rollout.temperature",
+    "actor_rollout_ref.rollout.top_p",
+)
 
 
 def _plan(algo: str, *overrides: str, steps: int | None = 3):
@@ -97,6 +104,7 @@ def test_drgrpo_constant_shrinks_with_the_length():
 
 # ---- tokenizer ----------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
     from transformers import AutoTokenizer
@@ -121,8 +129,9 @@ def test_verls_qwen_token_builder_accepts_the_tokenizer(tokenizer):
 
     QwenContinuousTokenBuilder(tokenizer)
     assert tokenizer.eos_token == "<|im_end|>"
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "123="}], add_generation_prompt=True,
-                                           tokenize=False)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "123="}], add_generation_prompt=True, tokenize=False
+    )
     assert prompt == "123="  # content only: a 3-digit prompt stays 4 tokens
 
 
