@@ -35,6 +35,56 @@ AEPO_KEY = f"{K.RLX_ALGO}.aepo"
 VAPO_KEY = f"{K.RLX_ALGO}.vapo"
 
 
+def _unset(g, path: str) -> bool:
+    v = g(path)
+    return v is None or v is MISSING_VALUE
+
+
+def _micro_fixes(g, sections: list[tuple[str, str, str]]) -> list[str]:
+    """`section.per_gpu_key=4` for each micro batch pair verl will require and neither key sets (RLX203)."""
+    return [f"{s}.{new}=4" for s, old, new in sections if _unset(g, f"{s}.{old}") and _unset(g, f"{s}.{new}")]
+
+
+def _critic_hint(g) -> str:
+    # Turning the critic on makes verl require its micro batch size: propose both, so the fix is complete.
+    fixes = [f"{K.CRITIC_ENABLE}=true"]
+    if g("critic.use_dynamic_bsz") is not True:
+        fixes += _micro_fixes(g, [("critic", "ppo_micro_batch_size", "ppo_micro_batch_size_per_gpu")])
+    return "set " + " ".join(fixes) + ", with critic.model.path naming the value model's initial weights"
+
+
+def _static_bsz_hint(g) -> str:
+    # Without dynamic batch size verl requires the micro batch sizes, which dynamic-bsz configs often leave null.
+    sections = [(K.ACTOR, "ppo_micro_batch_size", "ppo_micro_batch_size_per_gpu"),
+                (K.ROLLOUT, "log_prob_micro_batch_size", "log_prob_micro_batch_size_per_gpu")]
+    if g(K.USE_KL_LOSS) is True or g(K.USE_KL_IN_REWARD) is True:
+        sections.append((K.REF, "log_prob_micro_batch_size", "log_prob_micro_batch_size_per_gpu"))
+    return "set " + " ".join([f"{K.USE_DYNAMIC_BSZ}=false", *_micro_fixes(g, sections)])
+
+
+def _number(v) -> int | None:
+    return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else None
+
+
+def _overlong_len_hint(g) -> str:
+    m = _number(g(K.MAX_RESP_LEN_KW))
+    if m is None or m < 2:
+        return f"set {K.OVERLONG_LEN} to about a fifth of {K.MAX_RESP_LEN_KW} (DAPO: 4096 of 20480)"
+    return f"set {K.OVERLONG_LEN}={m // 5} (a fifth of max_resp_len={m}, as DAPO's 4096 of 20480)"
+
+
+def _max_resp_len_hint(g) -> str:
+    r = _number(g(K.MAX_RESPONSE_LEN))
+    if r is None:
+        return f"set {K.MAX_RESP_LEN_KW} to the value of {K.MAX_RESPONSE_LEN}"
+    fixes = [f"{K.MAX_RESP_LEN_KW}={r}"]
+    buffer = g(K.OVERLONG_LEN)
+    if isinstance(buffer, (int, float)) and not isinstance(buffer, bool) and buffer >= r:
+        # A buffer as long as the response would penalise every response (expected length <= 0): shrink it too.
+        fixes.append(f"{K.OVERLONG_LEN}={max(r // 5, 1)}")
+    return "set " + " ".join(fixes) + " (the penalty then reaches -1 where generation is truncated)"
+
+
 def _critic_off(g) -> bool:
     enable = g(K.CRITIC_ENABLE)
     if enable is None or enable is MISSING_VALUE:  # verl: null means "on only for gae"
@@ -160,7 +210,7 @@ def _needs_critic(name: str) -> Constraint:
         custom("the critic is disabled", _critic_off),
         title="critic-based method without a critic",
         message=f"{name} needs a value model, but the critic is disabled (critic.enable={{value}})",
-        hint="set critic.enable=true and critic.model.path",
+        hint=_critic_hint,
         explanation="GAE advantages need V(s). verl enables the critic automatically only for adv_estimator=gae.",
     )
 
@@ -280,7 +330,7 @@ register(
                 title="overlong buffer outside the response length",
                 message="the DAPO overlong buffer ({value} tokens) must be positive and no longer than "
                 "reward.reward_kwargs.max_resp_len",
-                hint="set +reward.reward_kwargs.overlong_buffer_cfg.len to about a fifth of max_resp_len (4096 of 20480)",
+                hint=_overlong_len_hint,
                 explanation="The soft overlong penalty ramps from 0 at max_resp_len - len to -1 at max_resp_len; verl "
                 "asserts 0 < len <= max_resp_len at run time.",
             ),
@@ -295,7 +345,7 @@ register(
                 ),
                 title="overlong penalty length differs from the generation limit",
                 message="reward.reward_kwargs.max_resp_len={value} differs from data.max_response_length",
-                hint="set +reward.reward_kwargs.max_resp_len to the same value as data.max_response_length",
+                hint=_max_resp_len_hint,
                 explanation="The penalty is meant to reach -1 exactly where generation is truncated.",
             ),
             Constraint(
@@ -387,7 +437,7 @@ register(
                 title="geo_mean with dynamic batch size",
                 message="verl's geo_mean loss averages per micro-batch, so use_dynamic_bsz=true scales gradients by a "
                 "varying micro-batch count",
-                hint="set actor_rollout_ref.actor.use_dynamic_bsz=false",
+                hint=_static_bsz_hint,
                 explanation="geo_mean returns torch.mean over the micro-batch without global_batch_info.",
             ),
             Constraint(
@@ -603,7 +653,7 @@ register(
                 outside_open(f"{ASPO_KEY}.k", 0, 1),
                 title="ASPO clip factor outside (0, 1)",
                 message="aspo.k={value}: the bias is clipped to k*|A|, so k >= 1 can cancel or flip the correctness sign",
-                hint="set +algorithm.rlx.aspo.k=0.7 (conservative) or 0.9 (aggressive)",
+                hint="set algorithm.rlx.aspo.k=0.7 (conservative) or 0.9 (aggressive)",
                 explanation="ASPO keeps correctness dominant by bounding the shaping term below |A|.",
             ),
             Constraint(
@@ -613,7 +663,7 @@ register(
                 eq(f"{ASPO_KEY}.delta", 0) | eq(f"{ASPO_KEY}.delta", 0.0),
                 title="ASPO with delta = 0",
                 message="aspo.delta=0 makes ASPO a no-op",
-                hint="set +algorithm.rlx.aspo.delta=-2.0",
+                hint="set algorithm.rlx.aspo.delta=-2.0",
                 explanation="delta scales the position bias; negative values reward earlier code.",
             ),
             Constraint(
@@ -690,7 +740,7 @@ register(
                 ~gt(f"{VAPO_KEY}.alpha", 0),
                 title="VAPO length-adaptive alpha not positive",
                 message="vapo.alpha={value}: lambda = 1 - 1/(alpha*|y|) needs alpha > 0",
-                hint="set +algorithm.rlx.vapo.alpha=0.05 (paper)",
+                hint="set algorithm.rlx.vapo.alpha=0.05 (paper)",
                 explanation="alpha controls how fast the policy's GAE lambda approaches 1 with response length.",
             ),
             Constraint(
@@ -710,7 +760,7 @@ register(
                 ne(f"{VAPO_KEY}.lambda_critic", 1.0),
                 title="critic lambda is not 1",
                 message="vapo.lambda_critic={value}: VAPO trains the value model on Monte-Carlo returns (lambda 1)",
-                hint="set +algorithm.rlx.vapo.lambda_critic=1.0",
+                hint="set algorithm.rlx.vapo.lambda_critic=1.0",
                 explanation="Decoupled GAE: lambda_critic = 1 gives unbiased value targets.",
             ),
             Constraint(

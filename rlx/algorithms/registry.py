@@ -131,7 +131,11 @@ def custom(text: str, test: Callable[[Getter], bool]) -> Condition:
 
 @dataclass(frozen=True)
 class Constraint:
-    """One rule an algorithm imposes on the config. `message` and `hint` may use `{value}` (the value at `path`)."""
+    """One rule an algorithm imposes on the config. `message` and `hint` may use `{value}` (the value at `path`).
+
+    A hint may also be a function of the config (a `Getter`): when the fix depends on other values (the overlong
+    buffer that fits this max_resp_len, the micro batch sizes a switch makes verl require), the hint proposes them.
+    """
 
     code: str
     severity: Severity
@@ -139,8 +143,12 @@ class Constraint:
     when: Condition
     title: str
     message: str
-    hint: str
+    hint: str | Callable[[Getter], str]
     explanation: str = ""
+
+    def hint_for(self, get: Getter) -> str:
+        """The hint for one config (`{value}` not yet filled in)."""
+        return self.hint(get) if callable(self.hint) else self.hint
 
     def describe(self) -> str:
         return self.when.text

@@ -219,7 +219,28 @@ def flatten(container: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _unknown_key_error(cfg, path: str, text: str, where: str) -> ConfigError:
+# Sections verl turns into strict dataclasses, and the free-form maps inside them that accept new keys.
+_STRICT_ROOTS = ("actor_rollout_ref.", "critic.")
+_FREE_MAPS = ("actor_rollout_ref.model.override_config.", "actor_rollout_ref.rollout.engine_kwargs.",
+              "critic.model.override_config.")
+
+
+def _unknown_key_error(cfg, path: str, text: str, where: str, *, op: str = "") -> ConfigError:
+    from rlx.verl_moves import new_home
+
+    value = text.partition("=")[2] if "=" in text else ""
+    kind, home = new_home(path, lambda p: has_key(cfg, p))
+    message = f"unknown config key '{path}' (not in verl {_verl_version()}'s ppo_trainer config)"
+    if op == "~":
+        hint = "there is nothing to delete: remove the override"
+    elif kind == "moved":
+        return ConfigError(message + f": verl {_verl_version()} moved it to {home}", where=where or text,
+                           hint=f"write `{home}={value}` instead" if value else f"use {home} instead")
+    elif kind == "removed":
+        return ConfigError(message + f": verl {_verl_version()} removed it", where=where or text,
+                           hint=f"delete the override: {home}")
+    else:
+        hint = ""
     parts = path.split(".")
     # The deepest existing parent, and the closest key there.
     parent_path, depth = "", 0
@@ -232,19 +253,27 @@ def _unknown_key_error(cfg, path: str, text: str, where: str) -> ConfigError:
     parent = select(cfg, parent_path) if parent_path else None
     siblings = list(parent) if isinstance(parent, dict) else (list(cfg) if not parent_path else [])
     close = did_you_mean(parts[i], siblings) if siblings else []
-    if close:
-        fixed = ".".join([*parts[:i], close[0], *parts[i + 1 :]])
-        hint = f"did you mean '{fixed}'?"
-    else:
-        full = did_you_mean(path, list(leaf_paths(cfg)), n=1, cutoff=0.75)
-        hint = f"did you mean '{full[0]}'?" if full else None
-    add = f"+{path}=..."
-    hint = (hint + " " if hint else "") + f"To add a key verl's schema lacks, write `{add}`"
-    return ConfigError(
-        f"unknown config key '{path}' (not in verl {_verl_version()}'s ppo_trainer config)",
-        where=where or text,
-        hint=hint,
-    )
+    fixed = ".".join([*parts[:i], close[0], *parts[i + 1 :]]) if close else None
+    free = path.startswith(_FREE_MAPS) or not path.startswith(_STRICT_ROOTS)
+    if (fixed is None or not has_key(cfg, fixed)) and not (free and parent_path and depth == len(parts) - 1):
+        # Never the key's own parent section (`engine_kwargs.sglang` for `engine_kwargs.sglang.attention_backend`).
+        leaves = [k for k in leaf_paths(cfg) if not path.startswith(k + ".")]
+        full = did_you_mean(path, leaves, n=1, cutoff=0.75)
+        fixed = full[0] if full else fixed
+    if fixed:
+        # With the value, the suggestion is an override the user can paste (and the hint round trip applies).
+        mean = f"did you mean `{fixed}={value}`?" if value and has_key(cfg, fixed) else f"did you mean '{fixed}'?"
+        hint = f"{hint}; {mean}" if hint else mean
+    if op != "~":
+        if not free:
+            add = (f"{parts[0]}.* is turned into verl dataclasses, which refuse keys they lack: `+{path}` would fail "
+                   "inside the job")
+        else:
+            # In a free-form map the key is the user's own (engine kwargs): `+` with the value is the fix.
+            shown = value if path.startswith(_FREE_MAPS) else "VALUE"
+            add = f"To add a key verl's schema lacks, write `+{path}={shown}`"
+        hint = (hint + " " if hint else "") + add
+    return ConfigError(message, where=where or text, hint=hint)
 
 
 def _verl_version() -> str:
@@ -272,7 +301,7 @@ def apply_override(cfg, ov: Override, where: str = "") -> None:
             raise ConfigError(
                 f"'~{ov.path}' deletes a key that does not exist",
                 where=loc,
-                hint=_unknown_key_error(cfg, ov.path, ov.text, loc).hint,
+                hint=_unknown_key_error(cfg, ov.path, ov.text, loc, op="~").hint,
             )
         parent_path, _, leaf = ov.path.rpartition(".")
         parent = OmegaConf.select(cfg, parent_path) if parent_path else cfg

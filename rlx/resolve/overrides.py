@@ -69,7 +69,7 @@ def _hint_for(text: str) -> str:
             return f"write `{text}` with a key path after `~`, e.g. `~trainer.val_before_train`"
         return f"write `key=value`, e.g. `{text}=VALUE`, or `~{text}` to delete the key"
     if not key.strip("+~"):
-        return "the key before `=` is empty: write `dotted.key=value`"
+        return "the key before `=` is empty: write `SECTION.KEY=VALUE`"
     if " " in key:
         return "keys cannot contain spaces"
     if "[" in key:

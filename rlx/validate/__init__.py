@@ -12,6 +12,7 @@ constraints, in the algorithm registry. Nothing here imports verl (the `deep` op
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -69,8 +70,29 @@ def validate(resolved, *, ignore: Iterable[str] = (), strict: bool = False, pre:
                         if p.severity is ERROR)
         problems.extend(p for p in deep_problems(resolved, ctx)
                         if p.code not in skip and not (p.code == "RLX290" and explained))
+    problems = [_plus_in_hint(p, ctx) for p in problems]
     return Report(problems=_scrub(_dedupe(problems), ctx.leaves), strict=strict,
                   subject=_subject(resolved, algorithms, inferred), facts=_facts(ctx))
+
+
+# An override a hint proposes: `[+|++|~]dotted.key=`, not inside `${...}` or a longer word.
+_HINT_OVERRIDE = re.compile(r"(?<![\w.$/{+~-])(\+\+|\+|~)?([a-z_]\w*(?:\.\w+)+)(?==)")
+
+
+def _plus_in_hint(p: Problem, ctx) -> Problem:
+    """Give each `key=value` a hint proposes the `+` it needs in this config, and only then: `+` adds a key absent
+    before the command line (Hydra refuses `+` on an existing key, and a plain `key=` on a missing one). Rules write
+    the target key; this one place decides the operator, so every hint agrees on it."""
+    from dataclasses import replace
+
+    def fix(m: re.Match) -> str:
+        op, key = m.group(1) or "", m.group(2)
+        if op in ("++", "~"):
+            return m.group(0)
+        return ("" if ctx.in_base(key) else "+") + key
+
+    hint = _HINT_OVERRIDE.sub(fix, p.hint) if p.hint else p.hint
+    return p if hint == p.hint else replace(p, hint=hint)
 
 
 def _facts(ctx) -> dict[str, Any]:

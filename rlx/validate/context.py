@@ -56,6 +56,30 @@ class Context:
         return self.get(path) is not MISSING_VALUE
 
     # --- provenance
+    @functools.cached_property
+    def _base_paths(self) -> set[str]:
+        """Paths a preset or experiment file set: with verl's defaults, the config the command line starts from."""
+        out: set[str] = set()
+        preset = getattr(self.resolved, "preset", None)
+        if preset is not None:
+            out.update(s.path for _, s in preset.settings)
+        exp = getattr(self.resolved, "experiment", None)
+        if exp is not None:
+            out.update(s.key.lstrip("+~") for s in exp.settings)
+            out.update(t.partition("=")[0].strip().lstrip("+~") for t, _ in exp.override_texts)
+        return out
+
+    def in_base(self, path: str) -> bool:
+        """Whether `path` exists before the command line's overrides (verl's defaults, a preset, an experiment file or
+        a verl config file): an override of it takes no `+`, and one of a path that does not needs `+`."""
+        if path in self.default_nodes:
+            return True
+        if not self.has(path):
+            return False
+        if self.resolved.source_of(path).layer != "cli":
+            return True
+        return any(path == k or path.startswith(k + ".") for k in self._base_paths)
+
     def user_set(self, path: str) -> bool:
         return self.resolved.source_of(path).layer != "verl"
 

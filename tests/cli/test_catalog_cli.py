@@ -94,7 +94,7 @@ def test_dry_run_output_writes_the_full_yaml(rlx_cli, tmp_path):
             [
                 "error: unknown config key 'actor_rollout_ref.actor.clip_ratoi'",
                 "  --> override 'actor_rollout_ref.actor.clip_ratoi=0.2'",
-                "hint: did you mean 'actor_rollout_ref.actor.clip_ratio'?",
+                "hint: did you mean `actor_rollout_ref.actor.clip_ratio=0.2`?",
             ],
         ),
         (

@@ -46,7 +46,7 @@ def test_text_report_groups_and_names_the_source(rlx_cli):
     assert code == 1
     assert "Errors (1)" in out and "Warnings (1)" in out
     assert "RLX102 actor_rollout_ref.actor.clip_ratoi" in out
-    assert "did you mean 'actor_rollout_ref.actor.clip_ratio'?" in out
+    assert "did you mean `actor_rollout_ref.actor.clip_ratio=0.2`?" in out
 
 
 def test_github_format(rlx_cli):

@@ -69,9 +69,9 @@ def test_add_force_and_delete_overrides():
         (
             ["actor_rollout_ref.actor.clip_ratoi=0.2"],
             "unknown config key 'actor_rollout_ref.actor.clip_ratoi'",
-            "did you mean 'actor_rollout_ref.actor.clip_ratio'?",
+            "did you mean `actor_rollout_ref.actor.clip_ratio=0.2`?",
         ),
-        (["actor_rollout_ref.actorr.ppo_epochs=2"], "unknown config key", "'actor_rollout_ref.actor.ppo_epochs'"),
+        (["actor_rollout_ref.actorr.ppo_epochs=2"], "unknown config key", "`actor_rollout_ref.actor.ppo_epochs=2`"),
         (["+algorithm.adv_estimator=grpo"], "adds a key that already exists", "drop the `+`"),
         (["~trainer.nope"], "deletes a key that does not exist", ""),
     ],

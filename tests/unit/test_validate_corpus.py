@@ -97,6 +97,8 @@ OVERRIDE_CASES = [
     ("drgrpo-constant-apart", "drgrpo", [f"{A}.loss_scale_factor=1024"], "RLX432", f"{A}.loss_scale_factor"),
     ("dapo-overlong", "dapo", ["reward.reward_kwargs.overlong_buffer_cfg.len=30000"], "RLX440",
      "reward.reward_kwargs.overlong_buffer_cfg.len"),
+    # a shorter generation limit on DAPO: the penalty length must follow, and the 4096-token buffer no longer fits
+    ("dapo-short-response", "dapo", ["data.max_response_length=1024"], "RLX442", "reward.reward_kwargs.max_resp_len"),
     ("dapo-filter-n1", "dapo", [f"{R}.n=1"], "RLX441", f"{R}.n"),
     ("dapo-v0", "dapo", ["trainer.use_v1=false"], "RLX445", "algorithm.filter_groups.enable"),
     ("gmpo-dynamic", "gmpo", [f"{A}.use_dynamic_bsz=true"], "RLX450", f"{A}.use_dynamic_bsz"),

@@ -47,7 +47,8 @@ def constraint_findings(ctx: Context) -> Iterator[Finding]:
             if not c.when(ctx.get):
                 continue
             value = fmt_value(ctx.value(c.path))
-            yield Finding(c.path, c.message.format(value=value), c.hint.format(value=value), severity=c.severity,
+            hint = c.hint_for(ctx.get).format(value=value)
+            yield Finding(c.path, c.message.format(value=value), hint, severity=c.severity,
                           code=c.code)
 
 

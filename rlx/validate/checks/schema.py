@@ -13,6 +13,7 @@ from typing import Any
 
 from rlx import verl_keys as K
 from rlx.render import fmt_value
+from rlx.verl_moves import legacy_reward_target
 from rlx.validate.context import Context
 from rlx.validate.rules import ERROR, WARNING, Finding, declare, rule
 
@@ -166,7 +167,14 @@ def out_of_range(ctx: Context) -> Iterator[Finding]:
     for path, ok, must, hint in RANGES:
         v = ctx.num(path)
         if v is not None and not ok(v):
-            yield ctx.finding(path, f"{path}={fmt_value(v)} is out of range: it must be {must}", f"set {path}: {hint}")
+            yield ctx.finding(path, f"{path}={fmt_value(v)} is out of range: it must be {must}",
+                              _range_hint(path, hint))
+
+
+def _range_hint(path: str, hint: str) -> str:
+    """`set path=N: why` from a RANGES hint's first `use N`, so the hint is an override the user can paste."""
+    m = re.search(r"\buse (-?[\d.]+(?:e-?\d+)?)\b", hint)
+    return f"set {path}={m.group(1)}: {hint}" if m else f"set {path}: {hint}"
 
 
 @rule("RLX105", "learning rate is zero", WARNING, category="schema", explanation="""
@@ -199,54 +207,31 @@ def removed_value(ctx: Context) -> Iterator[Finding]:
             yield ctx.finding(path, f"{path}={v}: {values[v]}", REMOVED_HINTS[path])
 
 
-# Legacy top-level sections: only verl's fully-async entry point migrates them (migrate_legacy_reward_impl);
-# verl.trainer.main_ppo never reads them.
-LEGACY_SECTIONS: dict[str, str] = {
-    "reward_model.reward_manager": "reward.reward_manager.name",
-    "reward_model.reward_kwargs": "reward.reward_kwargs",
-    "reward_model.num_workers": "reward.num_workers",
-    "reward_model.reward_loop_source": "reward.reward_manager.source",
-    "reward_model.reward_loop_module_path": "reward.reward_manager.module.path",
-    "reward_model.reward_loop_class_name": "reward.reward_manager.module.name",
-    "reward_model.model.path": "reward.reward_model.model_path",
-    "reward_model.rollout": "reward.reward_model.rollout",
-    "reward_model": "reward.reward_model",
-    "custom_reward_function": "reward.custom_reward_function",
-    "sandbox_fusion": "reward.sandbox_fusion",
-}
-
-
-def _legacy_target(key: str) -> str:
-    for prefix, target in LEGACY_SECTIONS.items():  # most specific first (dict order)
-        if key == prefix or key.startswith(prefix + "."):
-            return target + key[len(prefix):]
-    return ""
-
-
 @rule("RLX107", "legacy reward setting that main_ppo ignores", ERROR, category="schema", explanation="""
     verl 0.9.1 keeps the old top-level `reward_model.*`, `custom_reward_function.*` and `sandbox_fusion.*` sections in
-    its config, but `verl.trainer.main_ppo` never reads them: only the fully-async entry point migrates them. A DAPO
-    overlong penalty under `reward_model.reward_kwargs`, a reward manager under `reward_model.reward_manager` or a
-    custom reward under `custom_reward_function.path` is silently dropped. The user's intent is lost, so this is an
-    error; the hint gives the key under `reward.` that main_ppo reads.""")
+    its config, but `verl.trainer.main_ppo` never reads them: only the fully-async entry point migrates them (verl's
+    `migrate_legacy_reward_impl`). A DAPO overlong penalty under `reward_model.reward_kwargs`, a reward manager under
+    `reward_model.reward_manager` or a custom reward under `custom_reward_function.path` is silently dropped. The
+    user's intent is lost, so this is an error; the hint gives the key under `reward.` that main_ppo reads, as
+    `migrate_legacy_reward_impl` maps it, or says that the key has no home in verl 0.9.1.""")
 def legacy_reward(ctx: Context) -> Iterator[Finding]:
     for ch in ctx.changed:
-        target = _legacy_target(ch.key)
-        if not target or ch.value is None or type(ch.value).__name__ == "_Absent":
+        target = legacy_reward_target(ch.key)
+        if target is None or ch.value is None or type(ch.value).__name__ == "_Absent":
             continue
-        plus = "+" if ctx.get(target) is _missing() else ""
-        yield ctx.finding(
-            ch.key,
-            f"{ch.key}={fmt_value(ch.value)} is a legacy setting that verl 0.9.1's main_ppo never reads: it is "
-            "silently dropped",
-            f"write `{plus}{target}={fmt_value(ch.value)}` instead",
-        )
-
-
-def _missing():
-    from rlx.algorithms.registry import MISSING_VALUE
-
-    return MISSING_VALUE
+        message = (f"{ch.key}={fmt_value(ch.value)} is a legacy setting that verl 0.9.1's main_ppo never reads: it is "
+                   "silently dropped")
+        if target:
+            # `+` or not is decided for every hint in one place (rlx.validate._plus_in_hint)
+            hint = f"write `{target}={fmt_value(ch.value)}` instead"
+            engine = "reward.reward_model.rollout.name"
+            if target == "reward.reward_model.enable" and ch.value is True and ctx.leaves.get(engine) == "???":
+                # An enabled reward model needs its inference engine (RLX111): the fix names both.
+                legacy = ctx.value("reward_model.rollout.name") or "vllm"
+                hint = f"write `{target}=true {engine}={legacy}` instead (an enabled reward model needs an engine)"
+        else:
+            hint = f"remove it: verl 0.9.1 has no setting {ch.key} moves to (migrate_legacy_reward_impl drops it)"
+        yield ctx.finding(ch.key, message, hint)
 
 
 DEPRECATED: dict[str, str] = {

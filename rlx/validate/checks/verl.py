@@ -7,6 +7,7 @@ proves that this module and verl's real function agree on the whole test corpus.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 from rlx import verl_keys as K
@@ -52,10 +53,13 @@ def batch_divisible(ctx: Context) -> Iterator[Finding]:
             return  # RLX202 reports the parallel layout
         minimal, what = ctx.n_gpus // mp * micro, f"data-parallel size x micro batch ({minimal})"
     if minimal and (train * n) % minimal:
+        # The nearest larger train batch that divides: a multiple of minimal / gcd(n, minimal).
+        step = minimal // math.gcd(n, minimal)
         yield ctx.finding(
             K.TRAIN_BATCH,
             f"data.train_batch_size * rollout.n = {train} * {n} = {train * n} is not divisible by {what}",
-            f"make data.train_batch_size * actor_rollout_ref.rollout.n a multiple of {minimal}",
+            f"make data.train_batch_size * actor_rollout_ref.rollout.n a multiple of {minimal}: e.g. set "
+            f"{K.TRAIN_BATCH}={-(-train // step) * step}",
         )
 
 
@@ -87,7 +91,8 @@ def micro_unset(ctx: Context) -> Iterator[Finding]:
     for section, old, new in _micro_sections(ctx):
         if ctx.value(f"{section}.{old}") is None and ctx.value(f"{section}.{new}") is None:
             yield ctx.finding(f"{section}.{new}", f"neither {section}.{new} nor {section}.{old} is set",
-                              f"set {section}.{new} (e.g. 4); or set {K.ACTOR}.use_dynamic_bsz=true")
+                              f"set {section}.{new}=4 (as memory allows); or set "
+                              f"{'critic' if section == 'critic' else K.ACTOR}.use_dynamic_bsz=true")
 
 
 @rule("RLX204", "micro batch size set twice", ERROR, category="verl", explanation="""
@@ -189,7 +194,7 @@ def val_temperature(ctx: Context) -> Iterator[Finding]:
     t = ctx.num(K.TEMPERATURE)
     if ctx.flag(f"{K.ROLLOUT}.val_kwargs.do_sample") and t is not None and t <= 0:
         yield ctx.finding(K.TEMPERATURE, f"val_kwargs.do_sample=true with rollout.temperature={t}",
-                          "set actor_rollout_ref.rollout.temperature=1.0 or val_kwargs.do_sample=false")
+                          f"set {K.TEMPERATURE}=1.0 or {K.ROLLOUT}.val_kwargs.do_sample=false")
 
 
 @rule("RLX215", "LoRA rank too large for vLLM", ERROR, category="verl", explanation="""
