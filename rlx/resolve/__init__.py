@@ -480,6 +480,7 @@ def resolve(
     """
     exp = load_experiment(experiment) if experiment else None
     overrides = list(overrides or [])
+    algo_given = algo is not None
     algo = algo or (exp.algo if exp else None)
     preset_ref = preset or (exp.preset if exp else None)
     if exp and exp.preset and not preset and not Path(exp.preset).is_absolute():
@@ -491,10 +492,12 @@ def resolve(
     if not verl_only:
         if preset_ref:
             loaded_preset = load_preset(preset_ref)
-            if algorithm is None and loaded_preset.algo:
-                algorithm = ALGORITHMS.get(loaded_preset.algo)
+            own = ALGORITHMS.get(loaded_preset.algo) if loaded_preset.algo else _algorithm_from_chain(loaded_preset)
+            if algorithm is not None and own is not None and own.name != algorithm.name:
+                raise _conflicting_algorithms(algorithm, own, loaded_preset, algo_from_cli=algo_given, exp=exp,
+                                              preset_from_cli=preset is not None)
             if algorithm is None:
-                algorithm = _algorithm_from_chain(loaded_preset)
+                algorithm = own
         elif algorithm is not None:
             loaded_preset = load_preset(algorithm.preset)
         else:
@@ -537,6 +540,22 @@ def resolve(
         experiment=exp,
         overrides=overrides,
         ignore=list(exp.ignore) if exp else [],
+    )
+
+
+def _conflicting_algorithms(named: Algorithm, own: Algorithm, preset: Preset, *, algo_from_cli: bool, exp,
+                            preset_from_cli: bool) -> ConfigError:
+    """Two inputs name different algorithms: the title would say one and the losses train the other."""
+    said = "--algo" if algo_from_cli else f"{exp.source.name} (`algo: {exp.algo}`)"
+    given = f"--preset {preset.source.name}" if preset_from_cli else f"{exp.source.name} (`preset:`)"
+    lineage = " <- ".join(p.name for p in [preset, *reversed(preset.chain)])
+    return ConfigError(
+        f"conflicting algorithm sources: {said} names {named.title}, but {given} is a {own.title} preset "
+        f"({lineage})",
+        where=str(exp.source) if exp is not None and not algo_from_cli else "",
+        hint=f"keep one: drop `algo: {named.name}` (the preset decides), or use a preset that extends {named.name} "
+        f"(`extends: {named.name}`)" if not algo_from_cli else
+        f"keep one: drop --algo {named.name} (the preset decides), or use a preset that extends {named.name}",
     )
 
 

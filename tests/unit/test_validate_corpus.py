@@ -50,6 +50,7 @@ OVERRIDE_CASES = [
     ("broken-interpolation", "grpo", ["data.max_response_length=${data.nope}"], "RLX110", "data.max_response_length"),
     ("rollout-name-missing", None, ["algorithm.adv_estimator=grpo", f"{R}.n=8"], "RLX111", f"{R}.name"),
     ("plus-into-actor", "grpo", [f"+{A}.my_coef=0.1"], "RLX112", f"{A}.my_coef"),
+    ("name-with-slash", "grpo", ["trainer.experiment_name=a/b"], "RLX114", "trainer.experiment_name"),
     # verl's own checks
     ("batch-divisible", "grpo", ["data.train_batch_size=10", f"{R}.n=5", f"{A}.ppo_mini_batch_size=4"], "RLX201",
      "data.train_batch_size"),
@@ -155,6 +156,23 @@ def test_broken_file_reports_code_path_and_location(name, code, path, where):
     assert not report.ok
 
 
+# Two inputs that name different algorithms: (id, validate_source arguments, code, text the source must contain).
+CONFLICT_CASES = [
+    ("experiment-algo-vs-preset", {"file": "experiment_dapo.yaml", "preset": "preset_ok.yaml"}, "RLX009",
+     "experiment_dapo.yaml"),
+    ("algo-vs-preset-file", {"file": "preset_ok.yaml", "algo": "dapo"}, "RLX009", ""),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "code", "where"), [c[1:] for c in CONFLICT_CASES], ids=[c[0] for c in CONFLICT_CASES])
+def test_conflicting_algorithm_sources_are_an_error(kwargs, code, where):
+    args = {k: (str(DATA / "input" / v) if k in ("file", "preset") else v) for k, v in kwargs.items()}
+    report = validate_source(**args)
+    assert [p.code for p in report.errors] == [code]
+    assert where in report.errors[0].source and "DAPO" in report.errors[0].message
+    assert "GSPO" in report.errors[0].message and not report.ok
+
+
 def test_python_tag_is_never_executed(tmp_path):
     marker = Path("/tmp/rlx-pwned")
     marker.unlink(missing_ok=True)
@@ -238,6 +256,7 @@ def test_corpus_size_and_categories():
 
     categories = {r.code: r.category for r in all_rules()}
     codes = [c[3] for c in OVERRIDE_CASES] + [c[1] for c in FILE_CASES] + [v[0] for v in EXAMPLE_FINDINGS.values()]
+    codes += [c[2] for c in CONFLICT_CASES]
     assert len(codes) >= 40
     assert {categories[c] for c in codes} == {"input", "schema", "verl", "names", "algorithm", "resources"}
 
@@ -246,6 +265,7 @@ def test_every_checked_rule_is_exercised_by_the_corpus():
     from rlx.validate.rules import all_rules
 
     covered = {c[3] for c in OVERRIDE_CASES} | {c[1] for c in FILE_CASES} | {v[0] for v in EXAMPLE_FINDINGS.values()}
+    covered |= {c[2] for c in CONFLICT_CASES}
     deep_only = {"RLX290", "RLX304"}
     untested = {r.code for r in all_rules() if r.origin == "rlx"} - covered - deep_only
     # Rules whose trigger needs Megatron or MoE settings absent from ppo_trainer's schema.

@@ -45,10 +45,19 @@ BAD_STRUCTURE = declare(
     "value of the wrong shape, an unknown preset name or an `extends:` cycle.",
 )
 
+CONFLICTING_ALGORITHMS = declare(
+    "RLX009", "conflicting algorithm sources", ERROR, category="input",
+    explanation="`--algo` or an experiment file's `algo:` names one algorithm while the preset (`--preset`, or the "
+    "experiment's `preset:`) is another's. rlx would print the first and train with the second's settings (a GSPO "
+    "preset under a DAPO title trains GSPO's loss), so it refuses: keep one source.",
+)
+
 
 def classify(err: RlxError) -> str:
     """The input rule code for an error raised while reading a file (rlx.yamlio, presets, experiment files)."""
     msg = err.message
+    if msg.startswith("conflicting algorithm sources"):
+        return CONFLICTING_ALGORITHMS.code
     if msg.startswith("invalid YAML"):
         return UNSAFE_TAG.code if "tag" in msg or "could not determine a constructor" in msg else YAML_SYNTAX.code
     if "must be a mapping (key: value)" in msg:

@@ -329,3 +329,51 @@ def added_to_strict(ctx: Context) -> Iterator[Finding]:
                 "the job",
                 "remove it, or put algorithm settings under `+algorithm.rlx.<algo>.*`",
             )
+
+
+MAX_NAME = 128  # a path component (checkpoints/<project>/<name>) and an MLflow name, with room to spare
+NAME_KEYS = (K.PROJECT_NAME, K.EXPERIMENT_NAME)
+
+
+def name_problem(value: object) -> str | None:
+    """Why a project or run name cannot name a folder (None when it can). Spaces and Unicode are fine."""
+    if not isinstance(value, str) or "${" in value:
+        return None
+    if "/" in value or "\\" in value or value.strip() in (".", ".."):
+        return "contains a path separator or is a relative path"
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return "contains control characters"
+    if len(value) > MAX_NAME:
+        return f"is {len(value)} characters long (at most {MAX_NAME})"
+    if not value.strip():
+        return "is empty"
+    return None
+
+
+def plain_name(value: str) -> str:
+    """A name close to `value` that `name_problem` accepts."""
+    out = "".join("-" if c in "/\\" else c for c in value if ord(c) >= 32 and ord(c) != 127).strip(" .")[:MAX_NAME]
+    return out or "my-run-1"
+
+
+@rule("RLX114", "project or run name unusable as a folder name", ERROR, category="schema", explanation="""
+    trainer.project_name and trainer.experiment_name name the MLflow experiment and run, and verl checkpoints to
+    `trainer.default_local_dir=checkpoints/${trainer.project_name}/${trainer.experiment_name}`: a name with `/` or
+    `\\`, `.` or `..`, control characters, more than 128 characters, or nothing but spaces escapes or breaks that
+    path. `rlx train` refuses it before anything is created; `rlx validate` reports it, so both agree.""")
+def unusable_name(ctx: Context) -> Iterator[Finding]:
+    from rlx.resolve.overrides import render_value
+
+    for key in NAME_KEYS:
+        value = ctx.value(key)
+        problem = name_problem(value)
+        if problem:
+            shown = value if len(value) <= 60 else value[:57] + "..."
+            what = "experiment" if key == K.PROJECT_NAME else "run"
+            flag = "--experiment" if key == K.PROJECT_NAME else "--name"
+            plain = plain_name(value)
+            yield ctx.finding(
+                key,
+                f"{key} {shown!r} {problem}: it names the MLflow {what} and the checkpoint folder",
+                f"pick a plain name: `{key}={render_value(plain)}` (`rlx train {flag}` sets the same key)",
+            )
