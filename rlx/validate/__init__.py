@@ -259,6 +259,7 @@ def _unknown_file_keys(resolved, doc) -> list[Problem]:
     from rlx.errors import did_you_mean
     from rlx.resolve import leaf_paths
     from rlx.validate.checks.schema import STRICT_ROOTS
+    from rlx.verl_moves import new_home
 
     base = resolved.default_leaves
     out = []
@@ -267,10 +268,16 @@ def _unknown_file_keys(resolved, doc) -> list[Problem]:
             continue
         if any(k.startswith(key + ".") for k in base):
             continue  # an empty mapping where verl has a section
-        close = did_you_mean(key, list(base), n=1, cutoff=0.8)
+        kind, home = new_home(key, lambda k: k in base)
+        if kind == "moved":
+            hint = f"verl 0.9.1 moved it to {home}"
+        elif kind == "removed":
+            hint = f"delete it: verl 0.9.1 removed it ({home})"
+        else:
+            close = did_you_mean(key, list(base), n=1, cutoff=0.8)
+            hint = f"did you mean '{close[0]}'?" if close else "remove it"
         out.append(Problem("RLX102", ERROR, key, f"unknown config key '{key}' (not in verl's ppo_trainer config)",
-                           f"did you mean '{close[0]}'?" if close else "remove it",
-                           resolved.source_of(key).where or doc.source))
+                           hint, resolved.source_of(key).where or doc.source))
     return out
 
 

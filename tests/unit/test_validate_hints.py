@@ -65,10 +65,21 @@ def _cases() -> list[tuple[str, str | None, list[str]]]:
     return cases
 
 
+# Each case's report before any fix, computed once while collecting (the round trips reuse it).
+_BEFORE: dict[tuple, object] = {}
+
+
+def _before(algo, overrides):
+    key = (algo, tuple(overrides))
+    if key not in _BEFORE:
+        _BEFORE[key] = validate_source(algo=algo, overrides=overrides, verl=algo is None)
+    return _BEFORE[key]
+
+
 def _round_trips():
     out = []
     for name, algo, overrides in _cases():
-        report = validate_source(algo=algo, overrides=overrides, verl=algo is None)
+        report = _before(algo, overrides)
         for p in report.problems:
             for i, alt in enumerate(hint_alternatives(p.hint)):
                 out.append(
@@ -88,7 +99,7 @@ def _override_keys(overrides: list[str]) -> set[str]:
 
 @pytest.mark.parametrize(("algo", "overrides", "code", "path", "fix", "replaces"), ROUND_TRIPS)
 def test_hint_override_fixes_the_finding(algo, overrides, code, path, fix, replaces):
-    before = validate_source(algo=algo, overrides=overrides, verl=algo is None)
+    before = _before(algo, overrides)
     # The fix replaces what the case set for the same keys (a user edits the line; Hydra's last value wins anyway),
     # and, for `X instead` / `did you mean X`, the finding's own key.
     keys = _override_keys(fix) | ({path} if replaces else set())
@@ -189,3 +200,21 @@ def test_plus_follows_the_config_not_the_rule():
     assert hint_alternatives(p.hint) == [["+reward.reward_kwargs.max_resp_len=4096"]]
     (p,) = validate_source(algo="dapo", overrides=["+reward_model.reward_kwargs.max_resp_len=4096"]).find("RLX107")
     assert hint_alternatives(p.hint) == [["reward.reward_kwargs.max_resp_len=4096"]]
+
+
+def test_moved_key_added_with_plus_points_at_its_new_home():
+    (p,) = validate_source(algo="ppo", overrides=["+critic.model.fsdp_config.param_offload=true"]).find("RLX112")
+    assert hint_alternatives(p.hint) == [["critic.fsdp.param_offload=true"]] and replaces_key(p.hint)
+
+
+def test_removed_key_in_a_verl_config_file(tmp_path):
+    import yaml
+
+    from rlx.resolve import resolve
+
+    data = yaml.safe_load(resolve("grpo").to_yaml())
+    data["trainer"]["use_legacy_worker_impl"] = "auto"
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    (p,) = validate_source(path).find("RLX102")
+    assert p.path == "trainer.use_legacy_worker_impl" and "removed" in p.hint and "+" not in p.hint

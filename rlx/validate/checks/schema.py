@@ -13,7 +13,7 @@ from typing import Any
 
 from rlx import verl_keys as K
 from rlx.render import fmt_value
-from rlx.verl_moves import legacy_reward_target
+from rlx.verl_moves import legacy_reward_target, new_home
 from rlx.validate.context import Context
 from rlx.validate.rules import ERROR, WARNING, Finding, declare, rule
 
@@ -323,11 +323,18 @@ def added_to_strict(ctx: Context) -> Iterator[Finding]:
             parent = parent.rpartition(".")[0]
         target = ctx.defaults.get(f"{parent}._target_")
         if isinstance(target, str) and target.startswith("verl."):
+            kind, home = new_home(path, lambda k: k in ctx.defaults)
+            if kind == "moved":
+                hint = f"write `{home}={fmt_value(ctx.value(path))}` instead (verl 0.9.1 moved it)"
+            elif kind == "removed":
+                hint = f"delete it: verl 0.9.1 removed it ({home})"
+            else:
+                hint = "remove it, or put algorithm settings under `+algorithm.rlx.<algo>.*`"
             yield ctx.finding(
                 path,
                 f"{path} is not a field of {target.rpartition('.')[2]}: verl's dataclass conversion will fail inside "
                 "the job",
-                "remove it, or put algorithm settings under `+algorithm.rlx.<algo>.*`",
+                hint,
             )
 
 
