@@ -4,8 +4,8 @@
 
 Each engine runs `rlx train --algo ALGO --smoke --engine E --steps N` as a real subprocess with its own embedded Ray
 head and a fresh sqlite store, as a user runs it. While it runs, the process tree (rlx, the Ray head, every worker) is
-sampled every 0.25 s. Reported per engine: wall time, time from launch to the first logged step, seconds per later
-step (MLflow's step timestamps), peak RSS summed over the tree and the peak number of processes; then the verl
+sampled every 0.5 s. Reported per engine: wall time, time from launch to the first logged step, seconds per later
+step (MLflow's step timestamps), peak RSS and PSS summed over the tree and the peak number of processes; then the verl
 engine's figures as ratios to the rlx engine's, measured in this same process (the baseline).
 """
 
@@ -28,17 +28,20 @@ def sample_tree(pid: int, stop: threading.Event, out: dict) -> None:
         try:
             root = psutil.Process(pid)
             procs = [root, *root.children(recursive=True)]
-            rss = 0
+            rss = pss = 0
             for p in procs:
                 try:
-                    rss += p.memory_info().rss
+                    full = p.memory_full_info()  # PSS: shared pages (torch's libraries) counted once
+                    rss += full.rss
+                    pss += full.pss
                 except psutil.Error:
                     pass
             out["rss"] = max(out.get("rss", 0), rss)
+            out["pss"] = max(out.get("pss", 0), pss)
             out["procs"] = max(out.get("procs", 0), len(procs))
         except psutil.Error:
             pass
-        stop.wait(0.25)
+        stop.wait(0.5)
 
 
 def measure(engine: str, algo: str, steps: int) -> dict:
@@ -84,6 +87,7 @@ def measure(engine: str, algo: str, steps: int) -> dict:
         "first_step": stamps[0] - t0,
         "per_step": per_step,
         "rss_gib": tree.get("rss", 0) / 2**30,
+        "pss_gib": tree.get("pss", 0) / 2**30,
         "procs": tree.get("procs", 0),
         "steps": len(hist),
     }
@@ -96,16 +100,21 @@ def main() -> None:
     args = p.parse_args()
     rows = {e: measure(e, args.algo, args.steps) for e in ("rlx", "verl")}
     print(f"{args.algo}, {args.steps} steps, load average {os.getloadavg()[0]:.1f}")
-    print(f"{'engine':<8} {'wall s':>8} {'first step s':>13} {'s/step':>8} {'peak RSS GiB':>13} {'processes':>10}")
+    print(
+        f"{'engine':<8} {'wall s':>8} {'first step s':>13} {'s/step':>8} {'peak RSS GiB':>13} {'peak PSS GiB':>13} "
+        f"{'processes':>10}"
+    )
     for e, r in rows.items():
         print(
             f"{e:<8} {r['wall']:>8.1f} {r['first_step']:>13.1f} {r['per_step']:>8.2f} {r['rss_gib']:>13.2f} "
+            f"{r['pss_gib']:>13.2f} "
             f"{r['procs']:>10}"
         )
     b, v = rows["rlx"], rows["verl"]
     print(
         f"{'verl/rlx':<8} {v['wall'] / b['wall']:>8.2f} {v['first_step'] / b['first_step']:>13.2f} "
         f"{v['per_step'] / b['per_step']:>8.2f} {v['rss_gib'] / b['rss_gib']:>13.2f} "
+        f"{v['pss_gib'] / b['pss_gib']:>13.2f} "
         f"{v['procs'] / max(b['procs'], 1):>10.2f}"
     )
 

@@ -83,8 +83,12 @@ def write_assets(assets: dict[str, str]) -> None:
 
 
 def job_env() -> dict[str, str]:
-    """What the job's environment adds: the plugin in every verl process, and the CPU platform."""
-    return {
+    """What the job's environment adds: the plugin in every verl process, and the CPU platform. The weight-sync
+    negative control (`RLX_VERL_CPU_NO_SYNC`, set where rlx runs) travels with it: Ray's workers do not inherit the
+    launching shell's environment."""
+    from rlx.verl_cpu.rollout_env import NO_SYNC_ENV
+
+    env = {
         "VERL_USE_EXTERNAL_MODULES": "rlx.verl_cpu.plugin",
         "RLX_VERL_CPU": "1",
         "VERL_PLATFORM": "cpu",
@@ -95,3 +99,6 @@ def job_env() -> dict[str, str]:
         "TOKENIZERS_PARALLELISM": "false",
         "HYDRA_FULL_ERROR": "1",
     }
+    if os.environ.get(NO_SYNC_ENV):
+        env[NO_SYNC_ENV] = os.environ[NO_SYNC_ENV]
+    return env

@@ -20,8 +20,9 @@ import torch
 from verl.workers.rollout.base import BaseRollout
 from verl.workers.rollout.replica import RolloutReplica, TokenOutput
 
+from rlx.verl_cpu.rollout_env import NO_SYNC_ENV
+
 logger = logging.getLogger("rlx.verl_cpu")
-NO_SYNC_ENV = "RLX_VERL_CPU_NO_SYNC"
 BATCH_WINDOW_S = 0.02  # requests arriving within this window are decoded together
 
 
@@ -58,7 +59,7 @@ def sample_rows(
 class CpuRolloutServer:
     """The rollout server: one per replica, a Ray actor that holds the tiny model and generates for the agent loop."""
 
-    def __init__(self, model_path: str, response_length: int, max_model_len: int | None = None) -> None:
+    def __init__(self, model_path: str, response_length: int, seed: int = 0) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
         torch.set_num_threads(1)
@@ -77,7 +78,7 @@ class CpuRolloutServer:
             eos.add(int(tok.eos_token_id))
         self.eos = eos
         self.response_length = int(response_length)
-        self.max_model_len = max_model_len
+        self.generator = torch.Generator().manual_seed(int(seed))  # rollout.seed, as vLLM seeds its sampler
         self.global_steps: int | None = None
         self.weight_version = 0
         self.pending: list[tuple[list[int], dict[str, Any], asyncio.Future]] = []
@@ -160,7 +161,7 @@ class CpuRolloutServer:
                 input_ids=step_ids, attention_mask=mask, position_ids=positions, past_key_values=past, use_cache=True
             )
             past = out.past_key_values
-            tokens, logps = sample_rows(out.logits[:, -1], temperature, top_k, top_p)
+            tokens, logps = sample_rows(out.logits[:, -1], temperature, top_k, top_p, self.generator)
             for i in range(len(prompts)):
                 if not done[i]:
                     out_tokens[i].append(int(tokens[i]))
@@ -244,7 +245,11 @@ class CpuReplica(RolloutReplica):
                 max_concurrency=self.max_concurrency,
                 runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
             )
-            .remote(model_path=path, response_length=self.config.response_length)
+            .remote(
+                model_path=path,
+                response_length=self.config.response_length,
+                seed=int(getattr(self.config, "seed", 0) or 0) + self.replica_rank,
+            )
         )
         self.servers = [server]
         self._server_handle = server

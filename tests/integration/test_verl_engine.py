@@ -78,9 +78,11 @@ def train(head, store, cwd, *args, timeout=420, env=None):
 
 
 def summary(proc) -> dict:
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
-    assert lines, f"no JSON summary (rc {proc.returncode}):\n{proc.stderr[-4000:]}"
-    return json.loads(lines[-1])
+    """The JSON summary `--format json` prints last (indented, so it starts at a line that is just `{`)."""
+    lines = proc.stdout.splitlines()
+    starts = [i for i, x in enumerate(lines) if x.startswith("{")]
+    assert starts, f"no JSON summary (rc {proc.returncode}):\n{proc.stderr[-4000:]}"
+    return json.loads("\n".join(lines[starts[-1] :]))
 
 
 def history(client, run_id, key):
@@ -252,11 +254,12 @@ def test_sigterm_stops_every_ray_process_of_the_run(tmp_path):
 
 @pytest.mark.parametrize("algo", ["grpo"])
 def test_grpo_learns_through_verl(algo, head, store, tmp_path):
-    """Seeded, 40 steps: verl's trainer raises the copy task's score (calibration in docs/verl-engine.md)."""
-    proc = train(head, store, tmp_path, "--algo", algo, "--steps", "40", "--seed", "0", timeout=900)
+    """Seeded, 50 steps: verl's trainer raises the copy task's score from ~0 (calibration in docs/verl-engine.md:
+    a 40-step run went from 0.004 to 0.125, mean of the first and last 5 steps)."""
+    proc = train(head, store, tmp_path, "--algo", algo, "--steps", "50", "--seed", "0", timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     scores = [v for _, v in history(store[1], summary(proc)["run_id"], "critic/score/mean")]
-    assert len(scores) == 40
+    assert len(scores) == 50
     first, last = sum(scores[:5]) / 5, sum(scores[-5:]) / 5
     assert last >= first + 0.1, scores
 
