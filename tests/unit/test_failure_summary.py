@@ -45,3 +45,41 @@ def test_no_logs_and_a_supervisor_error():
         "RuntimeError: runtime env setup failed"
     )
     assert failure_summary(None) == "failed (no log lines)"
+
+
+def test_train_ends_with_the_summary_as_its_error_line(capsys, monkeypatch):
+    from rlx.launch import prepare
+    from rlx.launch.records import RunRecord, State
+    from rlx.launch.run import _report_end
+    from rlx.resolve import resolve
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    plan = prepare(
+        resolve("grpo"),
+        None,
+        smoke=True,
+        local=False,
+        task="fail",
+        steps=1,
+        seed=0,
+        address="http://10.1.2.3:8265",
+        detach=True,
+        tracking_uri="http://mlflow:5000",
+        format="text",
+    )
+    summary = failure_summary(RAY_HEADER.format(3) + "\nstep:1\ntestjob: failing on purpose (task=fail)", exit_code=3)
+    record = RunRecord(
+        run_id="abc123",
+        submission_id="rlx-abc123",
+        experiment="rlx",
+        experiment_id="1",
+        tracking_uri="http://mlflow:5000",
+        address=plan.address,
+        embedded_head=False,
+        state=State.FAILED,
+        message=summary,
+    )
+    assert _report_end(plan, record, 4) == 4
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "error: job rlx-abc123 failed: exit code 3 — last lines: step:1 | testjob: failing on purpose (task=fail)"
+    )
