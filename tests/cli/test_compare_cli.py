@@ -152,3 +152,31 @@ def test_ppo_kl_closest_to_zero_wins_and_kl_to_reference_is_shown(rlx_cli, tmp_p
     assert row["unstable"][-4:] == ["-0.3", "—", "missing:", "kl_ref"]  # no KL loss: said so, in the row
     assert "→0 closest to 0 is better" in out
     assert "kl_loss" not in "".join(line for line in lines if line.startswith("note:"))  # logged by one: no nag
+
+
+def test_failed_runs_say_why_in_one_line(rlx_cli, tmp_path):
+    """A failed run's note is the exit code and the last log lines, also for a run whose tag holds Ray's raw message
+    (Ray's format: ray/dashboard/modules/job/job_supervisor.py); a stopped run says what stopped it."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("ends")
+    raw = ("Job entrypoint command failed with exit code 1, last available logs (truncated to 20,000 chars):\n"
+           + "noise " * 3000 + "\nTraceback (most recent call last):\n  File \"main_ppo.py\", line 9, in <module>\n"
+           "ValueError: boom\n")
+    curve = {"critic/score/mean": [0.1, 0.2]}
+    synth.log_run(client, exp, "ok-run", tags=synth.rlx_tags("grpo"), metrics=curve)
+    synth.log_run(client, exp, "old-fail", tags={**synth.rlx_tags("grpo", "FAILED"), "rlx.job_message": raw},
+                  metrics=curve, status="FAILED")
+    synth.log_run(client, exp, "stopped-run", metrics=curve, status="KILLED",
+                  tags={**synth.rlx_tags("gspo", "STOPPED"), "rlx.job_message": "Job was intentionally stopped."})
+    code, out, err = rlx_cli("compare", "runs", "--tracking-uri", uri, "-e", "ends")
+    assert code == 0, err
+    notes = [line for line in out.splitlines() if line.startswith("note: ") and "logged no params" not in line
+             and "not logged" not in line]
+    assert sorted(notes) == [
+        'note: old-fail failed: exit code 1 — last lines: Traceback (most recent call last): | File "main_ppo.py", '
+        "line 9, in <module> | ValueError: boom",
+        "note: stopped-run stopped: Job was intentionally stopped.",
+    ]
