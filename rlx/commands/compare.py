@@ -14,7 +14,7 @@ import typer
 
 from rlx.compare.metrics import directions_text
 
-RUNS_EPILOG = """\
+RUNS_EPILOG = f"""\
 \b
 Examples:
   $ rlx compare runs --experiment gsm8k --last 4
@@ -27,10 +27,10 @@ Examples:
 \b
 Each metric cell is final / best / auc (the curve's mean height, so runs of different lengths compare); the best
 value of a column is marked (* in text, bold elsewhere) by the metric's direction:
-  {directions}.
+  {directions_text()}.
 `--metric KEY:up|down|zero|neutral` sets a direction. Status comes from rlx's job-status tag when present (MLflow's
 own status misreports crashed and killed runs); `algo~` means the algorithm was derived from verl's params.
-""".format(directions=directions_text())
+"""
 
 compare_app = typer.Typer(
     help="Compare runs: metrics that understand RL, best values by direction, config diffs, curves.",
