@@ -1,7 +1,7 @@
 """Docs generated from the registries, so they cannot drift from the code.
 
-python -m rlx.docgen            # rewrite docs/algorithms.md
-python -m rlx.docgen --check    # exit 1 if docs/algorithms.md is stale (a test runs this)
+python -m rlx.docgen            # rewrite docs/algorithms.md, docs/rules.md and tests/data/help/ (`rlx.helpgolden`)
+python -m rlx.docgen --check    # exit 1 if one of them is stale (a test runs this)
 """
 
 from __future__ import annotations
@@ -67,9 +67,10 @@ def algorithms_markdown() -> str:
 
 def generated() -> dict[Path, str]:
     """Every generated doc: path -> expected text."""
+    from rlx.helpgolden import generated as help_files
     from rlx.validate.docs import rules_markdown
 
-    return {DOC: algorithms_markdown(), DOCS / "rules.md": rules_markdown()}
+    return {DOC: algorithms_markdown(), DOCS / "rules.md": rules_markdown(), **help_files()}
 
 
 def main(argv: list[str] | None = None) -> int:

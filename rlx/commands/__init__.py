@@ -16,4 +16,8 @@ def launch_hook(resolved, report, **options) -> int:
             "launching is not available in this build",
             hint="use --dry-run to print the resolved config and the launch command",
         ) from None
+    from rlx.resolve.naming import name_run
+
+    # Named once, here, before anything is created: verl's experiment_name, the MLflow run and every label agree.
+    name_run(resolved, task=options.get("task") if options.get("smoke") else None)
     return run_train(resolved, report, **options)

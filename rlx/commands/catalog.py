@@ -62,7 +62,7 @@ def algos(ctx: typer.Context, format: Format = FormatOpt) -> None:
     console().print("`rlx algos show NAME` for the verl keys an algorithm sets and why.")
 
 
-@algos_app.command("show")
+@algos_app.command("show", epilog="\b\nExamples:\n  $ rlx algos show gspo\n  $ rlx algos show dapo --format json")
 def algos_show(
     name: str = typer.Argument(..., help="Algorithm name.", autocompletion=_complete_algo),
     format: Format = FormatOpt,
@@ -120,7 +120,7 @@ def algos_show(
     )
 
 
-@presets_app.command("ls")
+@presets_app.command("ls", epilog="\b\nExamples:\n  $ rlx presets ls\n  $ rlx presets ls --format json")
 def presets_ls(format: Format = FormatOpt) -> None:
     """List the built-in presets."""
     from rlx.algorithms import ALGORITHMS
@@ -154,7 +154,8 @@ def presets_ls(format: Format = FormatOpt) -> None:
     )
 
 
-@presets_app.command("show")
+@presets_app.command("show", epilog="\b\nExamples:\n  $ rlx presets show dapo"
+                     "\n  $ rlx presets show my_gspo.yaml --format json")
 def presets_show(
     name: str = typer.Argument(..., help="Preset name or path.", autocompletion=_complete_preset),
     format: Format = FormatOpt,
@@ -190,7 +191,8 @@ def presets_show(
     )
 
 
-@presets_app.command("cp")
+@presets_app.command("cp", epilog="\b\nExamples:\n  $ rlx presets cp gspo my_gspo.yaml"
+                     "\n  $ rlx train --preset my_gspo.yaml --dry-run")
 def presets_cp(
     name: str = typer.Argument(..., help="Built-in preset to copy.", autocompletion=_complete_preset),
     dest: Path = typer.Argument(..., help="Destination file (.yaml)."),

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import typer
 
-RUNS_EPILOG = """\
+from rlx.compare.metrics import directions_text
+
+RUNS_EPILOG = f"""\
 \b
 Examples:
   $ rlx compare runs --experiment gsm8k --last 4
@@ -24,10 +26,10 @@ Examples:
   $ rlx compare runs --tracking-uri http://mlflow:5000 -e gsm8k --format json | jq '.runs[].status'
 \b
 Each metric cell is final / best / auc (the curve's mean height, so runs of different lengths compare); the best
-value of a column is marked (* in text, bold elsewhere) by the metric's direction: reward, validation accuracy and
-throughput up, ppo_kl down, response length, entropy and clip fraction neutral. `--metric KEY:up|down` sets a
-direction. Status comes from rlx's job-status tag when present (MLflow's own status misreports crashed and killed
-runs); `algo~` means the algorithm was derived from verl's params.
+value of a column is marked (* in text, bold elsewhere) by the metric's direction:
+  {directions_text()}.
+`--metric KEY:up|down|zero|neutral` sets a direction. Status comes from rlx's job-status tag when present (MLflow's
+own status misreports crashed and killed runs); `algo~` means the algorithm was derived from verl's params.
 """
 
 compare_app = typer.Typer(
@@ -68,8 +70,8 @@ def runs(
     filter_string: str = typer.Option("", "--filter", help="MLflow search filter, e.g. \"tags.`rlx.preset` = 'gspo'\"."),
     last: int | None = typer.Option(None, "--last", "-n", help="Keep the N newest runs."),
     metric: list[str] | None = typer.Option(None, "--metric", "-m",
-                                            help="Add a metric column (repeatable); KEY:up|down|neutral sets its "
-                                                 "direction. With --plot these are the plotted metrics."),
+                                            help="Add a metric column (repeatable); KEY:up|down|zero|neutral sets "
+                                                 "its direction. With --plot these are the plotted metrics."),
     format: CompareFormat = typer.Option(CompareFormat.text, "--format", "-f", help="Output format."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the table (in --format) to this file."),
     plot: Path | None = typer.Option(None, "--plot", help="Write a PNG of the curves (metrics against step)."),

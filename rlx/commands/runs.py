@@ -19,8 +19,9 @@ RUNS_EPILOG = """\
 Examples:
   $ rlx runs ls
   $ rlx runs ls --format json | jq '.[] | select(.state == "FAILED") | .run_id'
-  $ rlx runs show 8df8872c
-  $ rlx runs logs 8df8872c -f
+  $ rlx runs show 8df8872c                    # a run id, or a unique prefix of it
+  $ rlx runs show gspo-copy-3f9a              # a run name, or a unique prefix of it
+  $ rlx runs logs gspo-copy -f
   $ rlx runs stop 8df8872c
 """
 
@@ -212,8 +213,8 @@ def ls(
         console().print(f"no runs in {records.runs_dir()} (launch one with `rlx train --algo NAME --smoke`)")
         return 0
     console().print(table(
-        None, ["run", "state", "ray", "mlflow", "algo", "experiment", "step", "reward", "created"],
-        [[r["run_id"][:12], r["state"] or "?", r["ray_status"] or "-", r["mlflow_status"] or "?", r["algo"] or "-",
+        None, ["run", "name", "state", "ray", "mlflow", "algo", "experiment", "step", "reward", "created"],
+        [[r["run_id"][:12], r["run_name"] or "-", r["state"] or "?", r["ray_status"] or "-", r["mlflow_status"] or "?", r["algo"] or "-",
           r["experiment"], "-" if r["step"] is None else int(r["step"]),
           "-" if r["reward"] is None else fmt_value(round(r["reward"], 4)), _age(r["created"])] for r in rows],
     ))
@@ -224,7 +225,7 @@ def ls(
 
 @runs_app.command("show", epilog=RUNS_EPILOG)
 def show(
-    run: str = typer.Argument(..., help="Run id (or a unique prefix, or the submission id)."),
+    run: str = typer.Argument(..., help="Run id, run name or submission id, or a unique prefix of one."),
     format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
 ) -> int:
     """Everything recorded about one run: ids, state, Ray's verdict, MLflow status, latest metrics, artifacts."""
@@ -269,7 +270,7 @@ def show(
 
 @runs_app.command("logs", epilog=RUNS_EPILOG)
 def logs(
-    run: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    run: str = typer.Argument(..., help="Run id, run name or submission id, or a unique prefix of one."),
     follow_: bool = typer.Option(False, "--follow", "-f", help="Keep streaming until the job ends (Ctrl-C stops "
                                  "following; the job keeps running)."),
     format: Format = typer.Option(Format.text, "--format", help="Output format (json: the log as one string)."),
@@ -337,7 +338,7 @@ def _saved_tail(record) -> str | None:
 
 @runs_app.command("stop", epilog=RUNS_EPILOG)
 def stop(
-    run: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    run: str = typer.Argument(..., help="Run id, run name or submission id, or a unique prefix of one."),
     wait: float = typer.Option(45.0, "--wait", help="Seconds to wait for Ray to confirm the job ended."),
     format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
 ) -> int:

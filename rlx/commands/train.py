@@ -108,7 +108,7 @@ def train(
     _check_names(resolved)
     report = _validate(resolved)
     if dry_run:
-        return _dry_run(resolved, report, output, format)
+        return _dry_run(resolved, report, output, format, task=task if smoke else None)
     from rlx.commands import launch_hook
 
     return launch_hook(
@@ -159,9 +159,12 @@ def _validate(resolved):
     return validate(resolved)
 
 
-def _dry_run(resolved, report, output: Path | None, format: Format) -> int:
+def _dry_run(resolved, report, output: Path | None, format: Format, task: str | None = None) -> int:
     from rlx.fsutil import atomic_write_text
     from rlx.render import console, emit_json, fmt_value
+    from rlx.resolve.naming import planned_name
+
+    run_name, drawn = planned_name(resolved, task)
 
     changed = resolved.changed()
     if output:
@@ -179,6 +182,8 @@ def _dry_run(resolved, report, output: Path | None, format: Format) -> int:
                 "argv": resolved.command(),
                 "validation": report.to_dict() if report is not None else None,
                 "output": str(output) if output else None,
+                "run_name": run_name,
+                "run_name_drawn_at_launch": drawn,
             }
         )
         return 1 if errors else 0
@@ -186,6 +191,8 @@ def _dry_run(resolved, report, output: Path | None, format: Format) -> int:
     title = resolved.algorithm.title if resolved.algorithm else "verl"
     lineage = f" (preset {resolved.preset.lineage})" if resolved.preset else ""
     c.print(f"[bold]{title}[/bold]{lineage}: {len(changed)} settings differ from verl's defaults\n")
+    c.print(f"  [bold]run name[/bold] {_esc(run_name)}" + ("  [dim](trainer.experiment_name; the 4 hex digits are "
+            "drawn at launch; --name NAME picks one)[/dim]" if drawn else ""), soft_wrap=True)
     for ch in changed:
         value = "(deleted)" if _absent(ch.value) else fmt_value(ch.value)
         default = "absent" if _absent(ch.default) else fmt_value(ch.default)

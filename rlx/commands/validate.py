@@ -12,6 +12,7 @@ import typer
 VALIDATE_EPILOG = """\
 Exit codes: 0 no errors (warnings allowed), 1 errors (or warnings with --strict), 2 usage error.
 
+\b
 Examples:
   $ rlx validate config --algo gspo
   $ rlx validate config --algo grpo actor_rollout_ref.rollout.n=1
@@ -23,6 +24,7 @@ Examples:
 """
 
 RULES_EPILOG = """\
+\b
 Examples:
   $ rlx rules
   $ rlx rules --format json
@@ -136,7 +138,8 @@ def rules(ctx: typer.Context,
         console().print("`rlx rules explain CODE` explains a rule; `--ignore CODE` suppresses it.")
 
 
-@rules_app.command("explain")
+@rules_app.command("explain", epilog="\b\nExamples:\n  $ rlx rules explain RLX401"
+                   "\n  $ rlx rules explain RLX401 --format json")
 def explain(code: str = typer.Argument(..., help="Rule code, e.g. RLX401."),
             format: RulesFormat = typer.Option(RulesFormat.text, "--format", "-f", help="Output format.")) -> None:
     """Explain one rule: what it checks, why, and its severity."""

@@ -322,6 +322,8 @@ def compare_runs(selectors: Sequence[str] = (), *, experiments: Sequence[str] = 
         row.marks = _marks(row, cols, longest)
         rows.append(row)
 
+    notes.extend(_ending_notes(rows))
+
     # Sparklines of the reward on one shared scale.
     rewards = {r.run_id: r for r in rows}
     curves = {rid: hist.curve(rid, REWARD)[1] for rid in rewards if (rid, REWARD) in summaries}
@@ -345,6 +347,24 @@ def compare_runs(selectors: Sequence[str] = (), *, experiments: Sequence[str] = 
                      + ", ".join(labels[r] for r in diff.without_params))
     timings["total"] = time.perf_counter() - t0
     return Comparison(source.uri, rows, cols, best, diff, notes, hist, timings)
+
+
+def _ending_notes(rows: Sequence[RunRow]) -> list[str]:
+    """Why each run that did not succeed ended, one line per run, from the message rlx tagged it with
+    (`rlx.job_message`). A raw Ray message (a run launched by an older rlx) is summarised the same way."""
+    from rlx.launch.failure import failure_summary, shorten
+
+    out = []
+    for row in rows:
+        message = (row.info.tags.get("rlx.job_message") or "").strip()
+        if row.status in OK_STATUSES or row.status.startswith("RUNNING") or not message:
+            continue
+        if message.startswith("Job entrypoint command failed"):
+            message = failure_summary(message)
+        if not message.startswith("failed"):
+            message = f"{row.status.lower()}: {shorten(message, 240)}"
+        out.append(f"{row.label} {message}")
+    return out
 
 
 def _marks(row: RunRow, cols: Sequence[MetricSpec], longest: int) -> list[str]:

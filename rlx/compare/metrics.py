@@ -4,7 +4,8 @@ A metric curve (value against training step) is summarised three ways:
 
 - **final**: the value at the last logged step (the latest write wins when a step was logged twice, as after a
   resume);
-- **best**: the maximum or minimum over the run, depending on the metric's direction (none for neutral metrics);
+- **best**: the maximum, the minimum or the value closest to 0 over the run, depending on the metric's direction
+  (none for neutral metrics);
 - **auc**: the trapezoidal area under the curve divided by the step span, i.e. the curve's mean height. Dividing by
   the span keeps runs of different lengths comparable: a run stopped at step 50 is not "worse" for having less area.
   A curve of one point has that point's value.
@@ -25,11 +26,17 @@ from typing import Any
 class Direction(str, Enum):
     UP = "up"  # higher is better
     DOWN = "down"  # lower is better
+    ZERO = "zero"  # closest to 0 is better: the absolute value decides, the sign does not
     NEUTRAL = "neutral"  # no universal "better": shown, never highlighted
 
     @property
     def arrow(self) -> str:
-        return {"up": "↑", "down": "↓", "neutral": "·"}[self.value]
+        return {"up": "↑", "down": "↓", "zero": "→0", "neutral": "·"}[self.value]
+
+    @property
+    def words(self) -> str:
+        """How a help text says it: "up", "down", "closest to 0", "neutral"."""
+        return "closest to 0" if self is Direction.ZERO else self.value
 
 
 REWARD = "critic/score/mean"
@@ -47,17 +54,38 @@ REWARD = "critic/score/mean"
 # - actor/pg_clipfrac: NEUTRAL. The fraction of clipped tokens depends on the algorithm by design (GSPO clips whole
 #   sequences and reports clip fractions two orders of magnitude above GRPO's, paper section 5.1), so "lower" would
 #   crown GRPO over GSPO for the wrong reason.
-# - actor/ppo_kl: LOWER. The KL between the rollout policy and the updated policy is the trust-region signal; a large
-#   value is the classic symptom of an unstable update, for every algorithm.
+# - actor/ppo_kl: CLOSEST TO 0. The KL between the rollout policy and the updated policy is the trust-region signal; a
+#   large value is the classic symptom of an unstable update, for every algorithm. verl logs the k1 estimate
+#   mean(log pi_old - log pi), which is negative as often as positive, so the absolute value decides: with "lower",
+#   a run at -0.3 would beat a run at 0.001.
+# - actor/kl_loss: NEUTRAL. The KL to the reference policy (logged when actor.use_kl_loss is on; verl's losses.py).
+#   It is the price paid for the reward, not a goal: a run that learns nothing has a KL of 0. Shown so drift away
+#   from the reference is visible, never "won". Like actor/reward_kl_penalty (the KL-in-reward form, ray_trainer.py)
+#   it is a column only when some selected run logged it (OPTIONAL_METRICS).
 # - perf/throughput: higher is better (tokens per second per GPU).
 KEY_METRICS: tuple[tuple[str, Direction, str], ...] = (
     (REWARD, Direction.UP, "score"),
     ("response_length/mean", Direction.NEUTRAL, "resp_len"),
     ("actor/entropy", Direction.NEUTRAL, "entropy"),
     ("actor/pg_clipfrac", Direction.NEUTRAL, "clipfrac"),
-    ("actor/ppo_kl", Direction.DOWN, "ppo_kl"),
+    ("actor/ppo_kl", Direction.ZERO, "ppo_kl"),
+    ("actor/kl_loss", Direction.NEUTRAL, "kl_ref"),
+    ("actor/reward_kl_penalty", Direction.NEUTRAL, "kl_rew"),
     ("perf/throughput", Direction.UP, "tput"),
 )
+
+OPTIONAL_METRICS = frozenset({"actor/kl_loss", "actor/reward_kl_penalty"})
+"""Key metrics that only some algorithms log (the KL to the reference): a column when a selected run logged one, and
+no "not logged" note when none did."""
+
+
+def directions_text() -> str:
+    """The key metrics' directions in one sentence, for help texts, built from KEY_METRICS so that it cannot drift."""
+    groups: dict[Direction, list[str]] = {}
+    for _, d, label in KEY_METRICS:
+        groups.setdefault(d, []).append(label)
+    groups.setdefault(Direction.UP, []).insert(1, "val")  # the val-core headlines, right after the reward
+    return "; ".join(f"{', '.join(labels)} {d.words}" for d, labels in groups.items())
 
 VAL_CORE_PREFIX = "val-core/"
 # The headline validation metric verl logs per data source and variable: `val-core/<ds>/<var>/mean_at_<N>`.
@@ -124,7 +152,8 @@ def select_metrics(extra: Sequence[MetricSpec], logged: Iterable[str]) -> tuple[
     logged = set(logged)
     cols: list[MetricSpec] = []
     notes: list[str] = []
-    absent = [k for k, _, _ in KEY_METRICS if k not in logged and not any(m.key == k for m in extra)]
+    absent = [k for k, _, _ in KEY_METRICS
+              if k not in logged and k not in OPTIONAL_METRICS and not any(m.key == k for m in extra)]
     for key, direction, label in KEY_METRICS:
         if key in logged:
             cols.append(MetricSpec(key, direction, label))
@@ -151,7 +180,7 @@ class Summary:
     """final / best / auc of one metric curve, with its length."""
 
     final: float
-    best: float | None  # None for neutral metrics
+    best: float | None  # None for neutral metrics; for ZERO the (signed) value of least magnitude
     auc: float
     points: int
     first_step: int
@@ -269,7 +298,14 @@ def summarise(h: Histories, directions: dict[str, Direction]) -> dict[tuple[str,
             auc = best = math.nan
         else:
             auc = float(auc_sum[i] / span[i]) if span[i] > 0 else float(vmax[i])
-            best = float(vmax[i]) if d is Direction.UP else float(vmin[i])
+            if d is Direction.UP:
+                best = float(vmax[i])
+            elif d is Direction.ZERO:  # the point of least magnitude, sign kept
+                seg = value[s0:h.ends[i]]
+                seg = seg[np.isfinite(seg)]
+                best = float(seg[np.argmin(np.abs(seg))])
+            else:
+                best = float(vmin[i])
         out[(rid, k)] = Summary(
             final=float(value[last_index[i]]), best=None if d is Direction.NEUTRAL else best, auc=auc,
             points=int(counts[i]), first_step=int(step[s0]), last_step=int(step[last_index[i]]),
@@ -284,6 +320,8 @@ def best_runs(values: dict[str, float | None], direction: Direction, tol: float 
     finite = {k: v for k, v in values.items() if v is not None and math.isfinite(v)}
     if len(finite) < 2:
         return set()
+    if direction is Direction.ZERO:  # compare magnitudes: -0.3 is further from 0 than 0.001
+        finite = {k: abs(v) for k, v in finite.items()}
     target = max(finite.values()) if direction is Direction.UP else min(finite.values())
     return {k for k, v in finite.items() if abs(v - target) <= tol * max(1.0, abs(target))}
 

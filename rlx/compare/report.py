@@ -18,7 +18,7 @@ from rlx.compare.metrics import STATS, Direction, MetricSpec
 
 MISSING = "—"  # the run did not log this metric
 LEGEND = ("each metric cell: final / best / auc (mean height of the curve); * best in its column; "
-          "↑ higher is better, ↓ lower is better, · neutral (never highlighted); — missing")
+          "↑ higher is better, ↓ lower is better, →0 closest to 0 is better, · neutral (never highlighted); — missing")
 
 
 def fmt_num(value: float | None) -> str:

@@ -128,7 +128,11 @@ def reconcile(record: RunRecord, *, jobs: Jobs | None = None, client=None) -> Ru
     except Exception:  # noqa: BLE001 - the tail is a courtesy; Ray's message is in the record anyway
         logs = info.message or ""
     message = info.message if status != "SUCCEEDED" else None
-    if message and len(message) > 500:
+    if status == "FAILED":  # Ray's message is a header and 20,000 characters of log: say it in one readable line
+        from rlx.launch.failure import failure_summary
+
+        message = failure_summary(info.message, exit_code=getattr(info, "driver_exit_code", None), logs=logs)
+    elif message and len(message) > 500:
         message = "..." + message[-500:]
     return finish(record, FROM_RAY[status], client=client, job_status=status, message=message, logs=logs)
 

@@ -149,14 +149,25 @@ def all_records() -> list[RunRecord]:
 
 
 def find(ref: str) -> RunRecord:
-    """The record whose run id (or submission id) is `ref` or starts with it; usage error when none or several."""
+    """The record that `ref` names: a run id or submission id, a run name, or a unique prefix of any of them.
+
+    An exact id wins over an exact name, which wins over a prefix (so `gspo-copy-3f9a` is never shadowed by
+    `gspo-copy-3f9a2` and an id is never shadowed by a name). No match or several matches: a usage error (exit 2)
+    that lists the candidates.
+    """
     records = all_records()
-    exact = [r for r in records if ref in (r.run_id, r.submission_id)]
-    matches = exact or [r for r in records if r.run_id.startswith(ref) or r.submission_id.startswith(ref)]
+    matches = ([r for r in records if ref in (r.run_id, r.submission_id)]
+               or [r for r in records if r.run_name == ref]
+               or [r for r in records if r.run_id.startswith(ref) or r.submission_id.startswith(ref)
+                   or (r.run_name or "").startswith(ref)])
     if len(matches) == 1:
         return matches[0]
     if not matches:
         raise UsageError(f"no run '{ref}' in {runs_dir()}",
                          hint="`rlx runs ls` lists the runs launched from this directory (or set RLX_HOME)")
-    raise UsageError(f"'{ref}' matches {len(matches)} runs: " + ", ".join(r.run_id[:12] for r in matches[:5]),
-                     hint="give more characters of the run id")
+    matches.sort(key=lambda r: r.created, reverse=True)
+    shown = [f"  {r.run_id[:12]}  {r.run_name or '-'}  {r.state.value}" for r in matches[:10]]
+    if len(matches) > 10:
+        shown.append(f"  ... and {len(matches) - 10} more")
+    raise UsageError(f"'{ref}' matches {len(matches)} runs:\n" + "\n".join(shown),
+                     hint="give the run id (or more of it) or a longer part of the name")

@@ -221,7 +221,10 @@ def _report_end(plan: Plan, record: RunRecord, code: int) -> int:
         _note(plan, f"rlx: {what} succeeded. {where}")
     else:
         msg = f" ({record.message.splitlines()[0][:300]})" if record.message else ""
-        _note(plan, f"error: {what} ended {record.state.value}{msg}\n  --> {where}\n"
+        headline = f"{what} ended {record.state.value}{msg}"
+        if record.state is State.FAILED and (record.message or "").startswith("failed"):  # rlx.launch.failure's line
+            headline = f"{what} {record.message}"
+        _note(plan, f"error: {headline}\n  --> {where}\n"
                     f"hint: `rlx runs show {short}` shows it; the last log lines are the artifact "
                     "rlx/job-log-tail.txt")
     return code

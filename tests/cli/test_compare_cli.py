@@ -119,3 +119,64 @@ def test_help_and_cheap_import():
             "print([m for m in ('mlflow', 'pandas', 'matplotlib', 'torch', 'verl', 'ray') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_ppo_kl_closest_to_zero_wins_and_kl_to_reference_is_shown(rlx_cli, tmp_path):
+    """What the user reads: the run whose ppo_kl stays near 0 is starred, not the one at -0.3; KL to the reference is
+    a column because one run logged it (with the KL loss on), and its cells carry no star (neutral)."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("kl")
+    synth.log_run(client, exp, "steady", tags=synth.rlx_tags("grpo"),
+                  metrics={"critic/score/mean": [0.1, 0.2], "actor/ppo_kl": [0.002, 0.001],
+                           "actor/kl_loss": [0.01, 0.03]})
+    synth.log_run(client, exp, "unstable", tags=synth.rlx_tags("gspo"),
+                  metrics={"critic/score/mean": [0.1, 0.2], "actor/ppo_kl": [-0.1, -0.3]})
+    code, out, err = rlx_cli("compare", "runs", "--tracking-uri", uri, "-e", "kl", "--format", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    steady = next(r["run_id"] for r in data["runs"] if r["name"] == "steady")
+    assert data["best"]["actor/ppo_kl"] == {"final": [steady], "best": [steady], "auc": [steady]}
+    assert {m["key"]: m["direction"] for m in data["metrics"]}["actor/kl_loss"] == "neutral"
+
+    code, out, err = rlx_cli("compare", "runs", "--tracking-uri", uri, "-e", "kl")
+    assert code == 0, err
+    lines = out.splitlines()
+    head = next(line for line in lines if line.startswith("run "))
+    assert head.split() == ["run", "algo", "status", "steps", "time", "reward", "stat", "score", "↑", "ppo_kl", "→0",
+                            "kl_ref", "·", "marks"]
+    row = {line.split()[0]: line.split() for line in lines if line.split()[:1] in (["steady"], ["unstable"])}
+    assert row["steady"][-2:] == ["0.001*", "0.03"]  # final ppo_kl starred; final KL to reference plain
+    assert row["unstable"][-4:] == ["-0.3", "—", "missing:", "kl_ref"]  # no KL loss: said so, in the row
+    assert "→0 closest to 0 is better" in out
+    assert "kl_loss" not in "".join(line for line in lines if line.startswith("note:"))  # logged by one: no nag
+
+
+def test_failed_runs_say_why_in_one_line(rlx_cli, tmp_path):
+    """A failed run's note is the exit code and the last log lines, also for a run whose tag holds Ray's raw message
+    (Ray's format: ray/dashboard/modules/job/job_supervisor.py); a stopped run says what stopped it."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("ends")
+    raw = ("Job entrypoint command failed with exit code 1, last available logs (truncated to 20,000 chars):\n"
+           + "noise " * 3000 + "\nTraceback (most recent call last):\n  File \"main_ppo.py\", line 9, in <module>\n"
+           "ValueError: boom\n")
+    curve = {"critic/score/mean": [0.1, 0.2]}
+    synth.log_run(client, exp, "ok-run", tags=synth.rlx_tags("grpo"), metrics=curve)
+    synth.log_run(client, exp, "old-fail", tags={**synth.rlx_tags("grpo", "FAILED"), "rlx.job_message": raw},
+                  metrics=curve, status="FAILED")
+    synth.log_run(client, exp, "stopped-run", metrics=curve, status="KILLED",
+                  tags={**synth.rlx_tags("gspo", "STOPPED"), "rlx.job_message": "Job was intentionally stopped."})
+    code, out, err = rlx_cli("compare", "runs", "--tracking-uri", uri, "-e", "ends")
+    assert code == 0, err
+    notes = [line for line in out.splitlines() if line.startswith("note: ") and "logged no params" not in line
+             and "not logged" not in line]
+    assert sorted(notes) == [
+        'note: old-fail failed: exit code 1 — last lines: Traceback (most recent call last): | File "main_ppo.py", '
+        "line 9, in <module> | ValueError: boom",
+        "note: stopped-run stopped: Job was intentionally stopped.",
+    ]

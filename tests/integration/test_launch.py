@@ -165,6 +165,11 @@ def test_failing_job_ends_failed_with_the_log_tail_and_exit_4(env, ray_head, mlf
     assert run.info.status == "FAILED" and run.data.tags["rlx.job_status"] == "FAILED"
     tail = Path(client.download_artifacts(s["run_id"], "rlx/job-log-tail.txt", str(env))).read_text()
     assert "failing on purpose" in tail
+    # One readable line: the exit code, then the job's last log lines whole (testjob's `fail` task exits 3).
+    assert s["message"].startswith("failed: exit code 3 — last lines: ")
+    assert s["message"].endswith(" | testjob: failing on purpose (task=fail)")
+    assert "\n" not in s["message"] and len(s["message"]) < 300
+    assert run.data.tags["rlx.job_message"] == s["message"]
 
 
 def test_runs_stop_ends_the_run_killed(env, ray_head, mlflow_uri, rlx_cli):

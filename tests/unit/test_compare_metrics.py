@@ -17,6 +17,7 @@ from rlx.compare.metrics import (
     select_metrics,
     smooth,
     sparkline,
+    directions_text,
     summarise,
 )
 
@@ -75,12 +76,39 @@ def test_best_runs_by_direction_ties_and_neutral():
 def test_documented_directions():
     table = {k: d for k, d, _ in KEY_METRICS}
     assert table[REWARD] is Direction.UP
-    assert table["actor/ppo_kl"] is Direction.DOWN
+    assert table["actor/ppo_kl"] is Direction.ZERO  # verl logs k1 = mean(log pi_old - log pi): either sign
+    assert table["actor/kl_loss"] is Direction.NEUTRAL  # KL to the reference: the price of reward, not a goal
     assert table["actor/entropy"] is table["actor/pg_clipfrac"] is table["response_length/mean"] is Direction.NEUTRAL
     assert direction_of("val-core/gsm8k/acc/mean_at_1") is Direction.UP
     assert direction_of("val-core/gsm8k/acc/maj_at_4/std") is Direction.NEUTRAL
     assert direction_of("actor/pg_loss") is Direction.DOWN
     assert direction_of("something/else") is Direction.NEUTRAL
+
+
+def test_closest_to_zero_is_decided_by_magnitude():
+    # A negative ppo_kl far from 0 is an unstable update, not the best one.
+    assert best_runs({"neg": -0.3, "tiny": 0.001, "pos": 0.05}, Direction.ZERO) == {"tiny"}
+    assert best_runs({"neg": -0.001, "pos": 0.05}, Direction.ZERO) == {"neg"}
+    assert best_runs({"a": -0.02, "b": 0.02, "c": 0.5}, Direction.ZERO) == {"a", "b"}  # same distance: a tie
+    assert best_runs({"neg": -0.3, "tiny": 0.001}, Direction.DOWN) == {"neg"}  # what "lower" would have said
+    # A curve's best is its point of least magnitude, with its sign.
+    pts = [("a", "actor/ppo_kl", s, s, v) for s, v in [(1, 0.3), (2, -0.02), (3, 0.1), (4, -0.5)]]
+    kl = summarise(_frame(pts), {"actor/ppo_kl": Direction.ZERO})[("a", "actor/ppo_kl")]
+    assert (kl.final, kl.best) == (-0.5, -0.02)
+
+
+def test_directions_in_help_come_from_the_table():
+    assert directions_text() == ("score, val, tput up; resp_len, entropy, clipfrac, kl_ref, kl_rew neutral; "
+                                 "ppo_kl closest to 0")
+    assert parse_metric_option("actor/grad_norm:zero").direction is Direction.ZERO
+
+
+def test_kl_to_reference_is_a_column_only_when_logged():
+    base = {REWARD, "actor/ppo_kl", "actor/entropy", "actor/pg_clipfrac", "response_length/mean", "perf/throughput"}
+    cols, notes = select_metrics([], base)
+    assert "actor/kl_loss" not in [c.key for c in cols] and notes == []  # GSPO has no KL loss: no column, no nag
+    cols, _ = select_metrics([], base | {"actor/kl_loss"})
+    assert [c.label for c in cols] == ["score", "resp_len", "entropy", "clipfrac", "ppo_kl", "kl_ref", "tput"]
 
 
 def test_metric_option_direction_suffix():
