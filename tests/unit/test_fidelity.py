@@ -117,3 +117,81 @@ def test_aepo_weight_floor_none_means_no_floor():
     floored, _ = fn(*args, entropy=ent, alpha=4.0)
     assert float(unfloored) == pytest.approx(-1.0, abs=1e-12)
     assert float(floored) == pytest.approx(-7.0 / 4.0, abs=1e-12)
+
+
+# ---- VAPO: the NLL term is normalised by the correct-token count of its own mini-batch ------------------------------
+# Step batch of 4 rows (T = 2), update mini-batches of 2 rows, one rank: mini-batch 0 = rows 0, 1, mini-batch 1 =
+# rows 2, 3 (verl's actor cuts the step batch in order). Rows 0 and 1 are the only correct samples:
+#   row 0: 2 tokens, logπ = ln 1/2, ln 1/4;   row 1: 1 token, logπ = ln 1/8;   rows 2, 3: 2 and 1 tokens, wrong.
+# The paper's term on mini-batch 0: -(ln 1/2 + ln 1/4 + ln 1/8) / 3 = 6 ln2 / 3 = 2 ln2; on mini-batch 1: 0.
+# (The step's correct-token share is 3/6, so "mini-batch tokens x share" gives 1.5 and twice the paper's value.)
+# Split into micro-batches {0} and {1}: ln2·(1+2)/3 + ln2·3/3 = 2 ln2, the same.
+LN2 = math.log(2.0)
+V_MASK = torch.tensor([[1, 1], [1, 0], [1, 1], [1, 0]])
+V_LP = torch.log(torch.tensor([[0.5, 0.25], [0.125, 1.0], [0.5, 0.5], [0.5, 1.0]], dtype=F64))
+V_RM = torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+
+
+def _vapo_rows(rows, fields, *, dp_size=1, mini_tokens):
+    from tensordict import TensorDict
+
+    from rlx.verl_entry import RlxActorLoss
+
+    data = TensorDict({"response_mask": V_MASK[rows], **{k: v[rows] for k, v in fields.items()}}, batch_size=len(rows))
+    loss = RlxActorLoss(actor_cfg(dp_size=dp_size, batch_num_tokens=mini_tokens, global_batch_size=2), nll_coef=1.0)
+    return float(loss._nll(None, data, V_LP[rows], {}))
+
+
+def test_vapo_nll_is_normalised_by_its_mini_batch_correct_tokens():
+    from tensordict import TensorDict
+
+    from rlx.verl_entry import NLL_TOKENS_FIELD, RlxNeeds, actor_fields
+
+    step = TensorDict({"response_mask": V_MASK, "rm_scores": V_RM}, batch_size=4)
+    fields = actor_fields(step, RlxNeeds("rlx_vapo", None, 0.1), mini_batch_size=2, dp_size=1)
+    assert fields[NLL_TOKENS_FIELD].tolist() == [3.0, 3.0, 0.0, 0.0]
+    whole = _vapo_rows([0, 1], fields, mini_tokens=3)
+    split = _vapo_rows([0], fields, mini_tokens=3) + _vapo_rows([1], fields, mini_tokens=3)
+    assert whole == pytest.approx(2 * LN2, abs=1e-12)
+    assert split == pytest.approx(2 * LN2, abs=1e-12)
+    assert _vapo_rows([2, 3], fields, mini_tokens=3) == 0.0
+
+
+def test_vapo_mini_batches_follow_verls_data_parallel_split():
+    # 8 rows, mini-batches of 4 rows over 2 ranks: the dispatcher gives rank 0 rows 0-3 and rank 1 rows 4-7, and each
+    # rank cuts its chunk into mini-batches of 4/2 = 2 rows, so mini-batch 0 = {0, 1, 4, 5} and 1 = {2, 3, 6, 7}.
+    from tensordict import TensorDict
+
+    from rlx.verl_entry import NLL_TOKENS_FIELD, RlxNeeds, actor_fields, mini_batch_ids
+
+    assert mini_batch_ids(8, 4, 2).tolist() == [0, 0, 1, 1, 0, 0, 1, 1]
+    assert mini_batch_ids(8, 4, 1).tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert mini_batch_ids(8, None, 2).tolist() == [0] * 8
+    # One token per row; rows 0, 4, 5 correct with logπ ln 1/2, ln 1/4, ln 1/8: mini-batch 0 has 3 correct tokens and
+    # the paper's term 6 ln2 / 3 = 2 ln2. Each rank's loss is scaled by dp_size like verl's agg_loss, and the ranks'
+    # gradients are averaged: rank 0: 1·ln2·2/3, rank 1: (2+3)·ln2·2/3, mean (2/3 + 10/3)/2·ln2 = 2 ln2.
+    mask = torch.ones(8, 1, dtype=torch.long)
+    rm = torch.tensor([[1.0], [0.0], [0.0], [0.0], [1.0], [1.0], [0.0], [0.0]])
+    fields = actor_fields(TensorDict({"response_mask": mask, "rm_scores": rm}, batch_size=8),
+                          RlxNeeds("rlx_vapo", None, 0.1), mini_batch_size=4, dp_size=2)
+    assert fields[NLL_TOKENS_FIELD].tolist() == [3.0, 3.0, 0.0, 0.0, 3.0, 3.0, 0.0, 0.0]
+
+    from rlx.verl_entry import RlxActorLoss
+
+    lp = torch.log(torch.tensor([[0.5], [0.5], [0.5], [0.5], [0.25], [0.125], [0.5], [0.5]], dtype=F64))
+
+    def rank_loss(rows):
+        data = TensorDict({"response_mask": mask[rows], **{k: v[rows] for k, v in fields.items()}}, batch_size=2)
+        loss = RlxActorLoss(actor_cfg(dp_size=2, batch_num_tokens=4, global_batch_size=4), nll_coef=1.0)
+        return float(loss._nll(None, data, lp[rows], {}))
+
+    assert rank_loss([0, 1]) == pytest.approx(2 * LN2 / 3, abs=1e-12)
+    assert (rank_loss([0, 1]) + rank_loss([4, 5])) / 2 == pytest.approx(2 * LN2, abs=1e-12)
+
+
+def test_vapo_nll_with_a_shuffled_actor_batch_is_rejected():
+    from rlx.validate import validate_source
+
+    codes = [p.code for p in validate_source(algo="vapo", overrides=[f"{A}.shuffle=true"]).problems]
+    assert "RLX499" in codes
+    assert "RLX499" not in [p.code for p in validate_source(algo="vapo", overrides=[f"{A}.shuffle=false"]).problems]
