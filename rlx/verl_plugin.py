@@ -199,7 +199,9 @@ def compute_policy_loss_rlx_gepo(
 
     See `rlx.ops.gepo`. Use `loss_agg_mode="seq-mean-token-mean"` for the paper's per-sequence mean. `log_denom`
     comes from the keyword, else `loss_extras`, else (with a warning and `actor/gepo_denominator_fallback`=1) from
-    this micro-batch taken as one group.
+    this micro-batch taken as one group. Padded positions may hold NaN/±inf (selected away); a non-finite old
+    log-prob at a valid token raises `ValueError` when the denominator is computed. `actor/pg_clipfrac_lower`
+    (verl's dual-clip share) is 0: GEPO has no dual clip; the lower-bound clip share is `actor/gepo_clipfrac_low`.
     """
     log_denom = _extra("loss", "log_denom", log_denom)
     fallback = log_denom is None

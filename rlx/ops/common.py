@@ -71,9 +71,10 @@ def group_logsumexp(x: torch.Tensor, gidx: torch.Tensor, n_groups: int) -> torch
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of `values` where `mask` is set; 0 when the mask is empty (never NaN)."""
-    mask = mask.to(values.dtype)
-    return (values * mask).sum() / mask.sum().clamp_min(1.0)
+    """Mean of `values` where `mask` is set; 0 when the mask is empty. Values outside the mask (NaN, ±inf padding)
+    are selected away with `torch.where`, not multiplied by 0 (NaN·0 is NaN)."""
+    keep = mask.bool()
+    return torch.where(keep, values, 0).sum() / keep.sum().clamp_min(1).to(values.dtype)
 
 
 def seq_lengths(response_mask: torch.Tensor) -> torch.Tensor:
@@ -82,7 +83,11 @@ def seq_lengths(response_mask: torch.Tensor) -> torch.Tensor:
 
 
 def seq_mean(values: torch.Tensor, response_mask: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-sample mean over valid tokens [bs]; 0 for empty responses (`lengths`: the mask's row sums, if known)."""
-    mask = response_mask.to(values.dtype)
-    total = torch.einsum("bt,bt->b", values, mask)  # one pass, no [bs, T] temporary
-    return total / (mask.sum(-1) if lengths is None else lengths.to(values.dtype)).clamp_min(1.0)
+    """Per-sample mean over valid tokens [bs]; 0 for empty responses (`lengths`: the mask's row sums, if known).
+
+    Padded positions are selected away with `torch.where`, so NaN or ±inf there does not reach the mean.
+    """
+    keep = response_mask.bool()
+    total = torch.where(keep, values, 0).sum(-1)
+    count = keep.sum(-1).to(values.dtype) if lengths is None else lengths.to(values.dtype)
+    return total / count.clamp_min(1.0)

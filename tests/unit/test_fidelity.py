@@ -195,3 +195,68 @@ def test_vapo_nll_with_a_shuffled_actor_batch_is_rejected():
     codes = [p.code for p in validate_source(algo="vapo", overrides=[f"{A}.shuffle=true"]).problems]
     assert "RLX499" in codes
     assert "RLX499" not in [p.code for p in validate_source(algo="vapo", overrides=[f"{A}.shuffle=false"]).problems]
+
+
+# ---- GEPO: non-finite inputs ------------------------------------------------------------------------------------------
+# One uid group of two rows (T = 3), on-policy (logπθ = logπold at valid tokens), ε_l = ε_h = 0.2.
+#   row 0: valid tokens logπ = ln 1/2, ln 1/8 -> q_0 = exp(mean) = sqrt(1/16) = 1/4, A = +1
+#   row 1: valid token  logπ = ln 1/2        -> q_1 = 1/2,                    A = -1
+# Ê_q[q] = (q_0² + q_1²) / (q_0 + q_1) = (1/16 + 1/4) / (3/4) = 5/12; w_0 = (1/4)/(5/12) = 3/5, w_1 = 6/5.
+# Row 0: max(-0.6, -clip(0.6, 0.8, 1.2)) = max(-0.6, -0.8) = -0.6 (not clipped); row 1: max(1.2, 1.2) = 1.2.
+# seq-mean-token-mean: (-0.6 + 1.2) / 2 = 0.3. ppo_kl 0, no clipping, weight mean 0.9.
+# The padded positions hold NaN and -inf (in both log-probs and in the advantages): they must change nothing.
+NAN, NINF = float("nan"), float("-inf")
+G_MASK = torch.tensor([[1, 1, 0], [1, 0, 0]])
+G_OLD = torch.tensor([[math.log(0.5), math.log(0.125), NAN], [math.log(0.5), NINF, NAN]], dtype=F64)
+G_NEW = torch.tensor([[math.log(0.5), math.log(0.125), NINF], [math.log(0.5), NAN, NINF]], dtype=F64)
+G_ADV = torch.tensor([[1.0, 1.0, NAN], [-1.0, NAN, NINF]], dtype=F64)
+
+
+def _gepo(old, new, adv, mask, log_denom):
+    cfg = FSDPActorConfig(strategy="fsdp", rollout_n=2, ppo_mini_batch_size=1, ppo_micro_batch_size_per_gpu=1,
+                          clip_ratio_low=0.2, clip_ratio_high=0.2)
+    cfg.global_batch_info.update(dp_size=1, batch_num_tokens=int(mask.sum()), global_batch_size=2)
+    return get_policy_loss_fn("rlx_gepo")(old, new, adv, mask, "seq-mean-token-mean", cfg, log_denom=log_denom)
+
+
+def test_gepo_padded_non_finite_values_do_not_leak():
+    from rlx.ops.gepo import group_log_denominator
+
+    log_denom = group_log_denominator(G_OLD, G_MASK, ["p", "p"])
+    assert log_denom.tolist() == pytest.approx([math.log(5 / 12)] * 2, abs=1e-12)
+    loss, metrics = _gepo(G_OLD, G_NEW, G_ADV, G_MASK, log_denom)
+    assert float(loss) == pytest.approx(0.3, abs=1e-7)  # verl's seq-mean-token-mean adds 1e-8 to each length
+    assert metrics["actor/ppo_kl"] == pytest.approx(0.0, abs=1e-12)
+    assert metrics["actor/pg_clipfrac"] == 0.0
+    assert metrics["actor/gepo_weight_mean"] == pytest.approx(0.9, abs=1e-7)  # metrics are logged as float32
+    assert all(math.isfinite(v) for v in metrics.values())
+
+
+def test_gepo_nan_in_a_valid_old_log_prob_raises():
+    from tensordict import TensorDict
+
+    from rlx.ops.gepo import group_log_denominator
+    from rlx.verl_entry import RlxNeeds, actor_fields
+
+    old = G_OLD.clone()
+    old[1, 0] = NAN  # a valid token: Ê_q[q] of the group is undefined, it must not quietly become log Ê = 0
+    with pytest.raises(ValueError, match=r"old log-prob.*row 1, position 0"):
+        group_log_denominator(old, G_MASK, ["p", "p"])
+    data = TensorDict({"old_log_probs": old.float(), "response_mask": G_MASK,
+                       "uid": torch.tensor([0, 0])}, batch_size=2)
+    with pytest.raises(ValueError, match="not finite"):
+        actor_fields(data, RlxNeeds(None, "rlx_gepo", 0.0))
+
+
+def test_gepo_reports_no_dual_clip_under_verls_name():
+    # GEPO has no dual clip (as verl's GSPO), so actor/pg_clipfrac_lower, verl's dual-clip share, is 0. Row 0 of the
+    # vectors above with A = -1 and ε_l = 0.2: w_0 = 0.6 < 0.8, so max(0.6, 0.8) takes the clipped branch on its 2
+    # tokens; row 1 (w 1.2, A -1) is not clipped: the lower-clip share is 2/3 and is reported as gepo_clipfrac_low.
+    from rlx.ops.gepo import group_log_denominator
+
+    adv = torch.tensor([[-1.0, -1.0, 0.0], [-1.0, 0.0, 0.0]], dtype=F64)
+    lp = torch.where(G_MASK.bool(), G_OLD, 0.0)  # finite padding here: this test is about the metric only
+    _, metrics = _gepo(lp, lp, adv, G_MASK, group_log_denominator(lp, G_MASK, ["p", "p"]))
+    assert metrics["actor/pg_clipfrac_lower"] == 0.0
+    assert metrics["actor/pg_clipfrac"] == pytest.approx(2 / 3, abs=1e-7)  # metrics are logged as float32
+    assert metrics["actor/gepo_clipfrac_low"] == pytest.approx(2 / 3, abs=1e-7)
