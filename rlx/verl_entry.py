@@ -154,11 +154,12 @@ def _uids(data: Any) -> Any:
     return np.array(uid.tolist() if hasattr(uid, "tolist") else list(uid), dtype=object)
 
 
-def estimator_inputs(data: Any, needs: RlxNeeds) -> dict[str, Any]:
+def estimator_inputs(data: Any, needs: RlxNeeds, batch_keys: Any = None) -> dict[str, Any]:
     """Keyword extras for `rlx.verl_plugin.estimator_extras` from the fetched TensorDict (rows in batch-key order).
 
     `rlx_vapo` (and `rlx_aspo` with base gae) get `values` padded like verl pads its batch; `rlx_aspo` gets the
-    reward extras (`response_chars` becomes `lengths`, so character positions meet character lengths).
+    reward extras (`response_chars` becomes `lengths`, so character positions meet character lengths) and the
+    batch's TransferQueue `batch_keys` as `session_keys`, so that its grpo base follows verl's multi-output sessions.
     """
     if needs.estimator is None:
         return {}
@@ -174,6 +175,8 @@ def estimator_inputs(data: Any, needs: RlxNeeds) -> dict[str, Any]:
                 out[key] = extras[key]
         if "response_chars" in extras:
             out["lengths"] = extras["response_chars"]
+        if batch_keys is not None:
+            out["session_keys"] = list(batch_keys)
     return out
 
 
@@ -334,7 +337,7 @@ class RlxTrainerMixin:
             fields.append("entropy")
         data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
         verl_plugin.estimator_metrics.clear()
-        with verl_plugin.estimator_extras(**estimator_inputs(data, needs)):
+        with verl_plugin.estimator_extras(**estimator_inputs(data, needs, batch_keys=batch.keys)):
             batch = super()._compute_advantage(batch, metrics)  # type: ignore[misc]
         metrics.update(verl_plugin.estimator_metrics)
         mini, dp = self._rlx_actor_layout(needs)

@@ -260,3 +260,88 @@ def test_gepo_reports_no_dual_clip_under_verls_name():
     assert metrics["actor/pg_clipfrac_lower"] == 0.0
     assert metrics["actor/pg_clipfrac"] == pytest.approx(2 / 3, abs=1e-7)  # metrics are logged as float32
     assert metrics["actor/gepo_clipfrac_low"] == pytest.approx(2 / 3, abs=1e-7)
+
+
+# ---- ASPO: with nothing eligible, the base advantage is verl's own ---------------------------------------------------
+# Both estimators are called through verl's v1 entry, `compute_advantage_for_multi_trajectories`, with the same data;
+# nothing is eligible for shaping (no sample used code). Keys are "{uid}_{session}_{output index}".
+
+
+def _adv_data(scores, mask, values=None):
+    import numpy as np
+    from verl import DataProto
+
+    rewards = torch.zeros(mask.shape, dtype=F64)
+    last = mask.sum(-1) - 1
+    rewards[torch.arange(len(scores)), last] = torch.tensor(scores, dtype=F64)
+    tensors = {"token_level_rewards": rewards, "response_mask": mask}
+    if values is not None:
+        tensors["values"] = values
+    return DataProto.from_dict(tensors=tensors, non_tensors={"uid": np.array(["p"] * len(scores), dtype=object)})
+
+
+def _v1_advantage(estimator, scores, mask, keys, values=None, base="grpo"):
+    from omegaconf import OmegaConf
+    from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories
+
+    from rlx.verl_plugin import estimator_extras
+
+    algo = OmegaConf.create({"adv_estimator": estimator, "gamma": 1.0, "lam": 1.0, "norm_adv_by_std_in_grpo": True,
+                             "rlx": {"aspo": {"base": base}}})
+    n = len(scores)
+    extras = {} if values is None else {"values": values}  # the rlx trainer hands the critic values over this way
+    with estimator_extras(first_code_pos=[-1] * n, used_code=[False] * n, session_keys=keys, **extras):
+        out = compute_advantage_for_multi_trajectories(_adv_data(scores, mask, values), batch_keys=keys,
+                                                       adv_estimator=estimator, gamma=1.0, lam=1.0, num_repeat=n,
+                                                       norm_adv_by_std_in_grpo=True, config=algo)
+    return out.batch["advantages"], out.batch["returns"]
+
+
+def test_aspo_grpo_base_is_verls_grpo_on_multi_output_sessions():
+    # Prompt p, three sessions; session 0 produced two outputs (rows 0 and 1, row 1 is its final output), sessions 1
+    # and 2 one each. verl's grpo takes the group statistics over the final outputs only (rows 1, 2, 3; scores 1, 0, 0):
+    # mean 1/3, unbiased std sqrt(((2/3)² + 2·(1/3)²)/2) = 1/√3, so A = (2/3)·√3 = 2/√3 for rows 1 and (its session)
+    # 0, and -(1/3)·√3 = -1/√3 for rows 2, 3 (÷ (std + 1e-6) in verl: rel 2e-6). Returns equal the advantages.
+    # (Over all four rows, scores 0, 1, 0, 0, the statistics would be mean 1/4, std 1/2: A = -1/2, 3/2, -1/2, -1/2.)
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1], [1, 0, 0], [1, 1, 0]])
+    keys = ["p_0_0", "p_0_1", "p_1_0", "p_2_0"]
+    scores = [0.0, 1.0, 0.0, 0.0]
+    adv, ret = _v1_advantage("rlx_aspo", scores, mask, keys)
+    verl_adv, verl_ret = _v1_advantage("grpo", scores, mask, keys)
+    s3 = math.sqrt(3.0)
+    expect = torch.tensor([2 / s3, 2 / s3, -1 / s3, -1 / s3], dtype=F64).unsqueeze(-1) * mask
+    assert torch.allclose(adv, expect, rtol=3e-6, atol=0)
+    assert torch.equal(adv, verl_adv) and torch.equal(ret, verl_ret)
+    assert torch.equal(ret, adv)
+    # one output per session: the plain grpo path, the same statistics over every row
+    single = ["p_0_0", "p_1_0", "p_2_0", "p_3_0"]
+    adv1, _ = _v1_advantage("rlx_aspo", scores, mask, single)
+    verl1, _ = _v1_advantage("grpo", scores, mask, single)
+    assert torch.allclose(adv1[:, 0], torch.tensor([-0.5, 1.5, -0.5, -0.5], dtype=F64), rtol=3e-6, atol=0)
+    assert torch.equal(adv1, verl1)
+
+
+def test_aspo_gae_base_is_verls_gae():
+    # gamma = lam = 1. Row 0: rewards [0, 1], V [0.5, 0.25]: δ_1 = 1 - 0.25 = 0.75, δ_0 = 0.25 - 0.5 = -0.25,
+    # raw A = [0.5, 0.75], returns A + V = [1, 1]. Row 1 (one valid token): reward 1, V 0.5: δ_0 = 0.5, return 1.
+    # Whitened over the 3 valid raw advantages [0.5, 0.75, 0.5]: mean 7/12, unbiased var (1 + 4 + 1)/144/2 = 1/48,
+    # so A = (a - 7/12)·√48: [-1/√3, 2/√3] and [-1/√3] (verl adds 1e-8 to the variance: rel 5e-7).
+    mask = torch.tensor([[1, 1], [1, 0]])
+    values = torch.tensor([[0.5, 0.25], [0.5, 0.0]], dtype=F64)
+    keys = ["p_0_0", "p_1_0"]
+    adv, ret = _v1_advantage("rlx_aspo", [1.0, 1.0], mask, keys, values, base="gae")
+    verl_adv, verl_ret = _v1_advantage("gae", [1.0, 1.0], mask, keys, values)
+    s3 = math.sqrt(3.0)
+    assert adv[mask.bool()].tolist() == pytest.approx([-1 / s3, 2 / s3, -1 / s3], rel=1e-6)
+    assert ret[mask.bool()].tolist() == pytest.approx([1.0, 1.0, 1.0], abs=1e-12)
+    assert torch.equal(adv, verl_adv) and torch.equal(ret, verl_ret)
+
+
+def test_rlx_trainer_hands_aspo_the_batch_keys_as_sessions():
+    from tensordict import TensorDict
+
+    from rlx.verl_entry import RlxNeeds, estimator_inputs
+
+    data = TensorDict({"response_mask": torch.ones(2, 1)}, batch_size=2)
+    keys = ["p_0_0", "p_0_1"]
+    assert estimator_inputs(data, RlxNeeds("rlx_aspo", None, 0.0), batch_keys=keys)["session_keys"] == keys
