@@ -85,9 +85,13 @@ def seq_lengths(response_mask: torch.Tensor) -> torch.Tensor:
 def seq_mean(values: torch.Tensor, response_mask: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
     """Per-sample mean over valid tokens [bs]; 0 for empty responses (`lengths`: the mask's row sums, if known).
 
-    Padded positions are selected away with `torch.where`, so NaN or ±inf there does not reach the mean.
+    NaN or ±inf at padded positions does not reach the mean: when the masked product is not finite, the sum is
+    recomputed selecting padded positions away with `torch.where` (whose gradient there is exactly 0).
     """
-    keep = response_mask.bool()
-    total = torch.where(keep, values, 0).sum(-1)
-    count = keep.sum(-1).to(values.dtype) if lengths is None else lengths.to(values.dtype)
-    return total / count.clamp_min(1.0)
+    mask = response_mask.to(values.dtype)
+    total = torch.einsum("bt,bt->b", values, mask)  # one pass, no [bs, T] temporary
+    if not bool(torch.isfinite(total).all()):
+        # NaN·0 = NaN: padding that is not finite (or a non-finite valid value) gets the selecting path, whose
+        # gradient is also exactly 0 at padded positions
+        total = torch.where(response_mask.bool(), values, 0).sum(-1)
+    return total / (mask.sum(-1) if lengths is None else lengths.to(values.dtype)).clamp_min(1.0)

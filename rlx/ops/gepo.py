@@ -111,9 +111,10 @@ def gepo_token_loss(
     loss1 = -adv * w_tok
     loss2 = -adv * torch.clamp(w_tok, 1.0 - clip_low, 1.0 + clip_high)
     clipped = (loss2 > loss1) & valid
-    loss = torch.where(valid, torch.maximum(loss1, loss2), 0)
+    loss = torch.maximum(loss1, loss2)  # 0 at padded positions: w is finite there (seq mean) and adv is 0
     clipped_lower = clipped & (adv < 0) & (w_tok < 1.0 - clip_low)
-    log_ratio = torch.where(valid, torch.clamp(log_prob - old_log_prob, min=-20.0, max=20.0), 0)
+    with torch.no_grad():  # for ppo_kl only; masked_mean selects padded positions away
+        log_ratio = torch.clamp(log_prob.detach() - old_log_prob, min=-20.0, max=20.0)
     return GepoLoss(loss, w, clipped, clipped_lower, log_ratio)
 
 

@@ -21,6 +21,14 @@ A = "actor_rollout_ref.actor"
 F64 = torch.float64
 
 
+@pytest.fixture(autouse=True)
+def _no_estimator_metrics_left_behind():
+    # rlx's estimators leave diagnostics in a module global for the trainer to log; the in-process smoke engine
+    # reads whatever is there, so a test must not leave any behind for later tests
+    yield
+    rlx.verl_plugin.estimator_metrics.clear()
+
+
 def actor_cfg(**batch_info):
     cfg = FSDPActorConfig(strategy="fsdp", rollout_n=2, ppo_mini_batch_size=1, ppo_micro_batch_size_per_gpu=1)
     cfg.global_batch_info.clear()
