@@ -53,16 +53,10 @@ def group_log_denominator(old_log_prob: torch.Tensor, response_mask: torch.Tenso
     """
     with torch.no_grad():
         old_log_prob = old_log_prob.detach()
-        bad = response_mask.bool() & ~torch.isfinite(old_log_prob)
-        if bool(bad.any()):
-            row, pos = (int(v) for v in bad.nonzero()[0])
-            raise ValueError(
-                f"rlx_gepo: the old log-prob is not finite at {int(bad.sum())} valid response token(s) (first: row "
-                f"{row}, position {pos}, value {float(old_log_prob[row, pos])}); GEPO's group expectation E_q[q] "
-                "would be undefined. hint: check the actor's old log-prob recomputation (NaN usually means a "
-                "diverged model or a low-precision overflow)")
         log_q = seq_mean_log_prob(old_log_prob, response_mask)
         valid = response_mask.sum(-1) > 0
+        if not bool(torch.where(valid, torch.isfinite(log_q), True).all()):  # [bs] check; padding is selected away
+            _raise_non_finite(old_log_prob, response_mask)
         gidx, n_groups = group_index(index, device=log_q.device)
         if n_groups == 0:
             return torch.zeros_like(log_q)
@@ -71,6 +65,19 @@ def group_log_denominator(old_log_prob: torch.Tensor, response_mask: torch.Tenso
         log_sum_q = group_logsumexp(torch.where(valid, log_q, neg_inf), gidx, n_groups)
         log_denom = (log_sum_q2 - log_sum_q)[gidx]
         return torch.where(torch.isfinite(log_denom), log_denom, torch.zeros_like(log_denom))
+
+
+def _raise_non_finite(old_log_prob: torch.Tensor, response_mask: torch.Tensor) -> None:
+    bad = response_mask.bool() & ~torch.isfinite(old_log_prob)
+    where = "a valid response token"
+    if bool(bad.any()):
+        row, pos = (int(v) for v in bad.nonzero()[0])
+        where = (f"{int(bad.sum())} valid response token(s) (first: row {row}, position {pos}, value "
+                 f"{float(old_log_prob[row, pos])})")
+    raise ValueError(
+        f"rlx_gepo: the old log-prob is not finite at {where}; GEPO's group expectation E_q[q] would be undefined. "
+        "hint: check the actor's old log-prob recomputation (NaN usually means a diverged model or a low-precision "
+        "overflow)")
 
 
 class GepoLoss(NamedTuple):

@@ -250,6 +250,10 @@ def test_gepo_nan_in_a_valid_old_log_prob_raises():
     old[1, 0] = NAN  # a valid token: Ê_q[q] of the group is undefined, it must not quietly become log Ê = 0
     with pytest.raises(ValueError, match=r"old log-prob.*row 1, position 0"):
         group_log_denominator(old, G_MASK, ["p", "p"])
+    minus_inf = G_OLD.clone()
+    minus_inf[0, 1] = NINF  # q_0 = 0 at a sampled token: not a log-prob the policy can have given
+    with pytest.raises(ValueError, match=r"row 0, position 1, value -inf"):
+        group_log_denominator(minus_inf, G_MASK, ["p", "p"])
     data = TensorDict({"old_log_probs": old.float(), "response_mask": G_MASK,
                        "uid": torch.tensor([0, 0])}, batch_size=2)
     with pytest.raises(ValueError, match="not finite"):
