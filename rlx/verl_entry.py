@@ -14,7 +14,8 @@ same Hydra overrides as `python -m verl.trainer.main_ppo`. What it adds to verl 
    emitted by the reward function as `reward_extra_info`) from the TransferQueue. It hands the estimator's extras to
    `rlx_aspo` / `rlx_vapo` through `rlx.verl_plugin.estimator_extras` around verl's own `_compute_advantage`, logs
    their diagnostics, and writes per-sample fields for the actor: `rlx_gepo_log_denom` (GEPO's per-uid
-   denominator), `rlx_correct` and `rlx_nll_token_share` (VAPO's NLL term).
+   denominator), `rlx_correct` and `rlx_nll_num_tokens` (VAPO's NLL term: the correct-token count of the
+   mini-batch each row trains in, see `mini_batch_ids`).
 4. `RlxTrainerMixin._setup` replaces the actor's loss with `RlxActorLoss`, which opens
    `rlx.verl_plugin.loss_extras(entropy=..., log_denom=...)` around verl's `ppo_loss` and adds VAPO's
    positive-example NLL (`algorithm.rlx.vapo.nll_coef`). AEPO uses the current policy's entropy when the actor
@@ -36,7 +37,7 @@ from typing import Any
 REWARD_EXTRA_KEYS = ("first_code_pos", "used_code", "correct", "code_pass", "response_chars")
 GEPO_FIELD = "rlx_gepo_log_denom"
 CORRECT_FIELD = "rlx_correct"
-NLL_SHARE_FIELD = "rlx_nll_token_share"
+NLL_TOKENS_FIELD = "rlx_nll_num_tokens"
 AEPO_MEAN_FIELD = "rlx_aepo_entropy_mean"
 AEPO_STD_FIELD = "rlx_aepo_entropy_std"
 TRAINER_PREFIX = "rlx_"
@@ -153,11 +154,12 @@ def _uids(data: Any) -> Any:
     return np.array(uid.tolist() if hasattr(uid, "tolist") else list(uid), dtype=object)
 
 
-def estimator_inputs(data: Any, needs: RlxNeeds) -> dict[str, Any]:
+def estimator_inputs(data: Any, needs: RlxNeeds, batch_keys: Any = None) -> dict[str, Any]:
     """Keyword extras for `rlx.verl_plugin.estimator_extras` from the fetched TensorDict (rows in batch-key order).
 
     `rlx_vapo` (and `rlx_aspo` with base gae) get `values` padded like verl pads its batch; `rlx_aspo` gets the
-    reward extras (`response_chars` becomes `lengths`, so character positions meet character lengths).
+    reward extras (`response_chars` becomes `lengths`, so character positions meet character lengths) and the
+    batch's TransferQueue `batch_keys` as `session_keys`, so that its grpo base follows verl's multi-output sessions.
     """
     if needs.estimator is None:
         return {}
@@ -173,6 +175,8 @@ def estimator_inputs(data: Any, needs: RlxNeeds) -> dict[str, Any]:
                 out[key] = extras[key]
         if "response_chars" in extras:
             out["lengths"] = extras["response_chars"]
+        if batch_keys is not None:
+            out["session_keys"] = list(batch_keys)
     return out
 
 
@@ -185,14 +189,39 @@ def _correct(data: Any, n: int) -> Any:
     return _padded(data, "rm_scores").sum(-1).gt(0).float()
 
 
-def actor_fields(data: Any, needs: RlxNeeds) -> dict[str, Any]:
+def mini_batch_ids(n: int, mini_batch_size: int | None, dp_size: int = 1) -> Any:
+    """Which update mini-batch each row of the step batch trains in, as verl 0.9.1's v1 trainer splits it [n].
+
+    `_update_actor` sends the step batch (in `KVBatchMeta` key order) to the actor's data-parallel ranks in
+    `dp_size` contiguous chunks (`KVBatchMeta.chunk`: the first `n % dp_size` chunks one row longer), and each rank
+    cuts its chunk in order into mini-batches of `mini_batch_size / dp_size` rows (`train_mini_batch` with
+    `make_iterator`, `actor.shuffle=false`). Mini-batch b is therefore the b-th slice of every rank's chunk; with one
+    rank it is rows [b*M, (b+1)*M). `mini_batch_size=None` (or one covering the batch) gives one mini-batch.
+    """
+    import torch
+
+    rows = torch.arange(n)
+    if not mini_batch_size or n == 0:
+        return torch.zeros(n, dtype=torch.long)
+    dp = max(int(dp_size), 1)
+    per_rank = max(int(mini_batch_size) // dp, 1)
+    base, extra = divmod(n, dp)
+    sizes = torch.tensor([base + (1 if r < extra else 0) for r in range(dp)])
+    starts = torch.cumsum(sizes, 0) - sizes
+    rank = torch.bucketize(rows, starts, right=True) - 1
+    return (rows - starts[rank]) // per_rank
+
+
+def actor_fields(data: Any, needs: RlxNeeds, *, mini_batch_size: int | None = None, dp_size: int = 1) -> dict[str, Any]:
     """Per-sample fields the rlx actor loss reads, computed once per batch on the driver.
 
     - `rlx_aepo_entropy_mean` / `rlx_aepo_entropy_std` [bs] (the same in every row): AEPO's entropy statistics over
       the valid tokens of the whole step batch (old-policy entropy), so Ĥ does not depend on the micro-batch split;
     - `rlx_gepo_log_denom` [bs]: log Ê_q[q] over each uid group (`rlx.ops.gepo.group_log_denominator`);
-    - `rlx_correct` [bs] and `rlx_nll_token_share` [bs] (the batch's correct-token share, the same in every row):
-      VAPO's NLL normaliser, so micro- and mini-batch losses add up to the paper's mean over correct tokens.
+    - `rlx_correct` [bs] and `rlx_nll_num_tokens` [bs]: VAPO's NLL normaliser, the number of correct-sample tokens
+      in the update mini-batch the row trains in (over all data-parallel ranks; `mini_batch_ids` with the actor's
+      `mini_batch_size` = ppo_mini_batch_size x rollout.n rows and `dp_size`). The same in every row of a
+      mini-batch, so its micro-batch losses add up to the paper's mean over that mini-batch's correct tokens.
     """
     import torch
 
@@ -211,10 +240,12 @@ def actor_fields(data: Any, needs: RlxNeeds) -> dict[str, Any]:
         out[GEPO_FIELD] = group_log_denominator(_padded(data, "old_log_probs"), mask, _uids(data)).float()
     if needs.nll_coef > 0:
         correct = _correct(data, n)
-        lengths = _padded(data, "response_mask").sum(-1).float()
-        share = float((lengths * correct).sum() / lengths.sum().clamp_min(1.0))
+        lengths = _padded(data, "response_mask").sum(-1).double()
+        ids = mini_batch_ids(n, mini_batch_size, dp_size)
+        per_mini = torch.zeros(int(ids.max()) + 1 if n else 0, dtype=torch.float64)
+        per_mini.index_add_(0, ids, lengths * correct.double())
         out[CORRECT_FIELD] = correct
-        out[NLL_SHARE_FIELD] = torch.full((n,), share, dtype=torch.float32)
+        out[NLL_TOKENS_FIELD] = per_mini[ids].float()  # token counts: exact in float32 below 2**24
     return out
 
 
@@ -224,7 +255,7 @@ class RlxActorLoss:
     """verl actor loss `fn(model_output, data, dp_group=None)`: verl's `ppo_loss` plus rlx's extras.
 
     Picklable (sent to the workers with `set_loss_fn`). Reads `entropy`, `rlx_gepo_log_denom`, `rlx_correct` and
-    `rlx_nll_token_share` from the micro-batch TensorDict the worker fetched from the TransferQueue.
+    `rlx_nll_num_tokens` from the micro-batch TensorDict the worker fetched from the TransferQueue.
     """
 
     def __init__(self, config: Any, nll_coef: float = 0.0) -> None:
@@ -269,12 +300,12 @@ class RlxActorLoss:
             log_prob = no_padding_2_padding(model_output["log_probs"], data)
         mask = _to_width(_padded(data, "response_mask"), log_prob.shape[1])
         info = self.config.global_batch_info or {}
-        total = info.get("batch_num_tokens")
         dp_size = info.get("dp_size", 1) or 1
         num_tokens = None
-        if total is not None:  # global mini-batch normaliser: its tokens x the batch's correct-token share / dp size
-            share = float(data[NLL_SHARE_FIELD][0]) if len(data) else 0.0
-            num_tokens = float(total) * share / dp_size
+        if NLL_TOKENS_FIELD in data.keys() and len(data):
+            # the mini-batch's correct-token count over all ranks, divided by dp size as verl's agg_loss divides
+            # batch_num_tokens: the ranks' gradients are averaged, so their micro-batch losses add up to the mean
+            num_tokens = float(_padded(data, NLL_TOKENS_FIELD).reshape(-1).max()) / dp_size
         nll, nll_metrics = positive_nll(log_prob, mask, data[CORRECT_FIELD], num_tokens=num_tokens)
         metrics.update(nll_metrics)
         return nll
@@ -288,6 +319,7 @@ class RlxTrainerMixin:
     def _setup(self) -> None:
         super()._setup()  # type: ignore[misc]
         self._rlx_needs = rlx_needs(self.config)  # type: ignore[attr-defined]
+        self._rlx_actor_layout(self._rlx_needs)  # fail before the first rollout on a layout rlx cannot follow
         if self._rlx_needs.actor_loss:
             self.actor_rollout_wg.set_loss_fn(build_actor_loss(self.config))  # type: ignore[attr-defined]
 
@@ -305,14 +337,38 @@ class RlxTrainerMixin:
             fields.append("entropy")
         data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
         verl_plugin.estimator_metrics.clear()
-        with verl_plugin.estimator_extras(**estimator_inputs(data, needs)):
+        with verl_plugin.estimator_extras(**estimator_inputs(data, needs, batch_keys=batch.keys)):
             batch = super()._compute_advantage(batch, metrics)  # type: ignore[misc]
         metrics.update(verl_plugin.estimator_metrics)
-        extra = actor_fields(data, needs)
+        mini, dp = self._rlx_actor_layout(needs)
+        extra = actor_fields(data, needs, mini_batch_size=mini, dp_size=dp)
         if extra:
             batch = tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id,
                                     fields=TensorDict(extra, batch_size=len(batch)))
         return batch
+
+    def _rlx_actor_layout(self, needs: RlxNeeds) -> tuple[int | None, int]:
+        """(global update mini-batch rows, actor dp size) for VAPO's per-mini-batch NLL normaliser."""
+        if needs.nll_coef <= 0:
+            return None, 1
+        from rlx.errors import ConfigError
+
+        actor = self.config.actor_rollout_ref.actor  # type: ignore[attr-defined]
+        if bool(actor.get("shuffle", False)):
+            raise ConfigError("VAPO's NLL term is normalised per update mini-batch, which rlx can only know when "
+                              "verl's actor does not shuffle the batch", where=f"{A_SHUFFLE}=true",
+                              hint=f"set {A_SHUFFLE}=false (verl's default)")
+        mini = int(actor.ppo_mini_batch_size) * int(self.config.actor_rollout_ref.rollout.n)  # type: ignore[attr-defined]
+        wg = getattr(self, "actor_rollout_wg", None)
+        dp = 1
+        if wg is not None and hasattr(wg, "_dispatch_info"):  # as verl's own _balance_batch reads the actor dp size
+            if "actor" not in wg._dispatch_info:
+                wg._dispatch_info["actor"] = wg._query_dispatch_info("actor")
+            dp = max(wg._dispatch_info["actor"]) + 1
+        return mini, dp
+
+
+A_SHUFFLE = "actor_rollout_ref.actor.shuffle"
 
 
 def build_actor_loss(config: Any) -> RlxActorLoss:

@@ -199,7 +199,9 @@ def compute_policy_loss_rlx_gepo(
 
     See `rlx.ops.gepo`. Use `loss_agg_mode="seq-mean-token-mean"` for the paper's per-sequence mean. `log_denom`
     comes from the keyword, else `loss_extras`, else (with a warning and `actor/gepo_denominator_fallback`=1) from
-    this micro-batch taken as one group.
+    this micro-batch taken as one group. Padded positions may hold NaN/±inf (selected away); a non-finite old
+    log-prob at a valid token raises `ValueError` when the denominator is computed. `actor/pg_clipfrac_lower`
+    (verl's dual-clip share) is 0: GEPO has no dual clip; the lower-bound clip share is `actor/gepo_clipfrac_low`.
     """
     log_denom = _extra("loss", "log_denom", log_denom)
     fallback = log_denom is None
@@ -241,12 +243,17 @@ def compute_rlx_aspo_advantage(
     code_pass: Any = None,
     lengths: Any = None,
     values: torch.Tensor | None = None,
+    session_keys: Any = None,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """ASPO (arXiv 2508.19201): the base estimator's advantages plus the bounded early-code bias (`rlx.ops.aspo`).
 
     Options (`algorithm.rlx.aspo.*`): `base` (grpo | gae | any registered estimator), `delta`, `k`,
-    `require_code_pass`. Returns are the base estimator's, unchanged.
+    `require_code_pass`. Returns are the base estimator's, unchanged. The base is computed exactly as verl computes
+    that estimator on its v1 trainer: `grpo` is verl's registered `grpo` and, given `session_keys` (the batch's
+    TransferQueue keys `{uid}_{session}_{output}`, which the rlx trainer passes), takes its group statistics over
+    each session's final output only and gives every output of a session that output's advantage, as verl's
+    `compute_advantage_for_multi_trajectories` does for `grpo`; `gae` is verl's `compute_gae_advantage_return`.
     """
     opts = resolve_options("aspo", config)
     index = _extra("estimator", "index", index)
@@ -263,9 +270,13 @@ def compute_rlx_aspo_advantage(
     lengths = _extra("estimator", "lengths", lengths)
     base = str(opts["base"])
     gidx, _ = group_index(index, device=token_level_rewards.device)  # factorise string uids once, not per step
-    if base in ("grpo", "grpo_vectorized"):
-        adv, returns = compute_grpo_vectorized_outcome_advantage(
-            token_level_rewards, response_mask, gidx, norm_adv_by_std_in_grpo=_cfg(config, "norm_adv_by_std_in_grpo", True))
+    norm = _cfg(config, "norm_adv_by_std_in_grpo", True)
+    if base == "grpo":
+        adv, returns = _verl_grpo(token_level_rewards, response_mask, index, norm,
+                                  _extra("estimator", "session_keys", session_keys))
+    elif base == "grpo_vectorized":
+        adv, returns = compute_grpo_vectorized_outcome_advantage(token_level_rewards, response_mask, gidx,
+                                                                 norm_adv_by_std_in_grpo=norm)
     elif base == "gae":
         values = _extra("estimator", "values", values)
         if values is None:
@@ -283,6 +294,48 @@ def compute_rlx_aspo_advantage(
     estimator_metrics.clear()
     estimator_metrics.update(_aspo.aspo_metrics(response_mask, first_code_pos, used_code, code_pass, result))
     return result.advantages, returns
+
+
+def session_finals(keys: Any) -> tuple[list[int], list[int]]:
+    """(row of each session's final output, in order of the sessions' first rows; per row, its session's position
+    in that list) for TransferQueue keys `{uid}_{session}_{output index}`: the final output has the highest index.
+
+    Raises:
+        ValueError: a key is not of that form.
+    """
+    last: dict[str, tuple[int, int]] = {}
+    session_of: list[str] = []
+    for row, key in enumerate(keys):
+        uid_session, _, output = str(key).rpartition("_")
+        if not uid_session or "_" not in uid_session or not output.lstrip("-").isdigit():
+            raise ValueError(f"rlx_aspo: batch key {key!r} (row {row}) is not '{{uid}}_{{session}}_{{output index}}'")
+        session_of.append(uid_session)
+        if uid_session not in last or last[uid_session][0] < int(output):
+            last[uid_session] = (int(output), row)
+    position = {session: i for i, session in enumerate(last)}
+    return [row for _, row in last.values()], [position[s] for s in session_of]
+
+
+def _verl_grpo(token_level_rewards: torch.Tensor, response_mask: torch.Tensor, index: Any, norm: bool,
+               session_keys: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """verl's registered `grpo`, over each session's final output when `session_keys` are given (see the caller)."""
+    import numpy as np
+
+    grpo = get_adv_estimator_fn("grpo")
+    labels = np.asarray(index.tolist() if isinstance(index, torch.Tensor) else list(index), dtype=object)
+    if session_keys is None:
+        return grpo(token_level_rewards=token_level_rewards, response_mask=response_mask, index=labels,
+                    norm_adv_by_std_in_grpo=norm)
+    finals, owner = session_finals(session_keys)
+    if len(owner) != token_level_rewards.shape[0]:
+        raise ValueError(f"rlx_aspo: {len(owner)} session keys for {token_level_rewards.shape[0]} rows")
+    final_mask = response_mask[finals]
+    final_adv, _ = grpo(token_level_rewards=token_level_rewards[finals], response_mask=final_mask,
+                        index=labels[finals], norm_adv_by_std_in_grpo=norm)
+    # each final output's scalar advantage (at its first response token), spread over its session's outputs
+    scalar = final_adv[torch.arange(len(finals)), final_mask.argmax(dim=1)]
+    adv = scalar[torch.as_tensor(owner, dtype=torch.long)].unsqueeze(-1) * response_mask
+    return adv, adv
 
 
 @register_adv_est("rlx_vapo")

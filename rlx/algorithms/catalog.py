@@ -773,6 +773,18 @@ register(
                 hint="set critic.optim.lr=2e-6 with actor lr 1e-6 (paper)",
                 explanation="The value model must track the policy; VAPO uses twice the actor's learning rate.",
             ),
+            Constraint(
+                "RLX499",
+                E,
+                K.SHUFFLE,
+                is_true(K.SHUFFLE) & gt(f"{VAPO_KEY}.nll_coef", 0),
+                title="VAPO NLL term with a shuffled actor batch",
+                message="actor.shuffle=true: rlx cannot know which update mini-batch a sample trains in, so it cannot "
+                "normalise VAPO's positive-example NLL by that mini-batch's correct-token count",
+                hint="set actor_rollout_ref.actor.shuffle=false (verl's default)",
+                explanation="The NLL term is -sum over correct tokens / the number of correct tokens in the same update "
+                "mini-batch; the trainer computes that count once per mini-batch from verl's unshuffled split.",
+            ),
             _agg("VAPO", TM),
             *COMMON,
         ),

@@ -71,9 +71,10 @@ def group_logsumexp(x: torch.Tensor, gidx: torch.Tensor, n_groups: int) -> torch
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of `values` where `mask` is set; 0 when the mask is empty (never NaN)."""
-    mask = mask.to(values.dtype)
-    return (values * mask).sum() / mask.sum().clamp_min(1.0)
+    """Mean of `values` where `mask` is set; 0 when the mask is empty. Values outside the mask (NaN, ±inf padding)
+    are selected away with `torch.where`, not multiplied by 0 (NaN·0 is NaN)."""
+    keep = mask.bool()
+    return torch.where(keep, values, 0).sum() / keep.sum().clamp_min(1).to(values.dtype)
 
 
 def seq_lengths(response_mask: torch.Tensor) -> torch.Tensor:
@@ -82,7 +83,15 @@ def seq_lengths(response_mask: torch.Tensor) -> torch.Tensor:
 
 
 def seq_mean(values: torch.Tensor, response_mask: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-sample mean over valid tokens [bs]; 0 for empty responses (`lengths`: the mask's row sums, if known)."""
+    """Per-sample mean over valid tokens [bs]; 0 for empty responses (`lengths`: the mask's row sums, if known).
+
+    NaN or ±inf at padded positions does not reach the mean: when the masked product is not finite, the sum is
+    recomputed selecting padded positions away with `torch.where` (whose gradient there is exactly 0).
+    """
     mask = response_mask.to(values.dtype)
     total = torch.einsum("bt,bt->b", values, mask)  # one pass, no [bs, T] temporary
+    if not bool(torch.isfinite(total).all()):
+        # NaN·0 = NaN: padding that is not finite (or a non-finite valid value) gets the selecting path, whose
+        # gradient is also exactly 0 at padded positions
+        total = torch.where(response_mask.bool(), values, 0).sum(-1)
     return total / (mask.sum(-1) if lengths is None else lengths.to(values.dtype)).clamp_min(1.0)

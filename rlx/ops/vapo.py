@@ -4,7 +4,8 @@
 - Decoupled GAE: the policy's advantages use λ_i, the critic's targets use λ_critic (1.0 ⇒ Monte-Carlo returns),
   both from the same TD errors δ_t = r_t + γ·V_{t+1} − V_t. Like verl's `gae`, masked (observation) tokens are
   skipped: they neither decay the trace nor contribute a TD error, and the advantages are whitened over the batch.
-- Positive-example NLL: −Σ_{i∈C} Σ_t m·logπθ / Σ_{i∈C} |y_i| over the correct samples C.
+- Positive-example NLL: −Σ_{i∈C} Σ_t m·logπθ / Σ_{i∈C} |y_i| over the correct samples C of one update
+  mini-batch (the rlx trainer passes that mini-batch's count to every micro-batch, `rlx.verl_entry.actor_fields`).
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def positive_nll(
         response_mask: valid tokens [bs, T].
         correct: per-sample correctness [bs] (bool, 0/1 or scores: > 0 counts as correct).
         num_tokens: normaliser to use instead of this batch's correct-token count (the rlx actor loss passes the
-            global mini-batch's count so micro-batch losses sum to the paper's mean).
+            update mini-batch's count over all ranks / dp size, so micro-batch losses sum to the paper's mean).
 
     Returns:
         (loss 0-d tensor, 0 with a zero gradient when no sample is correct; metrics dict of floats).

@@ -132,8 +132,8 @@ def test_vapo_gets_critic_values_and_correct_flags_for_the_actor():
     assert torch.allclose(out.batch["returns"] * mask, mc * mask, atol=1e-6)
     fields = E.actor_fields(data, needs)
     assert fields[E.CORRECT_FIELD].tolist() == [0.0, 1.0, 0.0, 1.0]
-    share = (LENGTHS[1] + LENGTHS[3]) / sum(LENGTHS)
-    assert torch.allclose(fields[E.NLL_SHARE_FIELD], torch.full((4,), share))
+    # one update mini-batch (no layout given): the count of its correct-sample tokens, in every row
+    assert fields[E.NLL_TOKENS_FIELD].tolist() == [float(LENGTHS[1] + LENGTHS[3])] * 4
 
 
 def test_gepo_denominator_field_is_per_uid():
@@ -245,8 +245,8 @@ def test_actor_loss_gives_aepo_current_entropy_else_old_entropy():
 
 def test_actor_loss_adds_vapo_nll_normalised_by_global_correct_tokens():
     correct = torch.tensor([0.0, 1.0, 0.0, 1.0])
-    share = (LENGTHS[1] + LENGTHS[3]) / sum(LENGTHS)
-    data, out = micro_batch({E.CORRECT_FIELD: correct, E.NLL_SHARE_FIELD: torch.full((4,), share)})
+    tokens = float(LENGTHS[1] + LENGTHS[3])  # the micro-batch is the whole mini-batch here
+    data, out = micro_batch({E.CORRECT_FIELD: correct, E.NLL_TOKENS_FIELD: torch.full((4,), tokens)})
     cfg = actor_config("vanilla")
     loss, metrics = E.RlxActorLoss(cfg, nll_coef=0.1)(out, data)
     base, _ = ppo_loss(actor_config("vanilla"), out, micro_batch()[0])

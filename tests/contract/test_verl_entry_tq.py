@@ -67,7 +67,7 @@ def probe(gcs_address: str) -> dict:
                    "meta_fields": sorted(returned.fields or []),
                    "adv_first": [float(a[0]) for a in got["advantages"].unbind()],
                    "returns": [a.tolist() for a in got["returns"].unbind()]}
-            for key in (E.GEPO_FIELD, E.CORRECT_FIELD, E.NLL_SHARE_FIELD):
+            for key in (E.GEPO_FIELD, E.CORRECT_FIELD, E.NLL_TOKENS_FIELD):
                 if key in got.keys():
                     out[key] = got[key].tolist()
             results[algo] = out
@@ -107,7 +107,8 @@ def test_compute_advantage_override_with_a_real_transfer_queue(ray_head, tmp_pat
 
     vapo = res["vapo"]
     assert vapo["rlx_correct"] == [1.0, 1.0, 1.0, 0.0]
-    assert vapo["rlx_nll_token_share"] == pytest.approx([10 / 14] * 4)
+    # the 4 rows are one update mini-batch: its correct-sample tokens 3 + 5 + 2
+    assert vapo["rlx_nll_num_tokens"] == pytest.approx([10.0] * 4)
     # lambda_critic = 1, gamma = 1: every value target of a correct response is its final reward 1
     assert all(v == pytest.approx(1.0) for row in vapo["returns"][:3] for v in row)
     assert "vapo/lambda_mean" in vapo["metrics"]

@@ -108,6 +108,7 @@ OVERRIDE_CASES = [
     ("aspo-k", "aspo", ["algorithm.rlx.aspo.k=1.5"], "RLX480", "algorithm.rlx.aspo.k"),
     ("aspo-delta", "aspo", ["algorithm.rlx.aspo.delta=0"], "RLX481", "algorithm.rlx.aspo.delta"),
     ("vapo-alpha", "vapo", ["algorithm.rlx.vapo.alpha=0"], "RLX495", "algorithm.rlx.vapo.alpha"),
+    ("vapo-nll-shuffled", "vapo", [f"{A}.shuffle=true"], "RLX499", f"{A}.shuffle"),
     ("clip-ratio-alone", "grpo", [f"{A}.clip_ratio=0.1"], "RLX406", f"{A}.clip_ratio"),
     ("tau-with-vanilla", "grpo", [f"{A}.tau_pos=2.0"], "RLX407", f"{A}.tau_pos"),
     ("verl-grpo-n1", None, ["algorithm.adv_estimator=grpo", f"{R}.name=vllm", f"{A}.ppo_micro_batch_size_per_gpu=4",
