@@ -231,15 +231,10 @@ def _report_end(plan: Plan, record: RunRecord, code: int) -> int:
 
 
 def _announce_engine(plan: Plan) -> None:
-    """Say what this engine proves; for the verl engine, build its tiny model and data and show the shrunk keys."""
+    """Say (on stderr, in every format) what this engine proves; for the verl engine, build its tiny model and data
+    and show the shrunk keys."""
     from rlx.verl_cpu.engine import PROVES
 
-    if plan.json_mode:
-        if plan.verl_engine:
-            from rlx.verl_cpu.engine import write_assets
-
-            write_assets(plan.cpu_assets)
-        return
     _note(plan, f"rlx: engine {plan.engine}: {PROVES[plan.engine]}")
     if plan.verl_engine:
         from rlx.verl_cpu.engine import write_assets

@@ -22,7 +22,7 @@ from rlx.smoke.sizes import Shrunk
 SAMPLES_PER_STEP = 128  # calibrated in verl-on-cpu.md section 10: 16 prompts x 8 moved the score in 30 steps
 MAX_GROUP = 8
 MAX_MINI_BATCHES = 4
-ACTOR_LR = 2e-3  # verl-on-cpu.md section 10: lr 2e-3 learns the copy task from scratch; 1e-3 did not move it
+ACTOR_LR = 2e-3  # verl-on-cpu.md section 10: lr 2e-3 moved the copy task from scratch; 4e-3 peaked then collapsed
 CRITIC_LR = 1e-3
 MAX_CRITIC_WARMUP = 1
 DEFAULT_STEPS = 3
