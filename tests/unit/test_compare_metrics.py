@@ -13,11 +13,11 @@ from rlx.compare.metrics import (
     Histories,
     best_runs,
     direction_of,
+    directions_text,
     parse_metric_option,
     select_metrics,
     smooth,
     sparkline,
-    directions_text,
     summarise,
 )
 

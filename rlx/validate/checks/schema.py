@@ -13,9 +13,9 @@ from typing import Any
 
 from rlx import verl_keys as K
 from rlx.render import fmt_value
-from rlx.verl_moves import legacy_reward_target, new_home
 from rlx.validate.context import Context
 from rlx.validate.rules import ERROR, WARNING, Finding, declare, rule
+from rlx.verl_moves import legacy_reward_target, new_home
 
 OVERRIDE_SYNTAX = declare(
     "RLX101", "override syntax error", ERROR, category="schema",
