@@ -73,8 +73,9 @@ class RayHead:
             f"--ray-client-server-port={free_port()}",
             f"--dashboard-agent-listen-port={free_port()}",
             f"--metrics-export-port={free_port()}",
-            f"--min-worker-port={20000 + (self.gcs_port % 20) * 1000}",
-            f"--max-worker-port={20000 + (self.gcs_port % 20) * 1000 + 999}",
+            # below the ephemeral range free_port() draws from (32768-60999), so no other port falls inside it
+            f"--min-worker-port={10000 + (self.gcs_port % 22) * 1000}",
+            f"--max-worker-port={10000 + (self.gcs_port % 22) * 1000 + 999}",
         ]
         self.log = open(self.tmp / "ray-start.log", "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(

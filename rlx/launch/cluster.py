@@ -86,7 +86,9 @@ class LocalHead:
         self.last_error: BaseException | None = None
 
     def command(self) -> list[str]:
-        worker_base = 20000 + (self.dashboard_port % 40) * 1000
+        # Below Linux's ephemeral range (32768-60999), where free_port() draws every other port: a worker range
+        # inside it can contain one of them, and Ray then refuses to start ("port ... used by other components").
+        worker_base = 10000 + (self.dashboard_port % 22) * 1000
         cmd = [
             _ray_executable(), "start", "--head", "--block", "--disable-usage-stats",
             "--node-ip-address=127.0.0.1", f"--port={free_port()}",
