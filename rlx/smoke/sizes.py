@@ -74,13 +74,23 @@ class SmokeSizes:
 
     def table(self) -> str:
         """The shrunk keys as aligned text, printed at the start of a run."""
-        rows = [("key", "resolved", "smoke")] + [(s.key, _fmt(s.resolved), _fmt(s.smoke)) for s in self.shrunk]
-        w0, w1 = (max(len(r[i]) for r in rows) for i in range(2))
-        return "\n".join(f"  {a:<{w0}}  {b:<{w1}}  {c}" for a, b, c in rows)
+        return shrunk_table(self.shrunk, "smoke")
 
     def params(self) -> dict[str, str]:
         """MLflow params for the smoke sizes, under rlx's own namespace (verl's own keys keep the resolved values)."""
-        return {f"rlx/smoke/{s.key}": _fmt(s.smoke) for s in self.shrunk}
+        return shrunk_params(self.shrunk)
+
+
+def shrunk_table(shrunk: tuple[Shrunk, ...], label: str) -> str:
+    """Shrunk keys as aligned text: key, resolved value, `label` value (both engines print it at the start)."""
+    rows = [("key", "resolved", label)] + [(s.key, _fmt(s.resolved), _fmt(s.smoke)) for s in shrunk]
+    w0, w1 = (max(len(r[i]) for r in rows) for i in range(2))
+    return "\n".join(f"  {a:<{w0}}  {b:<{w1}}  {c}" for a, b, c in rows)
+
+
+def shrunk_params(shrunk: tuple[Shrunk, ...]) -> dict[str, str]:
+    """MLflow params for shrunk keys, under `rlx/smoke/` (verl's own keys hold the values the run used)."""
+    return {f"rlx/smoke/{s.key}": _fmt(s.smoke) for s in shrunk}
 
 
 def _fmt(v: Any) -> str:

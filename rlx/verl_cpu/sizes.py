@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlx.smoke.sizes import Shrunk
+from rlx.smoke.sizes import Shrunk, shrunk_params, shrunk_table
 
 SAMPLES_PER_STEP = 128  # calibrated in verl-on-cpu.md section 10: 16 prompts x 8 moved the score in 30 steps
 MAX_GROUP = 8
@@ -43,20 +43,10 @@ class CpuPlan:
     steps: int
 
     def table(self) -> str:
-        rows = [("key", "resolved", "cpu")] + [(s.key, _fmt(s.resolved), _fmt(s.smoke)) for s in self.shrunk]
-        w0, w1 = (max(len(r[i]) for r in rows) for i in range(2))
-        return "\n".join(f"  {a:<{w0}}  {b:<{w1}}  {c}" for a, b, c in rows)
+        return shrunk_table(self.shrunk, "cpu")
 
     def params(self) -> dict[str, str]:
-        return {f"rlx/smoke/{s.key}": _fmt(s.smoke) for s in self.shrunk}
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return str(v).lower()
-    return str(v)
+        return shrunk_params(self.shrunk)
 
 
 def _int(v: Any, default: int) -> int:
