@@ -105,12 +105,18 @@ def mlflow_errors(uri: str, *, what: str = "reading runs") -> Iterator[None]:
                 raise ConfigError(first[:500], where=uri) from None
             raise UnreachableError(f"MLflow error while {what}: {first[:500]}", where=uri,
                                    hint="re-run with --verbose for details") from None
+        if what == "opening the tracking store":  # whatever stops MLflow opening a store is the environment's
+            raise UnreachableError(f"cannot open the MLflow store: {first[:300]}", where=uri,
+                                   hint="check --tracking-uri / MLFLOW_TRACKING_URI") from None
         raise
 
 
 def open_source(uri: str | None = None) -> Source:
     """The fastest source for `uri` (default: `default_tracking_uri()`). Nothing is created on disk."""
+    from rlx import trackuri
+
     uri = uri or default_tracking_uri()
+    trackuri.check(uri, create=False)
     path = sqlite_path(uri)
     if path is not None and not path.is_file():
         raise UnreachableError(f"no MLflow store at {path}", where=uri,

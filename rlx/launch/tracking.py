@@ -112,6 +112,9 @@ def connect(uri: str):
 
     from mlflow.tracking import MlflowClient
 
+    from rlx import trackuri
+
+    trackuri.check(uri, create=True)  # the wrong part named in a second, before MLflow creates anything
     interactive_http_env()
     for name in ("mlflow.store.db.utils", "alembic"):  # "Creating initial MLflow database tables..." is noise here
         logging.getLogger(name).setLevel(logging.WARNING)
