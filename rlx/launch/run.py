@@ -254,6 +254,8 @@ def launch(plan: Plan) -> int:
     record: RunRecord | None = None
     jobs: Jobs | None = None
     try:
+        if plan.smoke:  # before any head starts: building the verl engine's assets can fail (an unwritable cache)
+            _announce_engine(plan)
         if plan.address is None:
             _note(plan, "rlx: starting a local Ray head on 127.0.0.1 (stopped when this command ends)")
             if plan.verl_engine:
@@ -272,8 +274,6 @@ def launch(plan: Plan) -> int:
         if skew := jobs.version_skew():
             _note(plan, f"warning: {skew}")
         _check_resources(plan, jobs)
-        if plan.smoke:
-            _announce_engine(plan)
         record, entrypoint, runtime_env = _create(plan, client, jobs.address, head)
         _submit(plan, jobs, record, entrypoint, runtime_env, client)
         short = record.run_id

@@ -32,7 +32,10 @@ PROVES = {
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "rlx") / "verl-cpu"
+    """Where the tiny model and task data live: rlx's cache (RLX_CACHE_DIR, else XDG_CACHE_HOME/rlx, else ~/.cache/rlx)."""
+    from rlx.resolve import cache_dir as rlx_cache
+
+    return rlx_cache() / "verl-cpu"
 
 
 def has_critic(get) -> bool:
@@ -75,7 +78,19 @@ def write_assets(assets: dict[str, str]) -> None:
     from rlx.verl_cpu import assets as build
 
     root = Path(assets["model"]).parent
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".write-probe-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        from rlx.errors import ConfigError
+
+        raise ConfigError(
+            f"cannot write the verl engine's tiny model and data: {e.strerror or e}",
+            where=str(root),
+            hint=f"point {CACHE_ENV} at a writable directory, e.g. `{CACHE_ENV}=/tmp/rlx-cache rlx train ...`",
+        ) from None
     build.write_model(Path(assets["model"]))
     if not Path(assets["train"]).exists():
         get_task(assets["task"]).write_parquet(assets["train"])

@@ -350,6 +350,8 @@ def name_problem(value: object) -> str | None:
         return "contains a path separator or is a relative path"
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
         return "contains control characters"
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in value):  # bytes that are not UTF-8, as Python's argv keeps them
+        return "contains bytes that are not UTF-8"
     if len(value) > MAX_NAME:
         return f"is {len(value)} characters long (at most {MAX_NAME})"
     if not value.strip():
@@ -359,7 +361,9 @@ def name_problem(value: object) -> str | None:
 
 def plain_name(value: str) -> str:
     """A name close to `value` that `name_problem` accepts."""
-    out = "".join("-" if c in "/\\" else c for c in value if ord(c) >= 32 and ord(c) != 127).strip(" .")[:MAX_NAME]
+    out = "".join(
+        "-" if c in "/\\" else c for c in value if ord(c) >= 32 and ord(c) != 127 and not 0xD800 <= ord(c) <= 0xDFFF
+    ).strip(" .")[:MAX_NAME]
     return out or "my-run-1"
 
 
