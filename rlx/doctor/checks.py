@@ -49,6 +49,11 @@ def _score_at(run: RunView, step: int, w: int = 5) -> float | None:
     return float(np.nanmean(upto)) if len(upto) else None
 
 
+def _finite(v: np.ndarray) -> np.ndarray:
+    """NaN for every non-finite point (and MLflow's stored infinities): RLX901 reports those, other checks skip them."""
+    return np.where(np.isfinite(v) & (np.abs(np.nan_to_num(v)) < INF), v, np.nan)
+
+
 def _sustained(values: np.ndarray, above: float, w: int) -> int | None:
     """Index of the last point of the first window of `w` points whose mean exceeds `above`."""
     if len(values) < w:
@@ -97,8 +102,8 @@ def nan_or_inf(run: RunView, th: Thresholds) -> Result | None:
     "clip-higher), lower actor_rollout_ref.actor.optim.lr, or raise actor_rollout_ref.rollout.temperature",
     explanation="""The policy's token entropy (`actor/entropy`) falling below collapse_ratio of its start (the median
     of the first start_points steps) means it samples almost deterministically. That is convergence when the reward
-    is near the best any sample reached (near_best of it): reported ok. With the reward still below low_reward of the
-    best, exploration died before the task was learned: fail; in between: warn. Fires at the first step below the
+    is near the best any sample reached (near_best of it, over the last start_points steps): reported ok. With the
+    final reward below low_reward of the best, exploration died before the task was learned: fail; in between: warn. Fires at the first step below the
     ratio.""",
 )
 def entropy_collapse(run: RunView, th: Thresholds) -> Result | None:
@@ -115,22 +120,18 @@ def entropy_collapse(run: RunView, th: Thresholds) -> Result | None:
     step = int(c.steps[i])
     ev = c.evidence("actor/entropy", 0, 2)
     ev2 = c.evidence("actor/entropy", i - 1, i + 2, note=f"start {start:.3g}")
-    best, score = _best_score(run), _score_at(run, step)
+    # judged by where the reward ends: a collapse the run never recovers from, with the task unlearned, is the harm
+    best, score = _best_score(run), _score_at(run, run.last_step, int(th["start_points"]))
     msg = f"entropy fell to {c.values[i]:.3g}, under {th['collapse_ratio']:.0%} of its start {start:.3g}"
     if best is None or score is None or best <= 0:
         return warn(msg + " (no reward logged to tell convergence from collapse)", step, ev, ev2)
     sc = run.curve(SCORE)
-    rev = sc.evidence(
-        SCORE,
-        int(np.searchsorted(sc.steps, step)) - 2,
-        int(np.searchsorted(sc.steps, step)) + 1,
-        note=f"best sample reward {best:.3g}",
-    )
+    rev = sc.evidence(SCORE, len(sc) - 3, len(sc), note=f"final reward; best sample reward {best:.3g}")
     if score >= th["near_best"] * best:
-        return ok(msg + f", with the reward {score:.3g} near its best {best:.3g}: convergence")
+        return ok(msg + f", with the final reward {score:.3g} near its best {best:.3g}: convergence")
     if score < th["low_reward"] * best:
-        return fail(msg + f" while the reward is {score:.3g}, far below the best {best:.3g}", step, ev2, rev)
-    return warn(msg + f" with the reward at {score:.3g} of a best {best:.3g}", step, ev2, rev)
+        return fail(msg + f" and the final reward is {score:.3g}, far below the best {best:.3g}", step, ev2, rev)
+    return warn(msg + f" with the final reward at {score:.3g} of a best {best:.3g}", step, ev2, rev)
 
 
 @health_check(
@@ -201,7 +202,7 @@ def blow_up(run: RunView, th: Thresholds) -> Result | None:
         return None
     found: list[tuple[int, int, str, str, Curve, int]] = []  # (severity, step, ...)
     if kl is not None:
-        a = np.abs(kl.values)
+        a = np.abs(_finite(kl.values))
         for sev, limit in ((2, th["ppo_kl_fail"]), (1, th["ppo_kl_warn"])):
             i = _first(a > limit)
             if i is not None:
@@ -211,7 +212,7 @@ def blow_up(run: RunView, th: Thresholds) -> Result | None:
                 break
     if gn is not None:
         w = int(th["grad_window"])
-        v = gn.values
+        v = _finite(gn.values)
         for sev, ratio in ((2, th["grad_fail_ratio"]), (1, th["grad_warn_ratio"])):
             for i in range(5, len(v)):
                 base = float(np.nanmedian(v[max(0, i - w) : i]))
@@ -534,7 +535,7 @@ def clip_fraction(run: RunView, th: Thresholds) -> Result | None:
         "actor/gepo_denominator_fallback",
     ),
     hint="with weights this far from 1 the rollouts are too stale for the group denominator: reduce the "
-    "staleness (fewer async steps) or the learning rate; a denominator fallback means rlx's group hook is "
+    "staleness (fewer async steps) or actor_rollout_ref.actor.optim.lr; a denominator fallback means rlx's group hook is "
     "missing: run through rlx's verl entrypoint",
     explanation="""GEPO's weight w_i = p_i / E_q[q] (algorithms.md, GEPO (b)) is not 1 even on-policy but stays O(1).
     A weight above max_weight, or a mean weight under min_mean, means the group denominator no longer bounds the
