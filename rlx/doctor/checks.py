@@ -347,23 +347,25 @@ def _kl_to_ref_on(run: RunView) -> bool:
     "algorithm.kl_ctrl.type=adaptive (in-reward KL), or lower actor_rollout_ref.actor.optim.lr",
     explanation="""The KL to the reference model (`actor/kl_loss`, or `actor/reward_kl_penalty` for the in-reward
     penalty) rising slowly is expected (algorithms.md, GRPO (f)); growing without bound is not. Compared window by
-    window: a window mean above min_level that is at least growth times the previous window's mean warns (the KL
-    keeps multiplying, the penalty does not hold the policy); the same growth above fail_level fails. Fires at the
-    last step of the first such window.""",
+    window: a window mean above min_level that is at least growth times the previous window's mean, which itself
+    rose over the window before it, warns (the KL keeps multiplying, the penalty does not hold the policy; the
+    start-up ramp from 0 has no rising window before it); the same growth above fail_level fails. Needs three
+    windows of points. Fires at the last step of the first such window.""",
 )
 def kl_unbounded(run: RunView, th: Thresholds) -> Result | None:
     found = [(k, run.curve(k)) for k in ("actor/kl_loss", "actor/reward_kl_penalty")]
     found = [(k, c) for k, c in found if c is not None]
     w = int(th["window"])
-    found = [(k, c) for k, c in found if len(c) >= 2 * w]
+    found = [(k, c) for k, c in found if len(c) >= 3 * w]
     if not found:
         return None
     worst: tuple[int, int, str, Curve, int, float, float] | None = None
     for key, c in found:
         m = _window_means(np.abs(c.values), w)
-        for j in range(w, len(m)):
-            cur, prev = m[j], m[j - w]
-            if cur > th["min_level"] and prev > 0 and cur >= th["growth"] * prev:
+        for j in range(2 * w, len(m)):
+            # three windows: the KL multiplies now and was already rising before (a start-up ramp from 0 is not it)
+            cur, prev, prev2 = m[j], m[j - w], m[j - 2 * w]
+            if cur > th["min_level"] and prev > prev2 > 0 and cur >= th["growth"] * prev:
                 sev = 2 if cur > th["fail_level"] else 1
                 i = j + w - 1
                 cand = (sev, int(c.steps[i]), key, c, i, float(cur), float(prev))
@@ -432,21 +434,35 @@ def _critic_on(run: RunView) -> bool:
     return run.param_bool("critic.enable") or run.param("algorithm.adv_estimator") == "gae"
 
 
+def _degenerate_to_nan(run: RunView, c: Curve) -> np.ndarray:
+    """Explained variance with NaN where it is undefined: steps whose returns have (almost) no spread."""
+    hi, lo = run.curve("critic/returns/max"), run.curve("critic/returns/min")
+    v = _finite(c.values)
+    if hi is None or lo is None:
+        return v
+    spread = dict(zip(hi.steps.tolist(), hi.values.tolist(), strict=True))
+    for s, x in zip(lo.steps.tolist(), lo.values.tolist(), strict=True):
+        if s in spread:
+            spread[s] -= x
+    return np.array([np.nan if spread.get(s, 1.0) < 1e-6 else x for s, x in zip(c.steps.tolist(), v, strict=True)])
+
+
 @health_check(
     "RLX921",
     "critic: explained variance rising in warm-up and positive after",
     algos=("vapo", "ppo"),
     when=_critic_on,
     when_text="a critic is trained (critic.enable or adv_estimator=gae)",
-    thresholds={"warmup_target": 0.5, "window": 10, "floor": 0.0},
+    thresholds={"warmup_target": 0.5, "window": 10, "floor": -0.1},
     metrics=("critic/vf_explained_var",),
     hint="pre-train the value model longer (trainer.critic_warmup), raise critic.optim.lr, or check "
     "algorithm.gamma / +algorithm.rlx.lambda_critic (VAPO's critic targets need lambda_critic=1)",
     explanation="""`critic/vf_explained_var` = 1 - Var(returns - values) / Var(returns). During the value warm-up
     (trainer.critic_warmup steps, actor frozen) it should climb, e.g. above warmup_target before the actor starts
     (algorithms.md, VAPO (f)): ending the warm-up no higher than it started, or under the target, warns. After the
-    warm-up it should stay positive: a mean below floor over window steps means the critic predicts worse than a
-    constant and its advantages are noise: fail.""",
+    warm-up it should stay positive: a median below floor over window steps means the critic predicts worse than a
+    constant and its advantages are noise: fail. Steps whose returns have no spread (`critic/returns/max` = `/min`,
+    e.g. a solved task) are left out: there the ratio is undefined.""",
 )
 def critic_explained_var(run: RunView, th: Thresholds) -> Result | None:
     c = run.curve("critic/vf_explained_var")
@@ -455,13 +471,16 @@ def critic_explained_var(run: RunView, th: Thresholds) -> Result | None:
     warmup = int(run.param_float("trainer.critic_warmup", 0) or 0)
     w = int(th["window"])
     after = c.steps > warmup
-    va, sa = c.values[after], c.steps[after]
-    i = _first(_window_means(va, w) < th["floor"]) if len(va) >= w else None
+    va, sa = _degenerate_to_nan(run, c)[after], c.steps[after]
+    med = np.array(
+        [np.nanmedian(va[j : j + w]) if np.isfinite(va[j : j + w]).any() else np.nan for j in range(len(va) - w + 1)]
+    )
+    i = _first(med < th["floor"]) if len(va) >= w else None
     if i is not None:
         k = int(np.flatnonzero(after)[0]) + i
         step = int(sa[i + w - 1])
         return fail(
-            f"explained variance averaged {_window_means(va, w)[i]:.3g} over steps {int(sa[i])}-{step}: the "
+            f"explained variance had a median of {med[i]:.3g} over steps {int(sa[i])}-{step}: the "
             "critic predicts worse than a constant",
             step,
             c.evidence("critic/vf_explained_var", k, k + w),
