@@ -385,3 +385,21 @@ def test_cli_exit_codes_and_formats(store, rlx_cli):
     assert code == 3 and "hint:" in err
     code, out, err = rlx_cli("runs", "doctor", "no-such-run", "--tracking-uri", uri)
     assert code == 1 and "no run with id or name" in err
+
+
+def test_html_section_per_run_in_doctor_and_compare_reports(store, rlx_cli, tmp_path):
+    uri, ids = store
+    page = tmp_path / "doctor.html"
+    code, _, err = rlx_cli("runs", "doctor", "gepo-weights", "--tracking-uri", uri, "--html", str(page))
+    assert code == 1, err
+    text = page.read_text(encoding="utf-8")
+    assert "<tr class='doctor-fail'><td>fail</td><td>RLX923</td>" in text and "hint:" in text
+    report = tmp_path / "compare.html"
+    code, _, err = rlx_cli("compare", "runs", "nan-loss", "twin-grpo", "--tracking-uri", uri, "--html", str(report))
+    assert code == 0, err
+    text = report.read_text(encoding="utf-8")
+    sections = text.split("<section class='doctor'>")[1:]
+    assert len(sections) == 2  # one per run of the comparison
+    by_run = {s.split("<h3>doctor: ", 1)[1].split(" ", 1)[0]: s for s in sections}
+    assert "doctor-fail'><td>fail</td><td>RLX901" in by_run["nan-loss"]
+    assert "doctor-fail" not in by_run["twin-grpo"] and "doctor-warn" not in by_run["twin-grpo"]
