@@ -403,3 +403,28 @@ def test_html_section_per_run_in_doctor_and_compare_reports(store, rlx_cli, tmp_
     by_run = {s.split("<h3>doctor: ", 1)[1].split(" ", 1)[0]: s for s in sections}
     assert "doctor-fail'><td>fail</td><td>RLX901" in by_run["nan-loss"]
     assert "doctor-fail" not in by_run["twin-grpo"] and "doctor-warn" not in by_run["twin-grpo"]
+
+
+def test_live_doctor_reports_the_first_failure_as_soon_as_it_is_logged(store):
+    """What `rlx runs logs -f` and the train status line use: re-judged as steps arrive, the failure shown once."""
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    from rlx.launch.lifecycle import LiveDoctor, Status
+
+    uri, _ = store
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(EXP).experiment_id
+    rid = client.create_run(exp, run_name="live-nan", tags=synth.rlx_tags("grpo")).info.run_id
+    hist = PATHOLOGIES["nan-loss"][2]
+    doctor, notes = LiveDoctor(uri, rid, every=0.0), []
+    status = Status("RUNNING")
+    for step in range(1, ONSET + 3):
+        client.log_batch(rid, metrics=[Metric(k, v[step - 1], step, step) for k, v in hist.items()])
+        status.step = step
+        doctor.apply(status, note=notes.append)
+        if step < ONSET:
+            assert doctor.fired is None and status.health is None, step
+    assert len(notes) == 1 and notes[0].startswith(f"rlx doctor: FAIL RLX901 NaN or inf in a metric at step {ONSET}")
+    assert "hint: " in notes[0]
+    assert f"doctor: FAIL RLX901 @ step {ONSET}" in status.line()
