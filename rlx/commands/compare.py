@@ -104,7 +104,10 @@ def runs(
             P.write_png(figure, plot)
             _say(f"wrote {plot} ({figure.lines} line(s) in {len(figure.panels)} panel(s))")
     if html_path:
-        atomic_write_text(html_path, R.to_html(cmp, png))
+        from rlx.doctor import diagnose
+
+        health = diagnose([r.run_id for r in cmp.rows], tracking_uri=cmp.tracking_uri)  # one section per run
+        atomic_write_text(html_path, R.to_html(cmp, png, doctor=health))
         _say(f"wrote {html_path}")
 
     if format is CompareFormat.text and output is None:

@@ -8,6 +8,8 @@ final MLflow status, a job the cluster forgot (or whose embedded head is gone) b
 from __future__ import annotations
 
 import time
+from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -23,9 +25,10 @@ Examples:
   $ rlx runs show gspo-copy-3f9a              # a run name, or a unique prefix of it
   $ rlx runs logs gspo-copy -f
   $ rlx runs stop 8df8872c
+  $ rlx runs doctor gspo-copy-3f9a            # health checks of a run's metric histories
 """
 
-runs_app = typer.Typer(name="runs", help="Launched runs: list, inspect, follow logs, stop.", epilog=RUNS_EPILOG,
+runs_app = typer.Typer(name="runs", help="Launched runs: list, inspect, follow logs, stop, check health.", epilog=RUNS_EPILOG,
                        no_args_is_help=True, rich_markup_mode=None)
 
 
@@ -372,6 +375,66 @@ def stop(
         console().print(f"{record.run_id}: {outcome} ({record.state.value}, Ray {record.job_status})",
                         markup=False, highlight=False)
     return 0
+
+DOCTOR_EPILOG = """\
+Exit codes: 0 healthy (warnings allowed), 1 a check failed, 3 MLflow unreachable.
+
+\b
+Examples:
+  $ rlx runs doctor gspo-copy-3f9a
+  $ rlx runs doctor 8df8872c 1c2d3e4f --format json
+  $ rlx runs doctor --last 5 --tracking-uri sqlite:////abs/mlflow.db
+  $ rlx runs doctor my-run --format github      # ::error / ::warning lines for CI
+  $ rlx rules                                    # the RLX9xx health checks with their thresholds
+"""
+
+
+class DoctorFormat(str, Enum):
+    text = "text"
+    json = "json"
+    github = "github"
+
+
+@runs_app.command("doctor", epilog=DOCTOR_EPILOG)
+def doctor(
+    runs: list[str] | None = typer.Argument(None, metavar="[RUN]...", help="MLflow run ids or run names (rlx, "
+                                            "plain verl and smoke runs alike).", show_default=False),
+    last: int | None = typer.Option(None, "--last", "-n", help="Without RUN: the N newest runs."),
+    experiment: list[str] | None = typer.Option(None, "--experiment", "-e", help="Only runs of this experiment "
+                                                "(repeatable)."),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+                                            help="MLflow store (default: ./mlflow.db)."),
+    verbose_evidence: bool = typer.Option(False, "--evidence", help="Show evidence for ok verdicts too."),
+    html_out: Path | None = typer.Option(None, "--html", help="Also write the verdicts as an HTML page."),
+    format: DoctorFormat = typer.Option(DoctorFormat.text, "--format", "-f", help="Output format."),
+) -> int:
+    """Judge runs by what their algorithm should look like: ok / warn / fail per health check, with evidence."""
+    from rlx.doctor import diagnose
+    from rlx.doctor.report import render_github, render_html, render_text
+    from rlx.errors import UsageError
+
+    if not runs and last is None:
+        raise UsageError("no run to diagnose", hint="pass a run id or name, or --last N for the newest runs; "
+                         "`rlx compare runs --last 10` lists recent runs")
+    found = diagnose(runs or (), tracking_uri=tracking_uri, experiments=experiment or (), last=last)
+    if format is DoctorFormat.json:
+        from rlx.render import emit_json
+
+        emit_json([d.to_dict() for d in found])
+    elif format is DoctorFormat.github:
+        text = render_github(found)
+        if text:
+            typer.echo(text)
+    else:
+        import sys
+
+        sys.stdout.write(render_text(found, verbose=verbose_evidence))
+    if html_out is not None:
+        from rlx.fsutil import atomic_write_text
+
+        atomic_write_text(html_out, "<!doctype html><meta charset='utf-8'><title>rlx runs doctor</title>"
+                          + "".join(render_html(d) for d in found))
+    return 0 if all(d.healthy for d in found) else 1
 
 
 def register(app: typer.Typer) -> None:

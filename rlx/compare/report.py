@@ -256,8 +256,9 @@ img{max-width:100%;border:1px solid #ddd}
 """
 
 
-def to_html(cmp: Comparison, png: bytes | None = None, title: str = "rlx compare runs") -> str:
-    """One self-contained page (inline CSS, the plot as a data: URI): the table, the plot and the config diff."""
+def to_html(cmp: Comparison, png: bytes | None = None, title: str = "rlx compare runs", doctor=None) -> str:
+    """One self-contained page (inline CSS, the plot as a data: URI): the table, the plot, the config diff and, given
+    `doctor` (`rlx.doctor.Diagnosis` per run), each run's health checks."""
     import base64
 
     e = html.escape
@@ -302,5 +303,10 @@ def to_html(cmp: Comparison, png: bytes | None = None, title: str = "rlx compare
                         cells.append(f"<td>{e(MISSING if v is None else v)}{extra}</td>")
                     out.append(f"<tr><td><code>{e(en.key)}</code></td>{''.join(cells)}</tr>")
             out.append("</table>")
+    if doctor:
+        from rlx.doctor.report import render_html as doctor_html
+
+        out.append("<h2>Health (rlx runs doctor)</h2>")
+        out += [doctor_html(d) for d in doctor]
     out.append("</body></html>")
     return "\n".join(out)

@@ -150,13 +150,53 @@ class Status:
     step: float | None = None
     reward: float | None = None
     started: float = 0.0
+    health: str | None = None  # the first failing `rlx runs doctor` check, once one has fired
 
     def line(self) -> str:
         parts = [f"{self.state:<9}"]
         parts.append(f"step {int(self.step)}" if self.step is not None else "step -")
         parts.append(f"reward {self.reward:.4g}" if self.reward is not None else "reward -")
+        if self.health:
+            parts.append(self.health)
         parts.append(f"elapsed {_fmt_elapsed(time.monotonic() - self.started)}")
         return "  ".join(parts)
+
+
+class LiveDoctor:
+    """`rlx runs doctor` on a run while it trains: re-judged when its step advances (at most every `every` seconds),
+    until the first check fails. Cosmetic like the progress: a store that cannot be read now is tried later."""
+
+    def __init__(self, tracking_uri: str, run_id: str, *, every: float = 5.0) -> None:
+        self.tracking_uri, self.run_id, self.every = tracking_uri, run_id, every
+        self.fired = None  # the first failing rlx.doctor.Verdict
+        self._step: float | None = None
+        self._at = -float("inf")
+
+    def poll(self, step: float | None):
+        """The failing verdict, returned once, on the first poll that sees it; None otherwise."""
+        if self.fired is not None or step is None or step == self._step or time.monotonic() - self._at < self.every:
+            return None
+        self._step, self._at = step, time.monotonic()
+        try:
+            from rlx.doctor import diagnose
+
+            (d,) = diagnose([self.run_id], tracking_uri=self.tracking_uri)
+        except Exception:  # noqa: BLE001 - health is advisory while the run goes on
+            return None
+        self.fired = d.first_failure()
+        return self.fired
+
+    def apply(self, status: Status, display: Display | None = None, note: Callable[[str], None] | None = None) -> None:
+        """Poll at the status's step; on the first failure put it on the status line and print it once."""
+        v = self.poll(status.step)
+        if v is None:
+            return
+        status.health = f"doctor: FAIL {v.code} @ step {v.step}"
+        text = f"rlx doctor: FAIL {v.code} {v.title} at step {v.step}: {v.message}\n  hint: {v.hint}"
+        if display is not None:
+            display.note(text)
+        elif note is not None:
+            note(text)
 
 
 def _fmt_elapsed(seconds: float) -> str:
@@ -260,6 +300,7 @@ def follow(jobs: Jobs, record: RunRecord, display: Display, *, client=None, inte
     if lost_after is None:
         lost_after = float(os.environ.get("RLX_LOST_AFTER") or LOST_AFTER)
     status = Status(record.job_status or "PENDING", started=time.monotonic())
+    doctor = LiveDoctor(record.tracking_uri, record.run_id) if client is not None and record.tracking_uri else None
     printed = 0
     pending_warned = False
     unreachable_since: float | None = None
@@ -287,6 +328,8 @@ def follow(jobs: Jobs, record: RunRecord, display: Display, *, client=None, inte
             step, reward = read_progress(client, record.run_id)
             status.step = step if step is not None else status.step
             status.reward = reward if reward is not None else status.reward
+            if doctor is not None:
+                doctor.apply(status, display)
         display.status(status)
         if job_status == "PENDING" and not pending_warned and time.monotonic() - status.started > PENDING_WARN:
             pending_warned = True

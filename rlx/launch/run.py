@@ -331,9 +331,10 @@ def launch_local(plan: Plan) -> int:
     records.save(record, State.SUBMITTED, job_status="RUNNING")
     client.set_tag(record.run_id, "rlx.job_status", "RUNNING")
     _log_verl_params(client, record.run_id, plan)
-    from rlx.launch.lifecycle import Status
+    from rlx.launch.lifecycle import LiveDoctor, Status
 
     status = Status("RUNNING", started=time.monotonic())
+    doctor = LiveDoctor(plan.tracking_uri, record.run_id)
 
     def on_step(step: int, metrics: dict[str, float]) -> None:
         now = int(time.time() * 1000)
@@ -342,6 +343,7 @@ def launch_local(plan: Plan) -> int:
             client.log_batch(record.run_id, metrics=batch[i:i + 1000], synchronous=True)
         status.step = step
         status.reward = metrics.get("critic/score/mean", status.reward)
+        doctor.apply(status, note=None if plan.json_mode else lambda text: _note(plan, text))
         if not plan.json_mode:
             _note(plan, f"[rlx] {status.line()}")
 

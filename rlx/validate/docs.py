@@ -15,7 +15,9 @@ def rules_markdown() -> str:
         "",
         "`rlx validate config` (and `rlx train`) apply these rules. `rlx rules explain CODE` prints one; "
         "`--ignore CODE` or an experiment file's `ignore:` list suppresses it. Errors fail validation (exit 1); "
-        "warnings fail only with `--strict`.",
+        "warnings fail only with `--strict`. The health checks (RLX9xx) are applied by `rlx runs doctor RUN` to "
+        "a run's metric histories instead: a check that can fail is listed as error, one that only warns as "
+        "warning.",
         "",
     ]
     for cat, title in CATEGORIES.items():

@@ -29,6 +29,7 @@ CATEGORIES = {
     "names": "Names: estimators, losses and other registered names",
     "algorithm": "Algorithm constraints, from the algorithm registry",
     "resources": "Resources: GPUs, parallelism and sequence lengths",
+    "health": "Run health: checks `rlx runs doctor` applies to a run's metric histories",
 }
 
 
@@ -120,7 +121,20 @@ def all_rules() -> list[Rule]:
             raise ValueError(f"{code} is both a validator rule and an algorithm constraint")
         out[code] = Rule(code, c.title, c.severity, "algorithm", " ".join(c.explanation.split()),
                          origin=", ".join(users[code]), when=c.describe())
+    for h in _health_checks():
+        if h.code in out:
+            raise ValueError(f"{h.code} is both a validator rule and a health check")
+        explanation = h.explanation + (f" Thresholds: {h.thresholds_text()}." if h.thresholds else "")
+        out[h.code] = Rule(h.code, h.title, ERROR if h.can_fail else WARNING, "health", explanation,
+                           origin=h.applies_text(), when=h.when_text)
     return [out[k] for k in sorted(out)]
+
+
+def _health_checks() -> list:
+    # The doctor's checks are listed with the rules (`rlx rules`, docs/rules.md); importing them costs no heavy module.
+    from rlx.doctor.registry import all_checks
+
+    return all_checks()
 
 
 def get_rule(code: str) -> Rule:

@@ -3,7 +3,8 @@
 One module and one shared private Ray head for all algorithms, to stay within CI time. Runs are seeded. Each run
 must finish, log at least 20 steps of verl's metric names into the run the "launcher" (this test) created; the
 algorithms that the issue names (grpo, gspo, dapo, ppo, aspo) must also learn the default copy task: the mean
-`critic/score/mean` of the last 5 steps is at least 0.85, from about 0.1 at the start.
+`critic/score/mean` of the last 5 steps is at least 0.85, from about 0.1 at the start. `rlx runs doctor` must find
+no failing health check in any of them.
 
 Slow by design (marked `smoke`): ~15 jobs, each a separate Python process importing verl.
 """
@@ -89,6 +90,13 @@ def test_ready_algorithm_smoke_job_trains_and_logs_to_mlflow(algo, jobs, store, 
         # 0.85: seeded curves are chaotic in float rounding; ASPO reached 0.895 after its base became verl's own
         # grpo (issue 12), grpo/dapo 0.98
         assert final >= 0.85, f"{algo}: final score {final:.3f}; curve every 20 steps: {by_step[::20]}"
+    # `rlx runs doctor` judges every real smoke run healthy: no check fails (warnings are allowed), and the
+    # algorithm is inferred from the run's verl params, as for a plain verl run (this run has rlx's tag too)
+    from rlx.doctor import diagnose
+
+    (doc,) = diagnose([run_id], tracking_uri=uri)
+    assert doc.algo == algo and doc.steps == steps
+    assert doc.healthy, [(v.code, v.message) for v in doc.verdicts if v.status.value == "fail"]
 
 
 def test_readme_main_command_then_runs_ls_shows_the_run_with_its_metrics(ray_head, rlx_cli, tmp_path, monkeypatch,

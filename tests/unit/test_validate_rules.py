@@ -37,7 +37,8 @@ def test_rules_are_complete_and_codes_unique():
         assert re.fullmatch(r"RLX\d{3}", r.code), r.code
         assert r.title and len(r.explanation) > 30, r.code
         assert r.category in CATEGORIES
-        digit = {"input": "0", "schema": "1", "verl": "2", "names": "3", "algorithm": "4", "resources": "5"}
+        digit = {"input": "0", "schema": "1", "verl": "2", "names": "3", "algorithm": "4", "resources": "5",
+                 "health": "9"}
         assert r.code[3] == digit[r.category], f"{r.code} is in the wrong range for {r.category}"
 
 
