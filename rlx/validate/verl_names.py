@@ -206,7 +206,7 @@ def verl_static_extras() -> dict[str, list[str]]:
     stamp = "-".join(f"{p.stat().st_size}.{p.stat().st_mtime_ns}" for p in (core, _algorithm_py(), *files))
     import hashlib
 
-    cache = _cache_dir() / f"verl-extras-{hashlib.sha1(stamp.encode()).hexdigest()[:16]}.json"
+    cache = _cache_dir() / f"verl-extras-v1-{hashlib.sha1(stamp.encode()).hexdigest()[:16]}.json"
     try:
         return json.loads(cache.read_text(encoding="utf-8"))
     except (OSError, ValueError):
