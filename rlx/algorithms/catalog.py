@@ -324,15 +324,16 @@ register(
                 K.OVERLONG_LEN,
                 is_true(K.OVERLONG_ENABLE)
                 & custom(
-                    f"{K.OVERLONG_LEN} <= 0 or > {K.MAX_RESP_LEN_KW}",
-                    lambda g: not 0 < float(g(K.OVERLONG_LEN)) <= float(g(K.MAX_RESP_LEN_KW)),
+                    f"{K.OVERLONG_LEN} <= 0 or >= {K.MAX_RESP_LEN_KW}",
+                    lambda g: not 0 < float(g(K.OVERLONG_LEN)) < float(g(K.MAX_RESP_LEN_KW)),
                 ),
                 title="overlong buffer outside the response length",
-                message="the DAPO overlong buffer ({value} tokens) must be positive and no longer than "
+                message="the DAPO overlong buffer ({value} tokens) must be positive and shorter than "
                 "reward.reward_kwargs.max_resp_len",
                 hint=_overlong_len_hint,
                 explanation="The soft overlong penalty ramps from 0 at max_resp_len - len to -1 at max_resp_len; verl "
-                "asserts 0 < len <= max_resp_len at run time.",
+                "asserts 0 < len <= max_resp_len at run time. len = max_resp_len passes verl's assertion but puts the "
+                "expected length at 0, so every response is penalised: rlx asks for len < max_resp_len.",
             ),
             Constraint(
                 "RLX442",

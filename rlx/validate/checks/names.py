@@ -83,3 +83,51 @@ NOT_LOADED = declare(
     errors (logged at DEBUG only), so an rlx_* name that rlx knows but verl does not means the plugin failed to
     load in this environment.""",
 )
+
+
+@rule("RLX306", "unknown reward manager", ERROR, category="names", explanation="""
+    With reward.reward_manager.source=register (the default), reward.reward_manager.name must name a manager
+    registered with verl's reward-loop `register` decorator (naive, dapo, gdpo, rate_limited, remote in verl 0.9.1,
+    read from verl's source). verl looks the name up only when the reward loop starts, inside the job.""")
+def reward_manager(ctx: Context) -> Iterator[Finding]:
+    name = ctx.value(K.REWARD_MANAGER)
+    if ctx.value("reward.reward_manager.source", "register") != "register" or not isinstance(name, str):
+        return
+    names = verl_names.verl_static_extras()["reward_manager"]
+    if name not in names:
+        yield ctx.finding(K.REWARD_MANAGER, f"reward manager '{name}' is not registered in verl {_version()}: the "
+                          "job fails when the reward loop starts",
+                          (suggestion(name, names) or "") + f" registered: {', '.join(names)}")
+
+
+@rule("RLX307", "unknown critic loss_agg_mode", ERROR, category="names", explanation="""
+    critic.loss_agg_mode takes the same modes as the actor's (token-mean, token-sum, seq-mean-token-sum,
+    seq-mean-token-mean, seq-mean-token-sum-norm), but verl validates only the actor's: a bad critic mode passes
+    start-up and fails at the first critic update. Checked when the critic is used.""")
+def critic_loss_agg_mode(ctx: Context) -> Iterator[Finding]:
+    from rlx.validate.checks.verl import LOSS_AGG_MODES
+
+    mode = ctx.value("critic.loss_agg_mode")
+    if not ctx.uses_critic or mode is None or mode in LOSS_AGG_MODES:
+        return
+    if mode == ctx.value(K.LOSS_AGG_MODE):
+        return  # inherited from the actor (the default interpolation): RLX208 reports the actor's key
+    yield ctx.finding("critic.loss_agg_mode", f"critic.loss_agg_mode={mode} is not one of verl's modes: the first "
+                      "critic update fails", (suggestion(str(mode), LOSS_AGG_MODES) or "")
+                      + f" valid: {', '.join(LOSS_AGG_MODES)}")
+
+
+@rule("RLX308", "group-relative estimator with a group of one", ERROR, category="names", explanation="""
+    verl's estimators that take the prompt-group index (`index`, read from verl's source: grpo, rloo, opo, gpg,
+    grpo_passk, reinforce_plus_plus_baseline, the optimal-token baselines, ...) compare each response with the
+    other responses to its prompt. With rollout.n=1 every response is its own baseline, so every advantage is 0
+    and nothing is learned. RLX401 says the same for algorithms whose registry entry carries the rule; this rule
+    covers every other estimator verl registers.""")
+def group_of_one(ctx: Context) -> Iterator[Finding]:
+    est, n = ctx.value(K.ADV_ESTIMATOR), ctx.int(K.ROLLOUT_N)
+    if n is None or n >= 2 or est not in verl_names.verl_static_extras()["group_relative"]:
+        return
+    if ctx.algorithms and all(any(c.code == "RLX401" for c in a.constraints) for a in ctx.algorithms):
+        return  # the algorithm registry's RLX401 reports it
+    yield ctx.finding(K.ROLLOUT_N, f"{est} is group-relative but rollout.n={n}: every advantage is zero and nothing "
+                      "is learned", f"set {K.ROLLOUT_N}=8")

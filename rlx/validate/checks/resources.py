@@ -88,3 +88,52 @@ def dynamic_budget(ctx: Context) -> Iterator[Finding]:
         if ctx.flag(flag) and budget is not None and budget < prompt + resp:
             yield ctx.finding(path, f"{path}={budget} is below one full sequence ({prompt} + {resp} = {prompt + resp} "
                               "tokens)", f"set {path} to at least {prompt + resp} (typically 2-3x that)")
+
+
+def _dynamic_sections(ctx: Context) -> list[str]:
+    out = [K.ACTOR] if ctx.flag(K.USE_DYNAMIC_BSZ) else []
+    if ctx.uses_critic and ctx.flag("critic.use_dynamic_bsz"):
+        out.append("critic")
+    return out
+
+
+@rule("RLX505", "mini batch larger than the train batch (dynamic batch size)", ERROR, category="resources",
+      explanation="""
+    verl skips its batch checks when use_dynamic_bsz=true, but the update still splits data.train_batch_size
+    prompts into mini-batches of ppo_mini_batch_size: a mini-batch larger than the train batch never fills, so the
+    configured number of updates per step is not what runs (RLX205 without dynamic batch size).""")
+def dynamic_mini_le_train(ctx: Context) -> Iterator[Finding]:
+    train = ctx.int(K.TRAIN_BATCH)
+    for section in _dynamic_sections(ctx):
+        mini = ctx.int(f"{section}.ppo_mini_batch_size")
+        if train is not None and mini is not None and train < mini:
+            yield ctx.finding(f"{section}.ppo_mini_batch_size",
+                              f"{section}.ppo_mini_batch_size={mini} is larger than data.train_batch_size={train}",
+                              f"set {section}.ppo_mini_batch_size={train}")
+
+
+@rule("RLX506", "rollout batch not divisible across GPUs (dynamic batch size)", ERROR, category="resources",
+      explanation="""
+    The trainer splits data.train_batch_size * rollout.n responses evenly across the data-parallel workers
+    (trainer.n_gpus_per_node * trainer.nnodes), also under use_dynamic_bsz=true, where verl skips the assertion:
+    a remainder fails the split at the first step (RLX201 without dynamic batch size).""")
+def dynamic_batch_divisible(ctx: Context) -> Iterator[Finding]:
+    import math
+
+    if not _dynamic_sections(ctx) or not ctx.n_gpus:
+        return
+    train, n = ctx.int(K.TRAIN_BATCH), ctx.int(K.ROLLOUT_N)
+    workers, what = ctx.n_gpus, "the GPU count"
+    if ctx.value(f"{K.ACTOR}.strategy") == "megatron":
+        from rlx.validate.checks.verl import _megatron_size
+
+        mp = _megatron_size(ctx)
+        if not mp or ctx.n_gpus % mp:
+            return  # RLX202 reports the parallel layout
+        workers, what = ctx.n_gpus // mp, "the data-parallel size"
+    if train is None or n is None or (train * n) % workers == 0:
+        return
+    step = workers // math.gcd(n, workers)
+    yield ctx.finding(K.TRAIN_BATCH, f"data.train_batch_size * rollout.n = {train} * {n} = {train * n} is not "
+                      f"divisible by {what} ({workers})",
+                      f"set {K.TRAIN_BATCH}={-(-train // step) * step}")

@@ -388,3 +388,50 @@ def unusable_name(ctx: Context) -> Iterator[Finding]:
                 f"{key} {shown!r} {problem}: it names the MLflow {what} and the checkpoint folder",
                 f"pick a plain name: `{key}={render_value(plain)}` (`rlx train {flag}` sets the same key)",
             )
+
+
+# Free-form sections: Hydra accepts any `+key` below them, so a misspelt key composes and is silently ignored.
+FREE_FORM = {"algorithm.": "algorithm", "reward.reward_kwargs.": "reward_kwargs"}
+
+
+@rule("RLX115", "key nobody reads in a free-form section", ERROR, category="schema", explanation="""
+    `algorithm` stays a plain DictConfig in verl's v1 trainer and `reward.reward_kwargs` is a plain map, so
+    `+algorithm.norm_adv_by_std_in_grpoo=false` or `+reward.reward_kwargs.overlong_buffer_cfg.length=512` compose and
+    are silently ignored. The keys verl reads there are read statically from its source (AlgoConfig's fields, nested
+    dataclasses expanded; the reward managers' `reward_kwargs` reads); `algorithm.rlx.*` belongs to rlx's plugin.
+    A `+` key outside both is an error, with a did-you-mean.""")
+def unread_free_form(ctx: Context) -> Iterator[Finding]:
+    from rlx.errors import did_you_mean
+    from rlx.validate import verl_names
+
+    extras = verl_names.verl_static_extras()
+    for path in sorted(ctx.added):
+        prefix = next((p for p in FREE_FORM if path.startswith(p)), None)
+        if prefix is None:
+            continue
+        rest = path[len(prefix):]
+        if prefix == "algorithm.":
+            if rest == "rlx" or rest.startswith("rlx."):
+                continue  # rlx's plugin options (algorithm.rlx.<algo>.*)
+            known, free = extras["algorithm"], extras["algorithm_free"]
+        else:
+            known, free = extras["reward_kwargs"], []
+        if rest in known or rest.startswith(tuple(free)):
+            continue
+        if any(k.startswith(rest + ".") for k in known):
+            continue  # a whole sub-section given as one mapping
+        # Compare like with like: a nested key against keys of its own depth first, so `.length` finds `.len`.
+        depth = rest.count(".")
+        same = [k for k in known if k.count(".") == depth]
+        close = did_you_mean(rest, same, n=1, cutoff=0.6) or did_you_mean(rest, known, n=1, cutoff=0.6)
+        value = fmt_value(ctx.value(path))
+        hint = (f"did you mean `{prefix}{close[0]}={value}`?" if close
+                else f"remove it: nothing reads it (verl reads {', '.join(prefix + k for k in known if '.' not in k)})")
+        yield ctx.finding(path, f"{path} is read by neither verl {_verl_version()} nor rlx's plugin: it is silently "
+                          "ignored", hint)
+
+
+def _verl_version() -> str:
+    from rlx import VERL_VERSION
+
+    return VERL_VERSION
