@@ -813,10 +813,11 @@ register(
         Status.READY,
         adv_estimator="grpo",
         loss_mode="gspo",
+        inferable=False,  # a plain verl GSPO config is GSPO; decoupled rules apply only when asked for by name
         constraints=(
             *_group_size("GSPO"),
             Constraint(
-                "RLX505",
+                "RLX475",
                 E,
                 f"{RC}.bypass_mode",
                 is_true(f"{RC}.bypass_mode"),
@@ -828,7 +829,7 @@ register(
                 "compute_rollout_correction_and_add_to_batch, so no behaviour weight is applied.",
             ),
             Constraint(
-                "RLX506",
+                "RLX476",
                 E,
                 f"{RC}.rollout_is_threshold",
                 custom(f"{RC}.rollout_is_threshold upper bound <= 1", lambda g: _rc_threshold_upper(g) <= 1.0),
@@ -839,7 +840,7 @@ register(
                 explanation="Truncated IS caps w = pi_prox / pi_behav; the cap must exceed 1 (AReaL: 5.0).",
             ),
             Constraint(
-                "RLX507",
+                "RLX477",
                 E,
                 f"{RC}.rollout_is",
                 is_null(f"{RC}.rollout_is") | is_false("actor_rollout_ref.rollout.calculate_log_probs"),

@@ -35,18 +35,18 @@ def _codes(*overrides: str) -> tuple[int, set[str]]:
         for f in doc.get("findings", doc.get("problems", [])):
             codes.add(f.get("code") or f.get("rule"))
     except json.JSONDecodeError:
-        codes = {c for c in ("RLX505", "RLX506", "RLX507") if c in out.stdout}
+        codes = {c for c in ("RLX475", "RLX476", "RLX477") if c in out.stdout}
     return out.returncode, codes
 
 
 @pytest.mark.parametrize(
     ("code", "bad", "good"),
     [
-        ("RLX505", f"{RC}.bypass_mode=true", f"{RC}.bypass_mode=false"),
-        ("RLX506", f"{RC}.rollout_is_threshold=1.0", f"{RC}.rollout_is_threshold=1.5"),
-        ("RLX507", f"{RC}.rollout_is=null", f"{RC}.rollout_is=sequence"),
+        ("RLX475", f"{RC}.bypass_mode=true", f"{RC}.bypass_mode=false"),
+        ("RLX476", f"{RC}.rollout_is_threshold=1.0", f"{RC}.rollout_is_threshold=1.5"),
+        ("RLX477", f"{RC}.rollout_is=null", f"{RC}.rollout_is=sequence"),
         (
-            "RLX507",
+            "RLX477",
             "actor_rollout_ref.rollout.calculate_log_probs=false",
             "actor_rollout_ref.rollout.calculate_log_probs=true",
         ),
