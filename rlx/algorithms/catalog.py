@@ -13,12 +13,14 @@ from rlx.algorithms.registry import (
     AlgorithmRegistry,
     Constraint,
     Family,
+    Getter,
     Severity,
     Status,
     custom,
     eq,
     gt,
     gt_path,
+    is_false,
     is_null,
     is_true,
     le_path,
@@ -787,6 +789,70 @@ register(
                 "mini-batch; the trainer computes that count once per mini-batch from verl's unshuffled split.",
             ),
             _agg("VAPO", TM),
+            *COMMON,
+        ),
+    )
+)
+
+RC = "algorithm.rollout_correction"
+
+
+def _rc_threshold_upper(g: Getter) -> float:
+    """The TIS upper bound verl reads from rollout_is_threshold: a float, or the upper half of "lower_upper"."""
+    v = g(f"{RC}.rollout_is_threshold")
+    return float(str(v).split("_")[-1])
+
+
+register(
+    Algorithm(
+        "gspo-decoupled",
+        "GSPO (AReaL decoupled)",
+        "AReaL's GSPO: decoupled loss vs a recomputed proximal policy, behaviour weight capped at 5 "
+        "(verl caps per token; AReaL drops the token)",
+        "2507.18071",
+        Family.GROUP,
+        Status.READY,
+        adv_estimator="grpo",
+        loss_mode="gspo",
+        inferable=False,  # a plain verl GSPO config is GSPO; decoupled rules apply only when asked for by name
+        constraints=(
+            *_group_size("GSPO"),
+            Constraint(
+                "RLX475",
+                E,
+                f"{RC}.bypass_mode",
+                is_true(f"{RC}.bypass_mode"),
+                title="bypass mode never recomputes the proximal policy",
+                message="rollout_correction.bypass_mode=true reuses the rollout log-probs as old_log_prob: the proximal "
+                "policy is never recomputed and the decoupled loss collapses to two policies",
+                hint="set algorithm.rollout_correction.bypass_mode=false",
+                explanation="verl ray_trainer/trainer_base: bypass mode sets old_log_probs = rollout_log_probs and skips "
+                "compute_rollout_correction_and_add_to_batch, so no behaviour weight is applied.",
+            ),
+            Constraint(
+                "RLX476",
+                E,
+                f"{RC}.rollout_is_threshold",
+                custom(f"{RC}.rollout_is_threshold upper bound <= 1", lambda g: _rc_threshold_upper(g) <= 1.0),
+                title="behaviour-weight cap at or below 1",
+                message="rollout_is_threshold={value}: a cap <= 1 truncates every token the rollout under-sampled, "
+                "biasing the loss instead of correcting it",
+                hint="set algorithm.rollout_correction.rollout_is_threshold=5.0 (AReaL behav_imp_weight_cap)",
+                explanation="Truncated IS caps w = pi_prox / pi_behav; the cap must exceed 1 (AReaL: 5.0).",
+            ),
+            Constraint(
+                "RLX477",
+                E,
+                f"{RC}.rollout_is",
+                is_null(f"{RC}.rollout_is") | is_false("actor_rollout_ref.rollout.calculate_log_probs"),
+                title="decoupled loss without a behaviour weight",
+                message="rollout_correction.rollout_is={value} or rollout.calculate_log_probs=false: verl computes no "
+                "behaviour importance weight, so the loss is plain GSPO",
+                hint="set algorithm.rollout_correction.rollout_is=token actor_rollout_ref.rollout.calculate_log_probs=true",
+                explanation="verl only applies rollout correction when rollout_log_probs are in the batch and "
+                "rollout_is is set (trainer_base.py compute_rollout_correction_and_add_to_batch).",
+            ),
+            _agg("GSPO", SMTM, why="the paper averages over sequences"),
             *COMMON,
         ),
     )

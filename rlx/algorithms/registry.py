@@ -170,6 +170,7 @@ class Algorithm:
     needs_rlx_entrypoint: bool = False  # needs rlx's verl trainer extension (entropy, reward extras, values, groups)
     plugin_names: Mapping[str, str] = field(default_factory=dict)  # {"policy_loss"|"adv_estimator": registered name}
     aliases: tuple[str, ...] = ()
+    inferable: bool = True  # False: a variant of another algorithm's (adv, loss) pair, chosen only by name
 
     @property
     def preset(self) -> str:

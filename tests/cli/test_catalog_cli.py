@@ -16,7 +16,7 @@ def test_algos_json_lists_all_fifteen(rlx_cli):
     assert code == 0, err
     rows = json.loads(out)
     assert [r["name"] for r in rows] == ALGORITHMS.names()
-    assert len(rows) == 15
+    assert len(rows) == 16
     for r in rows:
         assert set(r) == {"name", "summary", "paper", "family", "status"}
         assert r["paper"].startswith("arXiv:")

@@ -12,6 +12,7 @@ from rlx.errors import UsageError
 
 EXPECTED = {
     "ppo",
+    "gspo-decoupled",
     "grpo",
     "drgrpo",
     "dapo",
@@ -31,7 +32,7 @@ EXPECTED = {
 
 def test_all_fifteen_algorithms_are_declared_once():
     assert set(ALGORITHMS.names()) == EXPECTED
-    assert len(ALGORITHMS) == 15
+    assert len(ALGORITHMS) == 16
 
 
 @pytest.mark.parametrize("algo", list(ALGORITHMS), ids=lambda a: a.name)

@@ -27,7 +27,7 @@ def infer_algorithms(get) -> list[Algorithm]:
         lambda a: a.adv_estimator == adv,
         lambda a: a.loss_mode == loss and loss != "vanilla",
     ):
-        found = [a for a in ALGORITHMS if match(a)]
+        found = [a for a in ALGORITHMS if a.inferable and match(a)]
         if found:
             return found
     return []
