@@ -265,7 +265,8 @@ def _labels(infos: Sequence[RunInfo]) -> dict[str, str]:
 
 def compare_runs(selectors: Sequence[str] = (), *, experiments: Sequence[str] = (), algos: Sequence[str] = (),
                  filter_string: str = "", last: int | None = None, metrics: Sequence[MetricSpec] = (),
-                 tracking_uri: str | None = None, source: Source | None = None, spark_width: int = 16) -> Comparison:
+                 tracking_uri: str | None = None, source: Source | None = None, spark_width: int = 16,
+                 only_metrics: bool = False) -> Comparison:
     """Compare MLflow runs: the Python API behind `rlx compare runs`.
 
     Args:
@@ -275,6 +276,7 @@ def compare_runs(selectors: Sequence[str] = (), *, experiments: Sequence[str] = 
         filter_string: MLflow search syntax, e.g. ``"params.`trainer/total_epochs` = '2'"``.
         last: keep the N newest runs.
         metrics: extra metric columns (`rlx.compare.metrics.parse_metric_option`).
+        only_metrics: show `metrics` alone, without the key metrics (`--only-metric`).
         tracking_uri: default MLFLOW_TRACKING_URI, else `sqlite:///<cwd>/mlflow.db`.
         source: an already opened store (tests, benchmarks).
     """
@@ -298,9 +300,10 @@ def compare_runs(selectors: Sequence[str] = (), *, experiments: Sequence[str] = 
         total_keys = 0 if first is None else counts[first] - sum(k in params[first] for k in differing) + len(differing)
     timings["params"] = time.perf_counter() - t0
     logged = source.metric_keys(ids)
-    cols, notes = select_metrics(list(metrics), set().union(*logged.values()))
+    cols, notes = select_metrics(list(metrics), set().union(*logged.values()), only=only_metrics)
     keys = list(dict.fromkeys(c.key for c in cols))
-    hist = source.histories(ids, keys)
+    # The reward is fetched even when --only-metric leaves it out of the columns: the sparkline draws it.
+    hist = source.histories(ids, keys if REWARD in keys else [*keys, REWARD])
     summaries = summarise(hist, {c.key: c.direction for c in cols})
     timings["metrics"] = time.perf_counter() - t0
 
@@ -326,7 +329,7 @@ def compare_runs(selectors: Sequence[str] = (), *, experiments: Sequence[str] = 
 
     # Sparklines of the reward on one shared scale.
     rewards = {r.run_id: r for r in rows}
-    curves = {rid: hist.curve(rid, REWARD)[1] for rid in rewards if (rid, REWARD) in summaries}
+    curves = {rid: values for rid in rewards if (values := hist.curve(rid, REWARD)[1])}
     finite = [v for vs in curves.values() for v in vs if math.isfinite(v)]
     lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
     for rid, values in curves.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import subprocess
 import sys
@@ -74,9 +75,10 @@ def test_plot_and_html(cmp, tmp_path):
     code, _, err = cmp("-e", "exp", "--algo", "gspo", "--plot", str(png), "--smooth", "0.5", "--html", str(page),
                        "-f", "json")
     assert code == 0, err
-    assert "1 line(s) in 1 panel(s)" in err
+    # The gspo run logged the 6 key metrics of the table (reward, length, entropy, clipfrac, ppo_kl, throughput).
+    assert "6 line(s) in 6 panel(s)" in err and "wrote " + str(page) + " (6 chart(s))" in err
     code, _, err = cmp("-e", "exp", "--algo", "gspo,grpo", "--plot", str(png), "-f", "json")
-    assert "3 line(s) in 1 panel(s)" in err  # verl-run has no rlx tags: grpo, derived from its params
+    assert "13 line(s) in 6 panel(s)" in err  # verl-run (grpo, derived from its params) logged only the reward
     assert matplotlib.image.imread(str(png)).ndim == 3
     assert "data:image/png;base64," in page.read_text()
 
@@ -180,3 +182,71 @@ def test_failed_runs_say_why_in_one_line(rlx_cli, tmp_path):
         "line 9, in <module> | ValueError: boom",
         "note: stopped-run stopped: Job was intentionally stopped.",
     ]
+
+
+CRITIC_RUN = {"critic/score/mean": [0.1, 0.3, 0.5], "actor/pg_clipfrac": [0.01, 0.02, 0.01],
+              "actor/ppo_kl": [0.001, -0.002, 0.001], "actor/kl_loss": [0.0, 0.01, 0.02],
+              "actor/entropy": [1.2, 1.0, 0.9], "response_length/mean": [40, 42, 45],
+              "critic/vf_loss": [0.5, 0.3, 0.2], "critic/vf_explained_var": [-0.2, 0.3, 0.6],
+              "actor/grad_norm": [1.0, 0.8, 0.7]}
+
+
+@pytest.fixture(scope="module")
+def critic_store(tmp_path_factory):
+    """A PPO run (critic, KL loss on) and a GRPO run (neither) with verl's metric names."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('curves') / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("curves")
+    synth.log_run(client, exp, "grpo-run", tags=synth.rlx_tags("grpo"),
+                  metrics={k: v for k, v in CRITIC_RUN.items() if not k.startswith(("critic/vf", "actor/kl_loss"))})
+    synth.log_run(client, exp, "ppo-run", tags=synth.rlx_tags("ppo"), metrics=CRITIC_RUN)
+    return uri
+
+
+def _captions(page: str) -> list[str]:
+    import re
+
+    return [html.unescape(c) for c in re.findall(r"<figcaption>(.*?)</figcaption>", page)]
+
+
+def test_html_draws_one_captioned_chart_per_table_metric(rlx_cli, critic_store, tmp_path):
+    """The issue's default curves: reward, pg_clipfrac, ppo_kl, the KL to the reference, entropy, response length and,
+    because one run has a critic, vf_loss and vf_explained_var; in the table's column order, each captioned with its
+    full name. --metric adds a chart (the reward stays); --only-metric replaces them, in the table too."""
+    page = tmp_path / "r.html"
+    code, out, err = rlx_cli("compare", "runs", "--tracking-uri", critic_store, "--last", "2", "--html", str(page))
+    assert code == 0, err
+    head = next(line for line in out.splitlines() if line.startswith("run "))
+    labels = head.split()[7:-1:2]  # after `stat`, pairs of label and arrow, then `marks`
+    assert labels == ["score", "resp_len", "entropy", "clipfrac", "ppo_kl", "kl_ref", "vf_loss", "vf_ev"]
+    default = ["critic/score/mean", "response_length/mean", "actor/entropy", "actor/pg_clipfrac", "actor/ppo_kl",
+               "actor/kl_loss", "critic/vf_loss", "critic/vf_explained_var"]
+    assert _captions(page.read_text()) == default
+    assert page.read_text().count("<img ") == len(default)
+
+    code, _, err = rlx_cli("compare", "runs", "--tracking-uri", critic_store, "--last", "2", "--html", str(page),
+                           "--metric", "actor/grad_norm", "--smooth", "0.5")
+    assert code == 0, err
+    assert _captions(page.read_text()) == [k + " (EMA 0.5)" for k in [*default, "actor/grad_norm"]]
+
+    code, out, err = rlx_cli("compare", "runs", "--tracking-uri", critic_store, "--last", "2", "--html", str(page),
+                             "--only-metric", "actor/grad_norm")
+    assert code == 0, err
+    assert _captions(page.read_text()) == ["actor/grad_norm"]
+    head = next(line for line in out.splitlines() if line.startswith("run "))
+    assert head.split() == ["run", "algo", "status", "steps", "time", "reward", "stat", "actor/grad_norm", "·",
+                            "marks"]
+    assert "not logged by any selected run" not in out  # the replaced defaults are not missed
+
+
+def test_plot_legends_say_run_name_and_algorithm(critic_store):
+    from rlx.compare import compare_runs
+    from rlx.compare import plot as P
+
+    cmp = compare_runs(experiments=["curves"], tracking_uri=critic_store)
+    fig = P.render(cmp, P.default_keys(cmp))
+    assert fig.legends["critic/score/mean"] == ["ppo-run (ppo)", "grpo-run (grpo)"]  # newest first, as the table
+    assert fig.legends["critic/vf_loss"] == ["ppo-run (ppo)"]
+    assert fig.lines == 8 + 5 and fig.empty == []  # ppo-run logged the 8 default metrics, grpo-run 5
