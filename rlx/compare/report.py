@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rlx.compare.core import Comparison, RunRow
+from rlx.compare.diff import SMOKE_SOURCE
 from rlx.compare.metrics import STATS, Direction, MetricSpec
 
 MISSING = "—"  # the run did not log this metric
@@ -237,7 +238,10 @@ def to_markdown(cmp: Comparison) -> str:
                 vals = []
                 for r in rows:
                     v = e.values.get(r.run_id)
-                    src = (e.provenance.get(r.run_id) or {}).get("source")
+                    prov = e.provenance.get(r.run_id) or {}
+                    src = prov.get("source")
+                    if src == SMOKE_SOURCE:  # the full-size value it replaced is the point
+                        src += f": {prov.get('reason')}"
                     vals.append((MISSING if v is None else f"`{v}`") + (f" ({src})" if src and src != "verl default"
                                                                           else ""))
                 lines.append(f"| `{e.key}` | " + " | ".join(_md_escape(v) for v in vals) + " |")

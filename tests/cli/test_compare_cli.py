@@ -250,3 +250,46 @@ def test_plot_legends_say_run_name_and_algorithm(critic_store):
     assert fig.legends["critic/score/mean"] == ["ppo-run (ppo)", "grpo-run (grpo)"]  # newest first, as the table
     assert fig.legends["critic/vf_loss"] == ["ppo-run (ppo)"]
     assert fig.lines == 8 + 5 and fig.empty == []  # ppo-run logged the 8 default metrics, grpo-run 5
+
+
+def test_config_diff_shows_the_sizes_a_smoke_run_trained_with(rlx_cli, tmp_path):
+    """A smoke run resolved from the same preset as a GPU run logs verl's full-size params plus the sizes it trained
+    with under rlx/smoke/ (what both smoke engines log). The diff shows the smoke sizes, marked, with the value they
+    replaced; the two runs are labelled smoke and gpu."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("kinds")
+    verl = {"data/train_batch_size": "512", "actor_rollout_ref/rollout/n": "16", "data/max_response_length": "1024",
+            "trainer/total_training_steps": "None", "actor_rollout_ref/actor/clip_ratio_high": "0.28"}
+    smoke = {"rlx/smoke/data.train_batch_size": "8", "rlx/smoke/actor_rollout_ref.rollout.n": "8",
+             "rlx/smoke/data.max_response_length": "4", "rlx/smoke/trainer.total_training_steps": "3",
+             "rlx/smoke/task": "copy"}
+    metrics = {"critic/score/mean": [0.1, 0.2, 0.3]}
+    synth.log_run(client, exp, "dapo-gpu", params=verl, metrics=metrics, tags={**synth.rlx_tags("dapo"),
+                                                                                "rlx.smoke": "false"})
+    synth.log_run(client, exp, "dapo-smoke", params={**verl, **smoke}, metrics=metrics,
+                  tags={**synth.rlx_tags("dapo"), "rlx.smoke": "true"})
+    code, out, err = rlx_cli("compare", "runs", "--tracking-uri", uri, "-e", "kinds")
+    assert code == 0, err
+    lines = [line.rstrip() for line in out.splitlines()]
+    rows = {line.split()[0]: line for line in lines if line.split()[:1] in (["dapo-gpu"], ["dapo-smoke"])}
+    assert rows["dapo-smoke"].endswith("smoke run (CPU, smoke sizes)") and rows["dapo-gpu"].endswith("gpu run")
+    diff = lines[lines.index(next(x for x in lines if x.startswith("config diff:"))):]
+    assert diff[0] == "config diff: 5 key(s) differ, 1 identical"  # clip_ratio_high is the identical one
+    cells = [line.split() for line in diff[1:]]
+    assert cells[0] == ["key", "dapo-smoke", "dapo-gpu"]  # newest first
+    assert ["max_response_length", "4", "1024"] in cells and ["train_batch_size", "8", "512"] in cells
+    assert ["[actor_rollout_ref.rollout]"] in cells and ["n", "8", "16"] in cells
+    assert ["total_training_steps", "3", "None"] in cells
+    assert ["rlx/smoke/task", "copy", "—"] in cells  # rlx's own fact about the smoke run, in the rlx section
+    prov = [line.strip() for line in diff if "smoke size" in line]
+    assert prov == ["(smoke size: resolved 16)", "(smoke size: resolved 1024)", "(smoke size: resolved 512)",
+                    "(smoke size: resolved None)"]
+
+    code, out, _ = rlx_cli("compare", "runs", "--tracking-uri", uri, "-e", "kinds", "-f", "json")
+    data = json.loads(out)
+    assert {r["name"]: r["kind"] for r in data["runs"]} == {"dapo-smoke": "smoke", "dapo-gpu": "gpu"}
+    code, out, _ = rlx_cli("compare", "runs", "--tracking-uri", uri, "-e", "kinds", "-f", "md")
+    assert "| `data.train_batch_size` | `8` (smoke size: resolved 512) | `512` |" in out
