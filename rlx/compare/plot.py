@@ -65,6 +65,7 @@ def _panel(ax, cmp: Comparison, key: str, smooth: float) -> int:
         drawn += 1
     ax.set_title(title(key, smooth), fontsize=10)
     ax.set_xlabel("step")
+    ax.xaxis.get_major_locator().set_params(integer=True)  # steps are whole numbers: no 1.25 ticks on short runs
     ax.grid(True, alpha=0.3)
     if drawn == 0:
         ax.text(0.5, 0.5, "no selected run logged this metric", ha="center", va="center",
