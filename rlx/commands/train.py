@@ -108,7 +108,8 @@ def train(
     _check_names(resolved)
     report = _validate(resolved)
     if dry_run:
-        return _dry_run(resolved, report, output, format, task=task if smoke else None)
+        return _dry_run(resolved, report, output, format, task=task if smoke else None, address=address,
+                        tracking_uri=tracking_uri)
     from rlx.commands import launch_hook
 
     return launch_hook(
@@ -159,14 +160,19 @@ def _validate(resolved):
     return validate(resolved)
 
 
-def _dry_run(resolved, report, output: Path | None, format: Format, task: str | None = None) -> int:
+def _dry_run(resolved, report, output: Path | None, format: Format, task: str | None = None,
+             address: str | None = None, tracking_uri: str | None = None) -> int:
     from rlx.fsutil import atomic_write_text
+    from rlx.launch.submit_cmd import submit_command
     from rlx.render import console, emit_json, fmt_value
+    from rlx.resolve.inert import inert_keys
     from rlx.resolve.naming import planned_name
 
     run_name, drawn = planned_name(resolved, task)
 
     changed = resolved.changed()
+    inert = inert_keys([ch.key for ch in changed], resolved.get)
+    submit = submit_command(resolved, address=address, tracking_uri=tracking_uri, run_name=run_name, drawn=drawn)
     if output:
         atomic_write_text(output, resolved.to_yaml())
     errors = report.errors if report is not None else []
@@ -177,13 +183,14 @@ def _dry_run(resolved, report, output: Path | None, format: Format, task: str | 
                 "preset": resolved.preset.lineage if resolved.preset else None,
                 "entrypoint": resolved.entrypoint,
                 "config": resolved.container(),
-                "changed": [c.to_dict() for c in changed],
+                "changed": [{**c.to_dict(), "inert": inert.get(c.key)} for c in changed],
                 "command": resolved.command_line(),
                 "argv": resolved.command(),
                 "validation": report.to_dict() if report is not None else None,
                 "output": str(output) if output else None,
                 "run_name": run_name,
                 "run_name_drawn_at_launch": drawn,
+                "ray_job_submit": submit.to_dict(),
             }
         )
         return 1 if errors else 0
@@ -196,10 +203,16 @@ def _dry_run(resolved, report, output: Path | None, format: Format, task: str | 
     for ch in changed:
         value = "(deleted)" if _absent(ch.value) else fmt_value(ch.value)
         default = "absent" if _absent(ch.default) else fmt_value(ch.default)
-        c.print(f"  [bold]{_esc(ch.key)}[/bold] = {_esc(value)}  [dim](verl: {_esc(default)})[/dim]", soft_wrap=True)
+        mark = "  [yellow]inert[/yellow]" if ch.key in inert else ""
+        c.print(f"  [bold]{_esc(ch.key)}[/bold] = {_esc(value)}  [dim](verl: {_esc(default)})[/dim]{mark}",
+                soft_wrap=True)
         c.print(f"      [dim]{_esc(ch.source.describe())}[/dim]", soft_wrap=True)
-    c.print("\n[bold]Launch command[/bold] (what a GPU cluster runs):")
-    c.print(resolved.command_line(), markup=False, highlight=False, soft_wrap=True)
+        if ch.key in inert:
+            c.print(f"      [yellow]inert: {_esc(inert[ch.key])}[/yellow]", soft_wrap=True)
+    c.print("\n[bold]Launch command[/bold] (what a GPU cluster runs; paste it where Ray's CLI reaches the cluster):")
+    c.print(submit.text(), markup=False, highlight=False, soft_wrap=True)
+    for note in submit.notes:
+        c.print(f"  [dim]{_esc(note)}[/dim]", soft_wrap=True)
     if output:
         c.print(f"\nwrote the full resolved config to {output}")
     if report is not None:
