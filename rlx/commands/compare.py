@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from rlx.commands.complete import mlflow_runs
 from rlx.compare.metrics import directions_text
 
 RUNS_EPILOG = f"""\
@@ -62,7 +63,7 @@ def _split(values: list[str] | None) -> list[str]:
 @compare_app.command("runs", epilog=RUNS_EPILOG)
 def runs(
     selectors: list[str] | None = typer.Argument(None, help="Run ids or run names (default: every run in scope).",
-                                                 show_default=False),
+                                                 show_default=False, autocompletion=mlflow_runs),
     experiment: list[str] | None = typer.Option(None, "--experiment", "-e",
                                                 help="MLflow experiment name (verl's trainer.project_name); "
                                                      "repeatable or comma-separated. Default: all."),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from rlx.commands.complete import rule_codes, verl_keys
 from rlx.render import Format
 
 
@@ -38,7 +39,8 @@ def _complete_algo(incomplete: str) -> list[str]:
 
 def train(
     overrides: list[str] | None = typer.Argument(
-        None, help="verl overrides in Hydra grammar: key=value, +key=value, ~key.", show_default=False
+        None, help="verl overrides in Hydra grammar: key=value, +key=value, ~key.", show_default=False,
+        autocompletion=verl_keys,
     ),
     algo: str | None = typer.Option(
         None, "--algo", "-a", help="Algorithm (its built-in preset).", autocompletion=_complete_algo, envvar="RLX_ALGO"
@@ -78,7 +80,8 @@ def train(
     ),
     experiment: str | None = typer.Option(None, "--experiment", help="MLflow experiment (sets trainer.project_name)."),
     name: str | None = typer.Option(None, "--name", help="MLflow run name (sets trainer.experiment_name)."),
-    ignore: list[str] | None = typer.Option(None, "--ignore", help="Suppress a validation rule (repeatable)."),
+    ignore: list[str] | None = typer.Option(None, "--ignore", help="Suppress a validation rule (repeatable).",
+                                            autocompletion=rule_codes),
 ) -> int:
     """Resolve an algorithm preset into a complete verl config, validate it, and launch it."""
     from rlx.algorithms import ALGORITHMS
