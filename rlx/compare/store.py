@@ -386,9 +386,10 @@ class SqlSource(Source):
 
     def params_with_prefix(self, ids: Sequence[str], prefix: str) -> dict[str, dict[str, str]]:
         out: dict[str, dict[str, str]] = {rid: {} for rid in ids}
-        # substr, not LIKE: `_` in a prefix would be LIKE's wildcard.
+        # A key range, not LIKE (`_` is its wildcard) nor substr (no index): params' primary key starts with `key`.
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
         for rid, key, value in self._by_ids("SELECT run_uuid, key, value FROM params WHERE run_uuid IN {ids} "
-                                            "AND substr(key, 1, {n}) = {p}", ids, n=len(prefix), p=prefix):
+                                            "AND key >= {lo} AND key < {hi}", ids, lo=prefix, hi=upper):
             out[rid][key] = value
         return out
 
