@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from rlx.commands.complete import mlflow_runs
 from rlx.compare.metrics import directions_text
 
 RUNS_EPILOG = f"""\
@@ -22,6 +23,7 @@ Examples:
   $ rlx compare runs -e gsm8k --algo gspo,grpo --metric actor/grad_norm:down
   $ rlx compare runs -e gsm8k --filter "params.`data/train_batch_size` = '256'"
   $ rlx compare runs -e gsm8k --plot curves.png --smooth 0.6 --html report.html
+  $ rlx compare runs --last 2 --only-metric actor/grad_norm --plot grad_norm.png
   $ rlx compare runs -e gsm8k --format csv --output runs.csv
   $ rlx compare runs --tracking-uri http://mlflow:5000 -e gsm8k --format json | jq '.runs[].status'
 \b
@@ -61,7 +63,7 @@ def _split(values: list[str] | None) -> list[str]:
 @compare_app.command("runs", epilog=RUNS_EPILOG)
 def runs(
     selectors: list[str] | None = typer.Argument(None, help="Run ids or run names (default: every run in scope).",
-                                                 show_default=False),
+                                                 show_default=False, autocompletion=mlflow_runs),
     experiment: list[str] | None = typer.Option(None, "--experiment", "-e",
                                                 help="MLflow experiment name (verl's trainer.project_name); "
                                                      "repeatable or comma-separated. Default: all."),
@@ -70,13 +72,19 @@ def runs(
     filter_string: str = typer.Option("", "--filter", help="MLflow search filter, e.g. \"tags.`rlx.preset` = 'gspo'\"."),
     last: int | None = typer.Option(None, "--last", "-n", help="Keep the N newest runs."),
     metric: list[str] | None = typer.Option(None, "--metric", "-m",
-                                            help="Add a metric column (repeatable); KEY:up|down|zero|neutral sets "
-                                                 "its direction. With --plot these are the plotted metrics."),
+                                            help="Add a metric column and curve to the defaults (repeatable); "
+                                                 "KEY:up|down|zero|neutral sets its direction."),
+    only_metric: list[str] | None = typer.Option(None, "--only-metric",
+                                                 help="Show and plot only these metrics (repeatable; replaces the "
+                                                      "default columns and curves; --metric still adds)."),
     format: CompareFormat = typer.Option(CompareFormat.text, "--format", "-f", help="Output format."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the table (in --format) to this file."),
-    plot: Path | None = typer.Option(None, "--plot", help="Write a PNG of the curves (metrics against step)."),
+    plot: Path | None = typer.Option(None, "--plot", help="Write a PNG of the curves: one panel per metric column "
+                                                         "(metric against step), one line per run."),
     smooth: float = typer.Option(0.0, "--smooth", help="EMA smoothing for --plot/--html curves, in [0, 1)."),
-    html_path: Path | None = typer.Option(None, "--html", help="Write one self-contained HTML report."),
+    html_path: Path | None = typer.Option(None, "--html", help="Write one self-contained HTML report: the table, "
+                                                               "one captioned chart per metric column, the config "
+                                                               "diff."),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri",
                                             help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else "
                                                  "sqlite:///<cwd>/mlflow.db)."),
@@ -84,31 +92,30 @@ def runs(
     """Compare MLflow runs (rlx's and plain verl's): metrics table, best values, config diff, curves."""
     from rlx.compare import compare_runs, parse_metric_option
     from rlx.compare import report as R
-    from rlx.compare.metrics import REWARD, VAL_CORE_PREFIX
+    from rlx.compare.metrics import REWARD
     from rlx.fsutil import atomic_write_text
     from rlx.render import dumps
 
-    extra = [parse_metric_option(m) for m in metric or []]
+    extra = [parse_metric_option(m) for m in [*(only_metric or []), *(metric or [])]]
     cmp = compare_runs(list(selectors or []), experiments=_split(experiment), algos=_split(algo),
-                       filter_string=filter_string, last=last, metrics=extra, tracking_uri=tracking_uri)
+                       filter_string=filter_string, last=last, metrics=extra, tracking_uri=tracking_uri,
+                       only_metrics=bool(only_metric))
 
-    png = None
     if plot or html_path:
         from rlx.compare import plot as P
 
-        keys = [m.key for m in extra] or [m.key for m in cmp.metrics
-                                          if m.key == REWARD or m.key.startswith(VAL_CORE_PREFIX)]
-        figure = P.render(cmp, keys or [REWARD], smooth=smooth)
-        png = figure.png
+        keys = P.default_keys(cmp) or [REWARD]
         if plot:
+            figure = P.render(cmp, keys, smooth=smooth)
             P.write_png(figure, plot)
             _say(f"wrote {plot} ({figure.lines} line(s) in {len(figure.panels)} panel(s))")
-    if html_path:
-        from rlx.doctor import diagnose
+        if html_path:
+            from rlx.doctor import diagnose
 
-        health = diagnose([r.run_id for r in cmp.rows], tracking_uri=cmp.tracking_uri)  # one section per run
-        atomic_write_text(html_path, R.to_html(cmp, png, doctor=health))
-        _say(f"wrote {html_path}")
+            health = diagnose([r.run_id for r in cmp.rows], tracking_uri=cmp.tracking_uri)  # one section per run
+            atomic_write_text(html_path, R.to_html(cmp, charts=P.render_each(cmp, keys, smooth=smooth),
+                                                   smooth=smooth, doctor=health))
+            _say(f"wrote {html_path} ({len(keys)} chart(s))")
 
     if format is CompareFormat.text and output is None:
         from rich.console import Console

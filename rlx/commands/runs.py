@@ -14,6 +14,7 @@ from typing import Any
 
 import typer
 
+from rlx.commands.complete import launched_runs
 from rlx.render import Format
 
 RUNS_EPILOG = """\
@@ -228,7 +229,8 @@ def ls(
 
 @runs_app.command("show", epilog=RUNS_EPILOG)
 def show(
-    run: str = typer.Argument(..., help="Run id, run name or submission id, or a unique prefix of one."),
+    run: str = typer.Argument(..., help="Run id, run name or submission id, or a unique prefix of one.",
+                              autocompletion=launched_runs),
     format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
 ) -> int:
     """Everything recorded about one run: ids, state, Ray's verdict, MLflow status, latest metrics, artifacts."""
@@ -273,7 +275,8 @@ def show(
 
 @runs_app.command("logs", epilog=RUNS_EPILOG)
 def logs(
-    run: str = typer.Argument(..., help="Run id, run name or submission id, or a unique prefix of one."),
+    run: str = typer.Argument(..., help="Run id, run name or submission id, or a unique prefix of one.",
+                              autocompletion=launched_runs),
     follow_: bool = typer.Option(False, "--follow", "-f", help="Keep streaming until the job ends (Ctrl-C stops "
                                  "following; the job keeps running)."),
     format: Format = typer.Option(Format.text, "--format", help="Output format (json: the log as one string)."),
@@ -341,7 +344,8 @@ def _saved_tail(record) -> str | None:
 
 @runs_app.command("stop", epilog=RUNS_EPILOG)
 def stop(
-    run: str = typer.Argument(..., help="Run id, run name or submission id, or a unique prefix of one."),
+    run: str = typer.Argument(..., help="Run id, run name or submission id, or a unique prefix of one.",
+                              autocompletion=launched_runs),
     wait: float = typer.Option(45.0, "--wait", help="Seconds to wait for Ray to confirm the job ended."),
     format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
 ) -> int:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from rlx.commands.complete import rule_codes, verl_keys
 from rlx.render import Format
 
 
@@ -38,7 +39,8 @@ def _complete_algo(incomplete: str) -> list[str]:
 
 def train(
     overrides: list[str] | None = typer.Argument(
-        None, help="verl overrides in Hydra grammar: key=value, +key=value, ~key.", show_default=False
+        None, help="verl overrides in Hydra grammar: key=value, +key=value, ~key.", show_default=False,
+        autocompletion=verl_keys,
     ),
     algo: str | None = typer.Option(
         None, "--algo", "-a", help="Algorithm (its built-in preset).", autocompletion=_complete_algo, envvar="RLX_ALGO"
@@ -78,7 +80,8 @@ def train(
     ),
     experiment: str | None = typer.Option(None, "--experiment", help="MLflow experiment (sets trainer.project_name)."),
     name: str | None = typer.Option(None, "--name", help="MLflow run name (sets trainer.experiment_name)."),
-    ignore: list[str] | None = typer.Option(None, "--ignore", help="Suppress a validation rule (repeatable)."),
+    ignore: list[str] | None = typer.Option(None, "--ignore", help="Suppress a validation rule (repeatable).",
+                                            autocompletion=rule_codes),
 ) -> int:
     """Resolve an algorithm preset into a complete verl config, validate it, and launch it."""
     from rlx.algorithms import ALGORITHMS
@@ -108,7 +111,8 @@ def train(
     _check_names(resolved)
     report = _validate(resolved)
     if dry_run:
-        return _dry_run(resolved, report, output, format, task=task if smoke else None)
+        return _dry_run(resolved, report, output, format, task=task if smoke else None, address=address,
+                        tracking_uri=tracking_uri)
     from rlx.commands import launch_hook
 
     return launch_hook(
@@ -162,14 +166,19 @@ def _validate(resolved):
 SHOWN_CHANGES = 500  # a dry run lists this many changed keys; an experiment with 20,000 gets a count for the rest
 
 
-def _dry_run(resolved, report, output: Path | None, format: Format, task: str | None = None) -> int:
+def _dry_run(resolved, report, output: Path | None, format: Format, task: str | None = None,
+             address: str | None = None, tracking_uri: str | None = None) -> int:
     from rlx.fsutil import atomic_write_text
+    from rlx.launch.submit_cmd import submit_command
     from rlx.render import console, emit_json, fmt_value
+    from rlx.resolve.inert import inert_keys
     from rlx.resolve.naming import planned_name
 
     run_name, drawn = planned_name(resolved, task)
 
     changed = resolved.changed()
+    inert = inert_keys([ch.key for ch in changed], resolved.get)
+    submit = submit_command(resolved, address=address, tracking_uri=tracking_uri, run_name=run_name, drawn=drawn)
     if output:
         atomic_write_text(output, resolved.to_yaml())
     errors = report.errors if report is not None else []
@@ -180,13 +189,14 @@ def _dry_run(resolved, report, output: Path | None, format: Format, task: str | 
                 "preset": resolved.preset.lineage if resolved.preset else None,
                 "entrypoint": resolved.entrypoint,
                 "config": resolved.container(),
-                "changed": [c.to_dict() for c in changed],
+                "changed": [{**c.to_dict(), "inert": inert.get(c.key)} for c in changed],
                 "command": resolved.command_line(),
                 "argv": resolved.command(),
                 "validation": report.to_dict() if report is not None else None,
                 "output": str(output) if output else None,
                 "run_name": run_name,
                 "run_name_drawn_at_launch": drawn,
+                "ray_job_submit": submit.to_dict(),
             }
         )
         return 1 if errors else 0
@@ -200,15 +210,20 @@ def _dry_run(resolved, report, output: Path | None, format: Format, task: str | 
     for ch in changed[:SHOWN_CHANGES]:
         value = "(deleted)" if _absent(ch.value) else fmt_value(ch.value)
         default = "absent" if _absent(ch.default) else fmt_value(ch.default)
-        lines.append(f"  [bold]{_esc(ch.key)}[/bold] = {_esc(value)}  [dim](verl: {_esc(default)})[/dim]")
+        mark = "  [yellow]inert[/yellow]" if ch.key in inert else ""
+        lines.append(f"  [bold]{_esc(ch.key)}[/bold] = {_esc(value)}  [dim](verl: {_esc(default)})[/dim]{mark}")
         lines.append(f"      [dim]{_esc(ch.source.describe())}[/dim]")
+        if ch.key in inert:
+            lines.append(f"      [yellow]inert: {_esc(inert[ch.key])}[/yellow]")
     if len(changed) > SHOWN_CHANGES:
         lines.append(f"  [dim]... and {len(changed) - SHOWN_CHANGES:,} more keys (all of them: `--format json`, or "
                      "`--output FILE` for the resolved YAML)[/dim]")
     if lines:
         c.print("\n".join(lines), soft_wrap=True)
-    c.print("\n[bold]Launch command[/bold] (what a GPU cluster runs):")
-    c.print(resolved.command_line(), markup=False, highlight=False, soft_wrap=True)
+    c.print("\n[bold]Launch command[/bold] (what a GPU cluster runs; paste it where Ray's CLI reaches the cluster):")
+    c.print(submit.text(), markup=False, highlight=False, soft_wrap=True)
+    for note in submit.notes:
+        c.print(f"  [dim]{_esc(note)}[/dim]", soft_wrap=True)
     if output:
         c.print(f"\nwrote the full resolved config to {output}")
     if report is not None:

@@ -9,6 +9,8 @@ from enum import Enum
 
 import typer
 
+from rlx.commands.complete import rule_codes, verl_keys
+
 VALIDATE_EPILOG = """\
 Exit codes: 0 no errors (warnings allowed), 1 errors (or warnings with --strict), 2 usage error.
 
@@ -70,13 +72,14 @@ def validate_config(
     args: list[str] | None = typer.Argument(
         None, metavar="[FILE] [KEY=VALUE]...",
         help="A preset, experiment file or full verl config YAML, then verl overrides in Hydra grammar.",
-        show_default=False),
+        show_default=False, autocompletion=verl_keys),
     algo: str | None = typer.Option(None, "--algo", "-a", help="Algorithm (its built-in preset).",
                                        autocompletion=_complete_algo, envvar="RLX_ALGO"),
     preset: str | None = typer.Option(None, "--preset", "-p", help="A preset file or built-in name."),
     verl: bool = typer.Option(False, "--verl", help="Apply the overrides to verl's defaults, with no preset "
                               "(validate a verl bash script's arguments as they stand)."),
-    ignore: list[str] | None = typer.Option(None, "--ignore", help="Suppress a rule code (repeatable)."),
+    ignore: list[str] | None = typer.Option(None, "--ignore", help="Suppress a rule code (repeatable).",
+                                            autocompletion=rule_codes),
     strict: bool = typer.Option(False, "--strict", help="Fail (exit 1) on warnings too."),
     deep: bool = typer.Option(False, "--deep", help="Also import verl and run its own validate_config (~4 s)."),
     format: ValidateFormat = typer.Option(ValidateFormat.text, "--format", "-f", help="Output format."),
@@ -140,7 +143,7 @@ def rules(ctx: typer.Context,
 
 @rules_app.command("explain", epilog="\b\nExamples:\n  $ rlx rules explain RLX401"
                    "\n  $ rlx rules explain RLX401 --format json")
-def explain(code: str = typer.Argument(..., help="Rule code, e.g. RLX401."),
+def explain(code: str = typer.Argument(..., help="Rule code, e.g. RLX401.", autocompletion=rule_codes),
             format: RulesFormat = typer.Option(RulesFormat.text, "--format", "-f", help="Output format.")) -> None:
     """Explain one rule: what it checks, why, and its severity."""
     from rlx.validate.rules import get_rule

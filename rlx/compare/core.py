@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlx import verl_keys as K
-from rlx.compare.diff import ConfigDiff, config_diff
+from rlx.compare.diff import SMOKE_PREFIX, ConfigDiff, config_diff, fold_smoke_sizes, smoke_counterparts
 from rlx.compare.metrics import (
     REWARD,
     STATS,
@@ -52,6 +52,7 @@ class RunRow:
     summaries: dict[str, Summary | None] = field(default_factory=dict)
     spark: str = ""
     marks: list[str] = field(default_factory=list)
+    kind: str | None = None  # "smoke" (a CPU smoke run, smoke sizes) or "gpu" (verl's trainer); None: unknown
 
     @property
     def run_id(self) -> str:
@@ -64,7 +65,8 @@ class RunRow:
     def to_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id, "name": self.info.name, "label": self.label, "experiment": self.info.experiment,
-            "algorithm": self.algorithm, "algorithm_source": self.algorithm_source, "status": self.status,
+            "algorithm": self.algorithm, "algorithm_source": self.algorithm_source, "kind": self.kind,
+            "status": self.status,
             "mlflow_status": self.info.mlflow_status, "steps": self.steps, "duration_s": self.duration_s,
             "ongoing": self.ongoing, "rlx_tags": self.rlx_tagged, "sparkline": self.spark, "marks": self.marks,
             "metrics": {k: (s.to_dict() if s else None) for k, s in self.summaries.items()},
@@ -265,7 +267,8 @@ def _labels(infos: Sequence[RunInfo]) -> dict[str, str]:
 
 def compare_runs(selectors: Sequence[str] = (), *, experiments: Sequence[str] = (), algos: Sequence[str] = (),
                  filter_string: str = "", last: int | None = None, metrics: Sequence[MetricSpec] = (),
-                 tracking_uri: str | None = None, source: Source | None = None, spark_width: int = 16) -> Comparison:
+                 tracking_uri: str | None = None, source: Source | None = None, spark_width: int = 16,
+                 only_metrics: bool = False) -> Comparison:
     """Compare MLflow runs: the Python API behind `rlx compare runs`.
 
     Args:
@@ -275,6 +278,7 @@ def compare_runs(selectors: Sequence[str] = (), *, experiments: Sequence[str] = 
         filter_string: MLflow search syntax, e.g. ``"params.`trainer/total_epochs` = '2'"``.
         last: keep the N newest runs.
         metrics: extra metric columns (`rlx.compare.metrics.parse_metric_option`).
+        only_metrics: show `metrics` alone, without the key metrics (`--only-metric`).
         tracking_uri: default MLFLOW_TRACKING_URI, else `sqlite:///<cwd>/mlflow.db`.
         source: an already opened store (tests, benchmarks).
     """
@@ -296,11 +300,25 @@ def compare_runs(selectors: Sequence[str] = (), *, experiments: Sequence[str] = 
         # Identical keys are logged by every run with params, so one run's count minus its differing keys tells.
         first = next((r for r in ids if counts.get(r)), None)
         total_keys = 0 if first is None else counts[first] - sum(k in params[first] for k in differing) + len(differing)
+    # Smoke runs trained with smaller sizes than verl's params say: show those (rlx/smoke/<key>) in their place.
+    smoke_params = {r: p for r, p in source.params_with_prefix(ids, SMOKE_PREFIX).items() if p}
+    smoke_resolved: dict[str, dict[str, str]] = {}
+    if smoke_params:
+        counterparts = smoke_counterparts(smoke_params)
+        if differing is not None:
+            for rid, p in source.params(ids, keys=counterparts).items():
+                params.setdefault(rid, {}).update(p)
+            folded = {k for p in smoke_params.values() for k in p if k[len(SMOKE_PREFIX):].replace(".", "/")
+                      in counterparts}
+            total_keys = None if total_keys is None else total_keys - len(folded)
+            differing = [*differing, *counterparts]
+        params, smoke_resolved = fold_smoke_sizes(params, smoke_params)
     timings["params"] = time.perf_counter() - t0
     logged = source.metric_keys(ids)
-    cols, notes = select_metrics(list(metrics), set().union(*logged.values()))
+    cols, notes = select_metrics(list(metrics), set().union(*logged.values()), only=only_metrics)
     keys = list(dict.fromkeys(c.key for c in cols))
-    hist = source.histories(ids, keys)
+    # The reward is fetched even when --only-metric leaves it out of the columns: the sparkline draws it.
+    hist = source.histories(ids, keys if REWARD in keys else [*keys, REWARD])
     summaries = summarise(hist, {c.key: c.direction for c in cols})
     timings["metrics"] = time.perf_counter() - t0
 
@@ -319,14 +337,18 @@ def compare_runs(selectors: Sequence[str] = (), *, experiments: Sequence[str] = 
         steps = last_steps.get(rid)
         row = RunRow(info, labels[rid], algo, how, status, None if steps is None else int(steps), duration, ongoing)
         row.summaries = {c.key: summaries.get((rid, c.key)) for c in cols}
+        row.kind = _kind(info, rid in smoke_params, bool(counts.get(rid)))
         row.marks = _marks(row, cols, longest)
         rows.append(row)
+    if any(r.kind == "smoke" for r in rows):  # side by side, say which is which
+        for r in rows:
+            r.marks.insert(0, {"smoke": "smoke run (CPU, smoke sizes)", "gpu": "gpu run"}.get(r.kind or "", "kind?"))
 
     notes.extend(_ending_notes(rows))
 
     # Sparklines of the reward on one shared scale.
     rewards = {r.run_id: r for r in rows}
-    curves = {rid: hist.curve(rid, REWARD)[1] for rid in rewards if (rid, REWARD) in summaries}
+    curves = {rid: values for rid in rewards if (values := hist.curve(rid, REWARD)[1])}
     finite = [v for vs in curves.values() for v in vs if math.isfinite(v)]
     lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
     for rid, values in curves.items():
@@ -341,12 +363,23 @@ def compare_runs(selectors: Sequence[str] = (), *, experiments: Sequence[str] = 
     provenance = {r.run_id: source.provenance(r.info) for r in rows if r.rlx_tagged}
     differing_set = set(differing or ())
     diff = config_diff(ids, {r: {k: v for k, v in p.items() if differing is None or k in differing_set}
-                             for r, p in params.items()}, provenance, param_counts=counts, total_keys=total_keys)
+                             for r, p in params.items()}, provenance, param_counts=counts, total_keys=total_keys,
+                       smoke_resolved=smoke_resolved)
     if diff.without_params:
         notes.append(f"{len(diff.without_params)} run(s) logged no params and are left out of the config diff: "
                      + ", ".join(labels[r] for r in diff.without_params))
     timings["total"] = time.perf_counter() - t0
     return Comparison(source.uri, rows, cols, best, diff, notes, hist, timings)
+
+
+def _kind(info: RunInfo, smoke_params: bool, has_params: bool) -> str | None:
+    """"smoke" when rlx launched it with --smoke or it logged smoke sizes; "gpu" for a run of verl's trainer."""
+    tag = info.tags.get("rlx.smoke", "").lower()
+    if tag == "true" or smoke_params:
+        return "smoke"
+    if tag == "false" or (has_params and not any(k.startswith("rlx.") for k in info.tags)):
+        return "gpu"
+    return None
 
 
 def _ending_notes(rows: Sequence[RunRow]) -> list[str]:

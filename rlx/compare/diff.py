@@ -16,6 +16,38 @@ RLX_SECTION = "rlx"
 # rlx launches also log each key they set as `rlx/set/<dotted key>`; next to verl's own param it is a duplicate.
 RLX_MIRROR_PREFIX = "rlx/set/"
 ABSENT = None  # a key a run did not log
+# Smoke runs (both engines, `rlx.smoke.sizes.shrunk_params`) log the sizes they trained with as
+# `rlx/smoke/<dotted key>`; verl's own param of that key holds the full-size value the run was resolved from.
+SMOKE_PREFIX = "rlx/smoke/"
+SMOKE_SOURCE = "smoke size"
+
+
+def smoke_counterparts(smoke_params: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """verl's param keys (`/`-flattened) of the sizes that smoke runs replaced."""
+    keys = {k[len(SMOKE_PREFIX):].replace(".", "/") for p in smoke_params.values() for k in p}
+    return sorted(k for k in keys if "/" in k)  # `task`, `seed` are rlx's own facts, not verl keys
+
+
+def fold_smoke_sizes(params: Mapping[str, Mapping[str, str]], smoke_params: Mapping[str, Mapping[str, str]]
+                     ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+    """Each smoke run's params with the sizes it trained with in place of the resolved ones.
+
+    Returns (params, resolved): `resolved[run_id][param key]` is the full-size value a smoke size replaced. The
+    `rlx/smoke/<key>` params of replaced keys are dropped (their value now sits under verl's key); the others
+    (`rlx/smoke/task`, `rlx/smoke/seed`) stay.
+    """
+    out = {r: dict(p) for r, p in params.items()}
+    resolved: dict[str, dict[str, str]] = {}
+    for rid, sp in smoke_params.items():
+        mine = out.setdefault(rid, {})
+        for skey, value in sp.items():
+            pkey = skey[len(SMOKE_PREFIX):].replace(".", "/")
+            if "/" not in pkey:
+                continue
+            resolved.setdefault(rid, {})[pkey] = mine.get(pkey, "not logged")
+            mine[pkey] = value
+            mine.pop(skey, None)
+    return out, resolved
 
 
 def dotted(param_key: str) -> str:
@@ -82,14 +114,18 @@ def _provenance_for(key: str, prov: Mapping[str, Mapping[str, Any]]) -> dict[str
 
 def config_diff(run_ids: Sequence[str], params: Mapping[str, Mapping[str, str]],
                 provenance: Mapping[str, Sequence[Mapping[str, Any]] | None] | None = None, *,
-                param_counts: Mapping[str, int] | None = None, total_keys: int | None = None) -> ConfigDiff:
+                param_counts: Mapping[str, int] | None = None, total_keys: int | None = None,
+                smoke_resolved: Mapping[str, Mapping[str, str]] | None = None) -> ConfigDiff:
     """The keys whose value differs among `run_ids` (a key logged by some runs only counts as differing).
 
     Runs that logged no params at all are left out of the diff (every key would "differ") and listed in
     `without_params`. Provenance is attached for runs that carry rlx's provenance artifact. `params` may hold only
     the candidate keys (the store found the differing ones); `param_counts` then says which runs have params and
-    `total_keys` how many distinct keys there are, for the "identical" count.
+    `total_keys` how many distinct keys there are, for the "identical" count. `smoke_resolved` (from
+    `fold_smoke_sizes`) marks the values that are smoke sizes: their provenance is "smoke size", with the resolved
+    value they replaced.
     """
+    smoke_resolved = smoke_resolved or {}
     provenance = provenance or {}
     has = (lambda r: bool(param_counts.get(r))) if param_counts is not None else (lambda r: bool(params.get(r)))
     with_params = [r for r in run_ids if has(r)]
@@ -111,6 +147,9 @@ def config_diff(run_ids: Sequence[str], params: Mapping[str, Mapping[str, str]],
         entry = DiffEntry(key, section_of(key), dict(zip(with_params, vals, strict=True)))
         if not pkey.startswith(RLX_PARAM_PREFIX):
             entry.provenance = {r: _provenance_for(key, pm) for r, pm in prov_maps.items()}
+        for r in with_params:
+            if pkey in smoke_resolved.get(r, {}):
+                entry.provenance[r] = {"source": SMOKE_SOURCE, "reason": f"resolved {smoke_resolved[r][pkey]}"}
         entries.append(entry)
     # MLflow keeps no param order: sort by section, then key (rlx's own params last), the same for every store.
     entries.sort(key=lambda e: (e.section == RLX_SECTION, e.section, e.key))

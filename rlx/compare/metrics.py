@@ -62,6 +62,11 @@ REWARD = "critic/score/mean"
 #   It is the price paid for the reward, not a goal: a run that learns nothing has a KL of 0. Shown so drift away
 #   from the reference is visible, never "won". Like actor/reward_kl_penalty (the KL-in-reward form, ray_trainer.py)
 #   it is a column only when some selected run logged it (OPTIONAL_METRICS).
+# - critic/vf_explained_var (critic methods): higher is better. verl's 1 - Var(returns - values) / Var(returns)
+#   (metric_utils.py); 1 is a critic that predicts the returns exactly, 0 one no better than their mean.
+# - critic/vf_loss (critic methods): NEUTRAL. Its scale is the returns' scale, which differs between reward functions
+#   and moves as the policy learns; explained variance is the comparable form of the same fit.
+#   Both are columns only when some selected run logged them (OPTIONAL_METRICS): GRPO-family runs have no critic.
 # - perf/throughput: higher is better (tokens per second per GPU).
 KEY_METRICS: tuple[tuple[str, Direction, str], ...] = (
     (REWARD, Direction.UP, "score"),
@@ -71,12 +76,14 @@ KEY_METRICS: tuple[tuple[str, Direction, str], ...] = (
     ("actor/ppo_kl", Direction.ZERO, "ppo_kl"),
     ("actor/kl_loss", Direction.NEUTRAL, "kl_ref"),
     ("actor/reward_kl_penalty", Direction.NEUTRAL, "kl_rew"),
+    ("critic/vf_loss", Direction.NEUTRAL, "vf_loss"),
+    ("critic/vf_explained_var", Direction.UP, "vf_ev"),
     ("perf/throughput", Direction.UP, "tput"),
 )
 
-OPTIONAL_METRICS = frozenset({"actor/kl_loss", "actor/reward_kl_penalty"})
-"""Key metrics that only some algorithms log (the KL to the reference): a column when a selected run logged one, and
-no "not logged" note when none did."""
+OPTIONAL_METRICS = frozenset({"actor/kl_loss", "actor/reward_kl_penalty", "critic/vf_loss", "critic/vf_explained_var"})
+"""Key metrics that only some algorithms log (the KL to the reference, the critic's fit): a column when a selected run
+logged one, and no "not logged" note when none did."""
 
 
 def directions_text() -> str:
@@ -143,18 +150,21 @@ def _label(key: str) -> str:
     return key
 
 
-def select_metrics(extra: Sequence[MetricSpec], logged: Iterable[str]) -> tuple[list[MetricSpec], list[str]]:
+def select_metrics(extra: Sequence[MetricSpec], logged: Iterable[str],
+                   only: bool = False) -> tuple[list[MetricSpec], list[str]]:
     """The columns to show: the key metrics any run logged, the val-core headlines, then `--metric` extras.
 
     Returns (columns, notes). A key metric that no selected run logged is left out with a note; a metric asked for
-    with `--metric` always stays (its cells read "missing") so a typo is visible, with a did-you-mean note.
+    with `--metric` always stays (its cells read "missing") so a typo is visible, with a did-you-mean note. With
+    `only` (`--only-metric`) the columns are `extra` alone, in the order given.
     """
     logged = set(logged)
     cols: list[MetricSpec] = []
     notes: list[str] = []
-    absent = [k for k, _, _ in KEY_METRICS
+    defaults = () if only else KEY_METRICS
+    absent = [k for k, _, _ in defaults
               if k not in logged and k not in OPTIONAL_METRICS and not any(m.key == k for m in extra)]
-    for key, direction, label in KEY_METRICS:
+    for key, direction, label in defaults:
         if key in logged:
             cols.append(MetricSpec(key, direction, label))
         if key == REWARD:  # validation accuracy right after the training reward

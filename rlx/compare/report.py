@@ -11,9 +11,11 @@ import csv
 import html
 import io
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from rlx.compare.core import Comparison, RunRow
+from rlx.compare.diff import SMOKE_SOURCE
 from rlx.compare.metrics import STATS, Direction, MetricSpec
 
 MISSING = "—"  # the run did not log this metric
@@ -236,7 +238,10 @@ def to_markdown(cmp: Comparison) -> str:
                 vals = []
                 for r in rows:
                     v = e.values.get(r.run_id)
-                    src = (e.provenance.get(r.run_id) or {}).get("source")
+                    prov = e.provenance.get(r.run_id) or {}
+                    src = prov.get("source")
+                    if src == SMOKE_SOURCE:  # the full-size value it replaced is the point
+                        src += f": {prov.get('reason')}"
                     vals.append((MISSING if v is None else f"`{v}`") + (f" ({src})" if src and src != "verl default"
                                                                           else ""))
                 lines.append(f"| `{e.key}` | " + " | ".join(_md_escape(v) for v in vals) + " |")
@@ -253,12 +258,18 @@ th{background:#f3f3f3;text-align:left} td.num{text-align:right;font-variant-nume
 .best{font-weight:bold;color:#0a7a2f} .mark{color:#a65e00} .dim{color:#777;font-size:11px}
 .spark{font-family:monospace;letter-spacing:-1px} tr.section td{background:#fafafa;font-weight:bold}
 img{max-width:100%;border:1px solid #ddd}
+.charts{display:flex;flex-wrap:wrap;gap:1em} figure{margin:0} figcaption{font-family:monospace;font-size:13px}
 """
 
 
-def to_html(cmp: Comparison, png: bytes | None = None, title: str = "rlx compare runs", doctor=None) -> str:
-    """One self-contained page (inline CSS, the plot as a data: URI): the table, the plot, the config diff and, given
-    `doctor` (`rlx.doctor.Diagnosis` per run), each run's health checks."""
+def to_html(cmp: Comparison, png: bytes | None = None, title: str = "rlx compare runs",
+            charts: Sequence[tuple[str, bytes]] = (), smooth: float = 0.0, doctor=None) -> str:
+    """One self-contained page (inline CSS, images as data: URIs): the table, the curves, the config diff and, given
+    `doctor` (`rlx.doctor.Diagnosis` per run), each run's health checks.
+
+    `charts` are one PNG per metric (`rlx.compare.plot.render_each`): each is a figure whose caption is the full
+    metric key as text, so the page can be searched and read by a screen reader. `png` is a single figure instead.
+    """
     import base64
 
     e = html.escape
@@ -280,7 +291,14 @@ def to_html(cmp: Comparison, png: bytes | None = None, title: str = "rlx compare
     out.append("</table>")
     out.append(f"<p class='dim'>{e(LEGEND)}; algo~ derived from verl params</p>")
     out += [f"<p class='mark'>note: {e(n)}</p>" for n in cmp.notes]
-    if png:
+    if charts:
+        out.append("<h2>Curves</h2><div class='charts'>")
+        for key, chart in charts:
+            label = key + (f" (EMA {smooth:g})" if smooth else "")
+            out.append(f"<figure><img alt='{e(label)} against step, one line per run' src='data:image/png;base64,"
+                       + base64.b64encode(chart).decode("ascii") + f"'><figcaption>{e(label)}</figcaption></figure>")
+        out.append("</div>")
+    elif png:
         out.append("<h2>Curves</h2><img alt='metric curves' src='data:image/png;base64,"
                    + base64.b64encode(png).decode("ascii") + "'>")
     d = cmp.diff

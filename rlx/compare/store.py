@@ -209,6 +209,10 @@ class Source:
         """{run_id: {param key: value}}, restricted to `keys` when given."""
         raise NotImplementedError
 
+    def params_with_prefix(self, ids: Sequence[str], prefix: str) -> dict[str, dict[str, str]]:
+        """{run_id: {param key: value}} for the params whose key starts with `prefix` (e.g. `rlx/smoke/`)."""
+        return {rid: {k: v for k, v in p.items() if k.startswith(prefix)} for rid, p in self.params(ids).items()}
+
     def param_summary(self, ids: Sequence[str]) -> tuple[dict[str, int], list[str] | None]:
         """({run_id: number of params}, the keys whose value differs among the runs that have params).
 
@@ -383,6 +387,15 @@ class SqlSource(Source):
                 rows += self._by_ids("SELECT run_uuid, key, value FROM params WHERE run_uuid IN {ids} AND key IN {k}",
                                      ids, k=part)
         for rid, key, value in rows:
+            out[rid][key] = value
+        return out
+
+    def params_with_prefix(self, ids: Sequence[str], prefix: str) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {rid: {} for rid in ids}
+        # A key range, not LIKE (`_` is its wildcard) nor substr (no index): params' primary key starts with `key`.
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        for rid, key, value in self._by_ids("SELECT run_uuid, key, value FROM params WHERE run_uuid IN {ids} "
+                                            "AND key >= {lo} AND key < {hi}", ids, lo=prefix, hi=upper):
             out[rid][key] = value
         return out
 

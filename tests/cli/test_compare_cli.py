@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import subprocess
 import sys
@@ -74,9 +75,10 @@ def test_plot_and_html(cmp, tmp_path):
     code, _, err = cmp("-e", "exp", "--algo", "gspo", "--plot", str(png), "--smooth", "0.5", "--html", str(page),
                        "-f", "json")
     assert code == 0, err
-    assert "1 line(s) in 1 panel(s)" in err
+    # The gspo run logged the 6 key metrics of the table (reward, length, entropy, clipfrac, ppo_kl, throughput).
+    assert "6 line(s) in 6 panel(s)" in err and "wrote " + str(page) + " (6 chart(s))" in err
     code, _, err = cmp("-e", "exp", "--algo", "gspo,grpo", "--plot", str(png), "-f", "json")
-    assert "3 line(s) in 1 panel(s)" in err  # verl-run has no rlx tags: grpo, derived from its params
+    assert "13 line(s) in 6 panel(s)" in err  # verl-run (grpo, derived from its params) logged only the reward
     assert matplotlib.image.imread(str(png)).ndim == 3
     assert "data:image/png;base64," in page.read_text()
 
@@ -180,3 +182,114 @@ def test_failed_runs_say_why_in_one_line(rlx_cli, tmp_path):
         "line 9, in <module> | ValueError: boom",
         "note: stopped-run stopped: Job was intentionally stopped.",
     ]
+
+
+CRITIC_RUN = {"critic/score/mean": [0.1, 0.3, 0.5], "actor/pg_clipfrac": [0.01, 0.02, 0.01],
+              "actor/ppo_kl": [0.001, -0.002, 0.001], "actor/kl_loss": [0.0, 0.01, 0.02],
+              "actor/entropy": [1.2, 1.0, 0.9], "response_length/mean": [40, 42, 45],
+              "critic/vf_loss": [0.5, 0.3, 0.2], "critic/vf_explained_var": [-0.2, 0.3, 0.6],
+              "actor/grad_norm": [1.0, 0.8, 0.7]}
+
+
+@pytest.fixture(scope="module")
+def critic_store(tmp_path_factory):
+    """A PPO run (critic, KL loss on) and a GRPO run (neither) with verl's metric names."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('curves') / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("curves")
+    synth.log_run(client, exp, "grpo-run", tags=synth.rlx_tags("grpo"),
+                  metrics={k: v for k, v in CRITIC_RUN.items() if not k.startswith(("critic/vf", "actor/kl_loss"))})
+    synth.log_run(client, exp, "ppo-run", tags=synth.rlx_tags("ppo"), metrics=CRITIC_RUN)
+    return uri
+
+
+def _captions(page: str) -> list[str]:
+    import re
+
+    return [html.unescape(c) for c in re.findall(r"<figcaption>(.*?)</figcaption>", page)]
+
+
+def test_html_draws_one_captioned_chart_per_table_metric(rlx_cli, critic_store, tmp_path):
+    """The issue's default curves: reward, pg_clipfrac, ppo_kl, the KL to the reference, entropy, response length and,
+    because one run has a critic, vf_loss and vf_explained_var; in the table's column order, each captioned with its
+    full name. --metric adds a chart (the reward stays); --only-metric replaces them, in the table too."""
+    page = tmp_path / "r.html"
+    code, out, err = rlx_cli("compare", "runs", "--tracking-uri", critic_store, "--last", "2", "--html", str(page))
+    assert code == 0, err
+    head = next(line for line in out.splitlines() if line.startswith("run "))
+    labels = head.split()[7:-1:2]  # after `stat`, pairs of label and arrow, then `marks`
+    assert labels == ["score", "resp_len", "entropy", "clipfrac", "ppo_kl", "kl_ref", "vf_loss", "vf_ev"]
+    default = ["critic/score/mean", "response_length/mean", "actor/entropy", "actor/pg_clipfrac", "actor/ppo_kl",
+               "actor/kl_loss", "critic/vf_loss", "critic/vf_explained_var"]
+    assert _captions(page.read_text()) == default
+    assert page.read_text().count("<img ") == len(default)
+
+    code, _, err = rlx_cli("compare", "runs", "--tracking-uri", critic_store, "--last", "2", "--html", str(page),
+                           "--metric", "actor/grad_norm", "--smooth", "0.5")
+    assert code == 0, err
+    assert _captions(page.read_text()) == [k + " (EMA 0.5)" for k in [*default, "actor/grad_norm"]]
+
+    code, out, err = rlx_cli("compare", "runs", "--tracking-uri", critic_store, "--last", "2", "--html", str(page),
+                             "--only-metric", "actor/grad_norm")
+    assert code == 0, err
+    assert _captions(page.read_text()) == ["actor/grad_norm"]
+    head = next(line for line in out.splitlines() if line.startswith("run "))
+    assert head.split() == ["run", "algo", "status", "steps", "time", "reward", "stat", "actor/grad_norm", "·",
+                            "marks"]
+    assert "not logged by any selected run" not in out  # the replaced defaults are not missed
+
+
+def test_plot_legends_say_run_name_and_algorithm(critic_store):
+    from rlx.compare import compare_runs
+    from rlx.compare import plot as P
+
+    cmp = compare_runs(experiments=["curves"], tracking_uri=critic_store)
+    fig = P.render(cmp, P.default_keys(cmp))
+    assert fig.legends["critic/score/mean"] == ["ppo-run (ppo)", "grpo-run (grpo)"]  # newest first, as the table
+    assert fig.legends["critic/vf_loss"] == ["ppo-run (ppo)"]
+    assert fig.lines == 8 + 5 and fig.empty == []  # ppo-run logged the 8 default metrics, grpo-run 5
+
+
+def test_config_diff_shows_the_sizes_a_smoke_run_trained_with(rlx_cli, tmp_path):
+    """A smoke run resolved from the same preset as a GPU run logs verl's full-size params plus the sizes it trained
+    with under rlx/smoke/ (what both smoke engines log). The diff shows the smoke sizes, marked, with the value they
+    replaced; the two runs are labelled smoke and gpu."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("kinds")
+    verl = {"data/train_batch_size": "512", "actor_rollout_ref/rollout/n": "16", "data/max_response_length": "1024",
+            "trainer/total_training_steps": "None", "actor_rollout_ref/actor/clip_ratio_high": "0.28"}
+    smoke = {"rlx/smoke/data.train_batch_size": "8", "rlx/smoke/actor_rollout_ref.rollout.n": "8",
+             "rlx/smoke/data.max_response_length": "4", "rlx/smoke/trainer.total_training_steps": "3",
+             "rlx/smoke/task": "copy"}
+    metrics = {"critic/score/mean": [0.1, 0.2, 0.3]}
+    synth.log_run(client, exp, "dapo-gpu", params=verl, metrics=metrics, tags={**synth.rlx_tags("dapo"),
+                                                                                "rlx.smoke": "false"})
+    synth.log_run(client, exp, "dapo-smoke", params={**verl, **smoke}, metrics=metrics,
+                  tags={**synth.rlx_tags("dapo"), "rlx.smoke": "true"})
+    code, out, err = rlx_cli("compare", "runs", "--tracking-uri", uri, "-e", "kinds")
+    assert code == 0, err
+    lines = [line.rstrip() for line in out.splitlines()]
+    rows = {line.split()[0]: line for line in lines if line.split()[:1] in (["dapo-gpu"], ["dapo-smoke"])}
+    assert rows["dapo-smoke"].endswith("smoke run (CPU, smoke sizes)") and rows["dapo-gpu"].endswith("gpu run")
+    diff = lines[lines.index(next(x for x in lines if x.startswith("config diff:"))):]
+    assert diff[0] == "config diff: 5 key(s) differ, 1 identical"  # clip_ratio_high is the identical one
+    cells = [line.split() for line in diff[1:]]
+    assert cells[0] == ["key", "dapo-smoke", "dapo-gpu"]  # newest first
+    assert ["max_response_length", "4", "1024"] in cells and ["train_batch_size", "8", "512"] in cells
+    assert ["[actor_rollout_ref.rollout]"] in cells and ["n", "8", "16"] in cells
+    assert ["total_training_steps", "3", "None"] in cells
+    assert ["rlx/smoke/task", "copy", "—"] in cells  # rlx's own fact about the smoke run, in the rlx section
+    prov = [line.strip() for line in diff if "smoke size" in line]
+    assert prov == ["(smoke size: resolved 16)", "(smoke size: resolved 1024)", "(smoke size: resolved 512)",
+                    "(smoke size: resolved None)"]
+
+    code, out, _ = rlx_cli("compare", "runs", "--tracking-uri", uri, "-e", "kinds", "-f", "json")
+    data = json.loads(out)
+    assert {r["name"]: r["kind"] for r in data["runs"]} == {"dapo-smoke": "smoke", "dapo-gpu": "gpu"}
+    code, out, _ = rlx_cli("compare", "runs", "--tracking-uri", uri, "-e", "kinds", "-f", "md")
+    assert "| `data.train_batch_size` | `8` (smoke size: resolved 512) | `512` |" in out

@@ -98,8 +98,8 @@ def test_closest_to_zero_is_decided_by_magnitude():
 
 
 def test_directions_in_help_come_from_the_table():
-    assert directions_text() == ("score, val, tput up; resp_len, entropy, clipfrac, kl_ref, kl_rew neutral; "
-                                 "ppo_kl closest to 0")
+    assert directions_text() == ("score, val, vf_ev, tput up; resp_len, entropy, clipfrac, kl_ref, kl_rew, vf_loss "
+                                 "neutral; ppo_kl closest to 0")
     assert parse_metric_option("actor/grad_norm:zero").direction is Direction.ZERO
 
 
@@ -109,6 +109,22 @@ def test_kl_to_reference_is_a_column_only_when_logged():
     assert "actor/kl_loss" not in [c.key for c in cols] and notes == []  # GSPO has no KL loss: no column, no nag
     cols, _ = select_metrics([], base | {"actor/kl_loss"})
     assert [c.label for c in cols] == ["score", "resp_len", "entropy", "clipfrac", "ppo_kl", "kl_ref", "tput"]
+
+
+def test_critic_fit_is_a_column_only_for_runs_with_a_critic():
+    """verl logs critic/vf_loss and critic/vf_explained_var (dp_critic.py, metric_utils.py) only with a critic."""
+    base = {REWARD, "actor/ppo_kl", "actor/entropy", "actor/pg_clipfrac", "response_length/mean"}
+    cols, notes = select_metrics([], base)
+    assert not [c for c in cols if c.key.startswith("critic/vf")] and "critic" not in " ".join(notes)
+    cols, _ = select_metrics([], base | {"critic/vf_loss", "critic/vf_explained_var"})
+    by_key = {c.key: c.direction for c in cols}
+    assert by_key["critic/vf_explained_var"] is Direction.UP  # 1 = the critic predicts the returns exactly
+    assert by_key["critic/vf_loss"] is Direction.NEUTRAL  # in the returns' units: not comparable across rewards
+
+
+def test_only_metrics_replace_the_defaults():
+    cols, notes = select_metrics([parse_metric_option("actor/grad_norm")], {REWARD, "actor/grad_norm"}, only=True)
+    assert [c.key for c in cols] == ["actor/grad_norm"] and notes == []
 
 
 def test_metric_option_direction_suffix():
