@@ -282,7 +282,7 @@ def logs(
     format: Format = typer.Option(Format.text, "--format", help="Output format (json: the log as one string)."),
 ) -> int:
     """The job's log (secrets redacted). When the cluster is gone, the log tail rlx saved to MLflow."""
-    from rlx.errors import EXIT_INTERRUPTED, RlxError, UnreachableError
+    from rlx.errors import EXIT_INTERRUPTED, ConfigError, RlxError, UnreachableError
     from rlx.launch import records
     from rlx.launch.lifecycle import Display, follow, jobs_for
     from rlx.launch.redact import redact_text
@@ -290,23 +290,28 @@ def logs(
 
     record = records.find(run)
     lost = None
+    gone: RlxError | None = None
     try:
         jobs = jobs_for(record)
         if follow_ and format is Format.text and not record.state.terminal:
             try:
                 with Display(json_mode=False) as display:
-                    final = follow(jobs, record, display, client=_Clients().mlflow_for(record.tracking_uri))
+                    final = follow(jobs, record, display, client=_Clients().mlflow_for(record.tracking_uri),
+                                   watch_record=True)
             except KeyboardInterrupt:
                 return EXIT_INTERRUPTED
-            if final != "LOST":
+            except ConfigError as e:  # the record was deleted under the follower: not a cluster problem
+                gone = e
+            if gone is None and final != "LOST":
                 return 0
-            # Raised here, outside this try: the saved-tail fallback below is for a cluster unreachable from the start.
-            lost = UnreachableError(
-                f"lost contact with Ray at {record.address} while following run {record.run_id}",
-                hint=f"the job may still be running: re-run `rlx runs logs {record.run_id} -f` once the cluster "
-                "answers; `rlx runs ls` settles the run's state",
-            )
-        if lost is None:
+            if gone is None:
+                # Raised below, outside this try: the saved-tail fallback is for a cluster unreachable from the start.
+                lost = UnreachableError(
+                    f"lost contact with Ray at {record.address} while following run {record.run_id}",
+                    hint=f"the job may still be running: re-run `rlx runs logs {record.run_id} -f` once the cluster "
+                    "answers; `rlx runs ls` settles the run's state",
+                )
+        if lost is None and gone is None:
             text = redact_text(jobs.logs(record.submission_id))
     except RlxError as e:
         text = _saved_tail(record)
@@ -316,6 +321,8 @@ def logs(
         import sys
 
         sys.stderr.write(f"note: {e.message}; showing the log tail saved in MLflow\n")
+    if gone is not None:
+        raise gone
     if lost is not None:
         raise lost
     if format is Format.json:

@@ -291,11 +291,13 @@ class Display:
 
 
 def follow(jobs: Jobs, record: RunRecord, display: Display, *, client=None, interval: float = 1.0,
-           lost_after: float | None = None, until: Callable[[str], bool] | None = None) -> str:
+           lost_after: float | None = None, until: Callable[[str], bool] | None = None,
+           watch_record: bool = False) -> str:
     """Stream the job's logs and its status until it ends; returns Ray's final status (or "LOST").
 
     Ray unreachable for `lost_after` seconds in a row (default: `RLX_LOST_AFTER`, else 60) counts as the cluster
-    being gone.
+    being gone. With `watch_record` (`rlx runs logs -f`), a run record deleted meanwhile ends the follow with a
+    `ConfigError` that says how to reach the job without it.
     """
     if lost_after is None:
         lost_after = float(os.environ.get("RLX_LOST_AFTER") or LOST_AFTER)
@@ -304,7 +306,18 @@ def follow(jobs: Jobs, record: RunRecord, display: Display, *, client=None, inte
     printed = 0
     pending_warned = False
     unreachable_since: float | None = None
+    record_file = records.run_dir(record.run_id) / "record.json"
     while True:
+        if watch_record and not record_file.exists():
+            from rlx.errors import ConfigError
+
+            display.flush()
+            raise ConfigError(
+                f"the run record of {record.run_id[:12]} was removed while following it",
+                where=str(record_file),
+                hint=f"the job {record.submission_id} is unaffected on {record.address}: `ray job logs --address "
+                f"{record.address} {record.submission_id} -f` follows it, `ray job stop ...` stops it",
+            )
         try:
             job_status = jobs.status(record.submission_id)
             logs = jobs.logs(record.submission_id)

@@ -1,4 +1,4 @@
-"""Rows 29-35 of docs/reliability.md: input at scale, odd environments, bad tracking URIs, state removed under a
+"""Rows 29-36 of docs/reliability.md: input at scale, odd environments, bad tracking URIs, state removed under a
 follower. Each gets a clear error or a correct result within 10 s, with bounded memory and nothing left behind."""
 
 from __future__ import annotations
@@ -269,3 +269,71 @@ def test_row35_the_default_sqlite_store_in_a_read_only_directory(tmp_path, rlx_e
     r = rel.Result([], p.returncode, p.stdout, p.stderr, time.monotonic() - t)
     rel.assert_clean_error(r, 3, mentions=("not writable", str(ro)))
     assert r.seconds < BOUND
+
+
+# ---- row 36: state removed under a follower ---------------------------------------------------------------------
+
+
+def test_row36_run_record_deleted_while_following(tmp_path, rlx_env, ray_head):
+    """`rlx runs logs -f` notices within a poll that the record is gone and says how to reach the job without it."""
+    import shutil
+    import signal
+
+    r = rel.submit(rlx_env, ray_head.address, "--steps", "600")
+    assert r.code == 0, r.text[-3000:]
+    rid = rel.run_id_of(r)
+    record_dir = Path(rlx_env["RLX_HOME"]) / "runs" / rid
+    follower = subprocess.Popen(
+        [rel.RLX, "runs", "logs", rid, "-f"],
+        env=rlx_env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        rel.wait_for(
+            lambda: follower.poll() is not None or _following(rid, ray_head.address), timeout=60, what="the job RUNNING"
+        )
+        assert follower.poll() is None, follower.communicate()
+        t = time.monotonic()
+        shutil.rmtree(record_dir)
+        out, err = follower.communicate(timeout=60)
+        took = rel.measured("record deleted under runs logs -f", time.monotonic() - t)
+    finally:
+        if follower.poll() is None:
+            follower.send_signal(signal.SIGINT)
+            follower.communicate(timeout=30)
+        rel.stop_all(rel.jobs_client(ray_head.address), [rid])
+    res = rel.Result([], follower.returncode, out, err, took)
+    rel.assert_clean_error(res, 1, mentions=(rid[:12], "removed", "ray job logs"))
+    assert took < BOUND
+    assert not record_dir.exists(), "the follower wrote the deleted record back"
+
+
+def _following(run_id: str, address: str) -> bool:
+    """The job is RUNNING, so the follower is in its poll loop."""
+    job = rel.job_of(rel.jobs_client(address), run_id)
+    return job is not None and str(job.status) in ("RUNNING", "JobStatus.RUNNING")
+
+
+def test_row36_truncated_mlflow_db_between_commands(tmp_path, rlx_env):
+    """The store is cut to a third after a run: every command that reads it says so, without a traceback."""
+    r = rel.rlx("train", "--algo", "grpo", "--smoke", "--local", "--steps", "2", env=rlx_env, cwd=tmp_path, timeout=120)
+    assert r.code == 0, r.text[-2000:]
+    db = Path(rlx_env["MLFLOW_TRACKING_URI"][len("sqlite:///") :])
+    with open(db, "r+b") as f:
+        f.truncate(db.stat().st_size // 3)
+    for args in (
+        ["compare", "runs"],
+        ["runs", "ls"],
+        ["train", "--algo", "grpo", "--smoke", "--local", "--steps", "2"],
+    ):
+        c = rel.rlx(*args, env=rlx_env, cwd=tmp_path, timeout=60, what=f"truncated mlflow.db: {args[0]}")
+        assert "Traceback" not in c.text, c.text[-3000:]
+        if c.code != 0:
+            rel.assert_clean_error(c, (1, 3))
+            assert "mlflow" in c.err.lower(), c.err[-2000:]
+        else:  # `runs ls` lists local records and warns that the store could not be read
+            assert "warning" in c.err.lower(), c.text[-2000:]
+        assert c.seconds < BOUND + 5
