@@ -165,7 +165,9 @@ def algorithm_of(tags: dict[str, str], params: dict[str, str]) -> tuple[str | No
     if adv is None:
         return None, ""
     loss = params.get(LOSS_PARAM, VERL_DEFAULT_LOSS_MODE)
-    candidates = [a.name for a in ALGORITHMS if a.adv_estimator == adv and a.loss_mode == loss]
+    # A variant that is chosen only by name (`inferable=False`, e.g. gspo-decoupled) is never derived from params:
+    # a plain GSPO run would otherwise be labelled with it whenever it matches none of the keys either sets apart.
+    candidates = [a.name for a in ALGORITHMS if a.inferable and a.adv_estimator == adv and a.loss_mode == loss]
     if not candidates:
         return f"{adv}/{loss}", "params"
     if len(candidates) == 1:
