@@ -35,7 +35,7 @@ def _fail(uri: str, what: str, hint: str = HINT) -> UnreachableError:
     from rlx.launch.redact import redact_text
 
     return UnreachableError(
-        f"tracking URI {redact_text(uri)}: {what}", where="--tracking-uri / MLFLOW_TRACKING_URI", hint=hint
+        f"MLflow tracking URI {redact_text(uri)}: {what}", where="--tracking-uri / MLFLOW_TRACKING_URI", hint=hint
     )
 
 

@@ -138,8 +138,9 @@ def test_html_report_of_two_smoke_runs_in_a_real_browser(smoke_store, rlx_cli, t
     seen = json.loads(r.stdout.split('<pre id="rlx-probe">', 1)[1].split("</pre>", 1)[0].replace("&amp;", "&")
                       .replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"'))
 
-    assert seen["headings"] == ["rlx compare runs", "Curves", "Config diff"]
-    table, diff = seen["tables"]
+    assert seen["headings"] == ["rlx compare runs", "Curves", "Config diff", "Health (rlx runs doctor)"]
+    table, diff, *health = seen["tables"]  # then the doctor's section for each run
+    assert health and all(t["shown"] for t in health)
     assert table["shown"] and table["first"] == ["run", "grpo-smoke", "gspo-smoke"]  # newest first
     assert table["head"][:6] == ["run", "algo", "status", "steps", "time", "reward"]
 
