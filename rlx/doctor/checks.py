@@ -17,7 +17,7 @@ SCORE_MAX = "critic/score/max"
 INF = 1e308  # MLflow's SQL store writes +-inf as +-1.7976931348623157e308 (sys.float_info.max)
 
 TOKEN_CLIP_ALGOS = ("grpo", "drgrpo", "dapo", "ppo", "rloo", "reinforce_pp", "remax", "vapo", "aspo", "aepo")
-SEQUENCE_CLIP_ALGOS = ("gspo",)
+SEQUENCE_CLIP_ALGOS = ("gspo", "gspo-decoupled")  # gspo-decoupled keeps GSPO's sequence ratio
 
 
 def _window_means(v: np.ndarray, w: int) -> np.ndarray:
@@ -515,8 +515,8 @@ def critic_explained_var(run: RunView, th: Thresholds) -> Result | None:
     hint="the updates move the policy too far per step: lower actor_rollout_ref.actor.optim.lr or "
     "actor_rollout_ref.actor.ppo_epochs, or widen actor_rollout_ref.actor.clip_ratio_low/high",
     explanation="""`actor/pg_clipfrac` is the share of clipped tokens (token-level PPO: grpo, drgrpo, dapo, ppo,
-    rloo, reinforce_pp, remax, vapo, aspo, aepo) or of clipped sequences (gspo). For token-level PPO a healthy run
-    clips ~1e-3 to 1e-2 of the tokens; a window mean above token_warn warns and above token_fail fails. GSPO's
+    rloo, reinforce_pp, remax, vapo, aspo, aepo) or of clipped sequences (gspo, gspo-decoupled). For token-level
+    PPO a healthy run clips ~1e-3 to 1e-2 of the tokens; a window mean above token_warn warns and above token_fail fails. GSPO's
     sequence ratio clips about two orders of magnitude more (0.1-0.3 is normal, algorithms.md GSPO (f)): it warns
     only above sequence_warn and fails above sequence_fail, where almost no sequence keeps a gradient. Not applied to
     sapo (its clip fractions are hard-coded 0), cispo, gmpo and gepo (their own checks).""",

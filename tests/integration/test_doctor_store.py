@@ -335,10 +335,12 @@ def test_healthy_twins_are_not_flagged(algo, diagnoses):
 
 
 def test_checks_apply_by_algorithm():
-    """Only DAPO gets the filter check, only GEPO the weight check; GSPO and token-level PPO read clipfrac differently."""
+    """The filter check goes to DAPO and to any run that filters groups (gspo-decoupled: AReaL's dynamic sampling);
+    only GEPO gets the weight check; GSPO and token-level PPO read clipfrac differently."""
     for algo in READY:
         codes = {v.code for v in _diagnose_healthy(algo).verdicts}
-        assert ("RLX920" in codes) == (algo == "dapo"), algo
+        filters = str(_params(algo, full=True).get("algorithm/filter_groups/enable")).lower() == "true"
+        assert ("RLX920" in codes) == (algo == "dapo" or filters), algo
         assert ("RLX923" in codes) == (algo == "gepo"), algo
         assert ("RLX924" in codes) == (algo == "aspo"), algo
         assert ("RLX922" in codes) == (algo not in ("sapo", "cispo", "gmpo", "gepo")), algo
