@@ -130,11 +130,34 @@ def _preset_values(name: str) -> dict[str, Any]:
 
 
 def _preset_score(name: str, params: dict[str, str], keys: set[str]) -> float:
-    """Fraction of the discriminating `keys` that `name`'s preset sets to the run's value."""
-    eff = _preset_values(name)
-    hits = sum(1 for k in keys if k in eff and k.replace(".", "/") in params
-               and _same(params[k.replace(".", "/")], eff[k]))
+    """Fraction of the discriminating `keys` where the run has the value `name` would give it: the preset's own, or
+    verl's default where the preset leaves the key alone. A plain GRPO script that keeps verl's token-mean is not
+    DAPO just because DAPO's preset restates that default: it misses DAPO's filter, clip-higher and reward manager.
+    """
+    eff, defaults = _preset_values(name), _verl_default_values()
+    hits = 0
+    for k in keys:
+        key = k.lstrip("+~")
+        run = params.get(key.replace(".", "/"))
+        expected = eff[k] if k in eff else defaults.get(key, _UNSET)
+        if expected is _UNSET or run is None:
+            hits += expected is _UNSET and run is None
+        else:
+            hits += _same(run, expected)
     return hits / max(1, len(keys))
+
+
+_UNSET = object()
+
+
+@functools.cache
+def _verl_default_values() -> dict[str, Any]:
+    try:
+        from rlx.resolve import flatten, verl_defaults_container
+
+        return flatten(verl_defaults_container())
+    except Exception:  # noqa: BLE001 - without verl's defaults the tie-break reads only what presets set
+        return {}
 
 
 def _discriminating_keys(names: Sequence[str]) -> set[str]:
