@@ -66,7 +66,7 @@ def _register_optional() -> None:
     """Commands that later pipeline stages add; each module keeps its heavy imports inside its functions."""
     import importlib
 
-    for name in ("validate", "runs", "compare"):
+    for name in ("validate", "runs", "compare", "imports"):
         try:
             module = importlib.import_module(f"rlx.commands.{name}")
         except ModuleNotFoundError as e:

@@ -12,6 +12,9 @@ import typer
 from rlx.commands.complete import rule_codes, verl_keys
 
 VALIDATE_EPILOG = """\
+A FILE ending in .sh (or starting with #!) is a verl launch script: its `main_ppo` command is read across line
+continuations, its variables and ${VAR:-default} forms are expanded, and findings point at run.sh:LINE.
+
 Exit codes: 0 no errors (warnings allowed), 1 errors (or warnings with --strict), 2 usage error.
 
 \b
@@ -22,6 +25,7 @@ Examples:
   $ rlx validate config my_preset.yaml --strict
   $ rlx validate config outputs/run/.hydra/config.yaml          # a run's saved verl config
   $ rlx validate config --verl algorithm.adv_estimator=grpo actor_rollout_ref.rollout.n=5 ...
+  $ rlx validate config --verl run_qwen2-7b.sh                   # a verl bash script, read (never run)
   $ rlx validate config --algo gspo --ignore RLX420 --format github
 """
 
@@ -71,7 +75,7 @@ def split_args(args: list[str]) -> tuple[str | None, list[str]]:
 def validate_config(
     args: list[str] | None = typer.Argument(
         None, metavar="[FILE] [KEY=VALUE]...",
-        help="A preset, experiment file or full verl config YAML, then verl overrides in Hydra grammar.",
+        help="A preset, experiment file, full verl config YAML or verl bash script, then verl overrides.",
         show_default=False, autocompletion=verl_keys),
     algo: str | None = typer.Option(None, "--algo", "-a", help="Algorithm (its built-in preset).",
                                        autocompletion=_complete_algo, envvar="RLX_ALGO"),

@@ -291,6 +291,7 @@ def validate_source(
     ignore: Iterable[str] = (),
     strict: bool = False,
     deep: bool = False,
+    _labels=None,
 ) -> Report:
     """Validate what `rlx validate config` was given: a FILE (preset, experiment or full verl config) and/or
     `--algo`/`--preset`, plus overrides; with `verl`, the overrides are applied to verl's defaults with no preset.
@@ -300,6 +301,11 @@ def validate_source(
     """
     overrides = list(overrides)
     experiment = None
+    if file is not None and _labels is None:
+        from rlx.validate.script import is_script, validate_script
+
+        if is_script(file):
+            return validate_script(file, overrides, ignore=ignore, strict=strict, deep=deep)
     if file is not None:
         from rlx.yamlio import load_file
 
@@ -309,7 +315,7 @@ def validate_source(
             return Report(problems=[_from_error(e)], strict=strict, subject=str(file))
         kind = file_kind(doc.data)
         if kind == "verl":
-            return _validate_verl_file(file, doc, algo, overrides, ignore, strict, deep)
+            return _validate_verl_file(file, doc, algo, overrides, ignore, strict, deep, _labels)
         if kind == "preset":
             if preset:
                 from rlx.errors import UsageError
@@ -323,10 +329,22 @@ def validate_source(
     if resolved is None:
         return Report(problems=_scrub([p for p in pre if p.code not in _codes(ignore)]), strict=strict,
                       subject=str(file or preset or algo or "verl overrides"))
+    pre = _labelled(resolved, pre, _labels)
     return validate(resolved, ignore=ignore, strict=strict, pre=pre, deep=deep)
 
 
-def _validate_verl_file(file, doc, algo, overrides, ignore, strict, deep) -> Report:
+def _labelled(resolved, pre: list[Problem], labels) -> list[Problem]:
+    """For a script (`labels` = (Script, {override: line})): what its lines set points at `run.sh:LINE`."""
+    if labels is None:
+        return pre
+    from rlx.validate.script import label_sources, relabel_problem
+
+    script, lines = labels
+    label_sources(resolved, script, lines)
+    return [relabel_problem(p, script, lines) for p in pre]
+
+
+def _validate_verl_file(file, doc, algo, overrides, ignore, strict, deep, labels=None) -> Report:
     from rlx.algorithms import ALGORITHMS
     from rlx.resolve import load_verl_yaml
 
@@ -338,6 +356,14 @@ def _validate_verl_file(file, doc, algo, overrides, ignore, strict, deep) -> Rep
 
     OmegaConf.set_struct(resolved.config, True)
     pre = _unknown_file_keys(resolved, doc) + _apply_collecting(resolved, overrides)
+    if labels is not None:
+        from rlx.resolve import Provenance
+
+        script = labels[0]
+        for k, prov in list(resolved.provenance.items()):  # the composed config is a temporary file: name the config
+            if prov.layer == "file":
+                resolved.provenance[k] = Provenance("file", f"config {script.config_name}", prov.reason, "")
+        pre = _labelled(resolved, pre, labels)
     if algo:
         resolved.algorithm = ALGORITHMS.get(algo)
     report = validate(resolved, ignore=ignore, strict=strict, pre=pre, deep=deep)

@@ -129,7 +129,7 @@ def _describe_source(source: str) -> str:
     text) as it is."""
     import re
 
-    if source.startswith("command line:") or re.match(r"^\S+\.ya?ml(:\d+)*$", source) or source == "verl":
+    if source.startswith("command line:") or re.match(r"^\S+\.(?:ya?ml|sh|bash)(:\d+)*(: .*)?$", source) or source == "verl":
         return source
     return f"set by {source}"
 
@@ -143,10 +143,10 @@ def _gh_escape(text: str, prop: bool = False) -> str:
 
 
 def _file_line(source: str) -> tuple[str | None, str | None]:
-    """`path/x.yaml:12[:3]` in a source string, as (file, line); (None, None) for a layer label."""
+    """`path/x.yaml:12[:3]` (or a script's `run.sh:12`) in a source string, as (file, line); (None, None) for a layer label."""
     import re
 
-    m = re.search(r"([^\s():]+\.ya?ml):(\d+)", source)
+    m = re.search(r"([^\s():]+\.(?:ya?ml|sh|bash)):(\d+)", source)
     return (m.group(1), m.group(2)) if m else (None, None)
 
 

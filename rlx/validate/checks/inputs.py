@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rlx.errors import RlxError
-from rlx.validate.rules import ERROR, declare
+from rlx.validate.rules import ERROR, WARNING, declare
 
 YAML_SYNTAX = declare(
     "RLX001", "invalid YAML syntax", ERROR, category="input",
@@ -52,10 +52,35 @@ CONFLICTING_ALGORITHMS = declare(
     "preset under a DAPO title trains GSPO's loss), so it refuses: keep one source.",
 )
 
+NO_TRAINER_COMMAND = declare(
+    "RLX010", "script launches no verl trainer", ERROR, category="input",
+    explanation="`rlx validate config --verl run.sh` reads the script's `python -m verl.trainer.main_ppo` (or "
+    "`rlx.verl_entry`) command without running it. The script has none, outside comments, so there is nothing to "
+    "validate.",
+)
+SCRIPT_CONFIG = declare(
+    "RLX011", "the script's --config-name does not compose", ERROR, category="input",
+    explanation="The script passes `--config-path`/`--config-name`, and the config is not there (the path is relative "
+    "to the script) or does not compose with Hydra. rlx validates against the config the trainer would compose, so "
+    "it will not guess another.",
+)
+UNRESOLVED_VARIABLE = declare(
+    "RLX012", "shell variable the script does not set", WARNING, category="input",
+    explanation="A script override uses `$NAME` (or `$(command)`) and the script neither assigns NAME nor gives it a "
+    "default (`${NAME:-value}`). rlx reads scripts without running them and never reads your environment, so it "
+    "cannot know the value: that override is not validated and verl's default stands in for it. `rlx import` keeps "
+    "it as written, for you to fill in. HOME, USER, LOGNAME and PWD, which every login shell sets and scripts use "
+    "for paths, are reported as information.",
+)
+
 
 def classify(err: RlxError) -> str:
     """The input rule code for an error raised while reading a file (rlx.yamlio, presets, experiment files)."""
     msg = err.message
+    if "no `python -m verl.trainer.main_ppo`" in msg:
+        return NO_TRAINER_COMMAND.code
+    if msg.startswith("--config-name"):
+        return SCRIPT_CONFIG.code
     if msg.startswith("conflicting algorithm sources"):
         return CONFLICTING_ALGORITHMS.code
     if msg.startswith("invalid YAML"):

@@ -1,0 +1,364 @@
+"""Read a verl launch script (bash) without executing it: the trainer invocation and its Hydra overrides.
+
+verl's examples launch runs as
+
+    set -x
+    gsm8k=$HOME/data/gsm8k
+    BS=${BS:-1024}
+    python3 -m verl.trainer.main_ppo \\
+        algorithm.adv_estimator=grpo \\
+        data.train_files=$gsm8k/train.parquet \\
+        data.train_batch_size=$BS \\
+        trainer.logger='["console","wandb"]' $@
+
+`read_script` finds the `main_ppo` (or `rlx.verl_entry`) command across line continuations, expands the variables
+the script assigns and the `${VAR:-default}` forms the way bash would, and keeps, for every argument, the line it
+starts on, so findings can point at `run.sh:LINE`. It never runs the script and never reads the environment: a
+variable the script does not set is *unresolved*, named with its lines, and left in the text as written.
+
+This is a reader for the scripts people write to launch verl, not a bash interpreter: control flow (`if`, loops,
+functions) is not followed, and the last assignment before the command wins.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rlx.errors import ConfigError
+
+ENTRY_MODULES = ("verl.trainer.main_ppo", "rlx.verl_entry")
+_ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.S)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_REDIRECT = re.compile(r"\d*>>?(?:&\d*)?|&>>?|\|\||\||&&|&|<")
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument of the trainer command, after expansion, with the script line it starts on."""
+
+    text: str
+    line: int
+
+
+@dataclass
+class Script:
+    """What a verl launch script asks the trainer to run."""
+
+    path: Path
+    entry: str  # the module it runs: verl.trainer.main_ppo or rlx.verl_entry
+    line: int  # where the command starts
+    overrides: list[Arg] = field(default_factory=list)
+    config_path: str | None = None
+    config_name: str | None = None
+    unresolved: dict[str, list[int]] = field(default_factory=dict)  # variable -> lines it is used on, unset
+    dropped: list[Arg] = field(default_factory=list)  # `$@` and other arguments that are not overrides
+
+    def where(self, line: int) -> str:
+        return f"{self.path.name}:{line}"
+
+    def line_of(self, text: str) -> int | None:
+        for a in self.overrides:
+            if a.text == text:
+                return a.line
+        return None
+
+
+# ---- lexing -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Word:
+    text: str
+    line: int
+    quoted: bool = False  # any part quoted (an operator in quotes is text)
+
+
+class _Lexer:
+    """Splits bash source into commands of words, expanding parameters with the variables known so far."""
+
+    def __init__(self, source: str, variables: dict[str, str], unresolved: dict[str, list[int]]):
+        self.s = source
+        self.i = 0
+        self.line = 1
+        self.vars = variables
+        self.unresolved = unresolved
+
+    def _peek(self, k: int = 0) -> str:
+        j = self.i + k
+        return self.s[j] if j < len(self.s) else ""
+
+    def _advance(self, n: int = 1) -> str:
+        out = self.s[self.i : self.i + n]
+        self.line += out.count("\n")
+        self.i += n
+        return out
+
+    def commands(self):
+        """Yield each simple command as a list of words (comments, blank lines and heredoc bodies skipped)."""
+        words: list[_Word] = []
+        while self.i < len(self.s):
+            c = self._peek()
+            if c == "\\" and self._peek(1) == "\n":  # line continuation
+                self._advance(2)
+            elif c in " \t\r":
+                self._advance()
+            elif c == "\n" or c == ";":
+                self._advance()
+                if words:
+                    yield words
+                    words = []
+            elif c == "#":
+                while self.i < len(self.s) and self._peek() != "\n":
+                    self._advance()
+            elif m := _REDIRECT.match(self.s, self.i):  # |, ||, &&, &, >, 2>&1, &>, <
+                words.append(_Word(self._advance(len(m.group(0))), self.line))
+            else:
+                words.append(self._word())
+        if words:
+            yield words
+
+    def _word(self) -> _Word:
+        start = self.line
+        out: list[str] = []
+        quoted = False
+        while self.i < len(self.s):
+            c = self._peek()
+            if c in " \t\r\n;|&<>":
+                break
+            if c == "\\":
+                if self._peek(1) == "\n":
+                    self._advance(2)
+                    break
+                self._advance()
+                out.append(self._advance())
+            elif c == "'":
+                quoted = True
+                self._advance()
+                j = self.s.find("'", self.i)
+                j = len(self.s) if j < 0 else j
+                out.append(self._advance(j - self.i))
+                self._advance()
+            elif c == '"':
+                quoted = True
+                self._advance()
+                while self.i < len(self.s) and self._peek() != '"':
+                    d = self._peek()
+                    if d == "\\" and self._peek(1) in '"\\$`\n':
+                        self._advance()
+                        ch = self._advance()
+                        if ch != "\n":
+                            out.append(ch)
+                    elif d == "$":
+                        out.append(self._dollar(start))
+                    else:
+                        out.append(self._advance())
+                self._advance()
+            elif c == "$":
+                out.append(self._dollar(start))
+            elif c == "`":
+                j = self.s.find("`", self.i + 1)
+                j = len(self.s) if j < 0 else j
+                text = self._advance(j + 1 - self.i)
+                self._unset("`...`", start)
+                out.append(text)
+            else:
+                out.append(self._advance())
+        return _Word("".join(out), start, quoted)
+
+    def _unset(self, name: str, line: int) -> None:
+        lines = self.unresolved.setdefault(name, [])
+        if line not in lines:
+            lines.append(line)
+
+    def _dollar(self, line: int) -> str:
+        """Expand `$NAME`, `${NAME}`, `${NAME:-default}` (and `-`, `:=`, `=`); `$(...)` is left as written."""
+        nxt = self._peek(1)
+        if self.s.startswith("$((", self.i):
+            j = self.s.find("))", self.i)
+            if j > 0:
+                raw = self._advance(j + 2 - self.i)
+                value = _arithmetic(raw[3:-2], self.vars)
+                if value is None:
+                    self._unset(raw, line)
+                    return raw
+                return value
+        if nxt in "({":
+            close = {"(": ")", "{": "}"}[nxt]
+            depth, j = 0, self.i + 1
+            while j < len(self.s):
+                depth += {nxt: 1, close: -1}.get(self.s[j], 0)
+                if depth == 0:
+                    break
+                j += 1
+            raw = self._advance(j + 1 - self.i)
+            if nxt == "(":  # command substitution: never run
+                self._unset(raw, line)
+                return raw
+            m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-=])(.*))?", raw[2:-1], re.S)
+            if not m:  # ${#x}, ${x[@]}, ${x/a/b}: not followed
+                self._unset(raw, line)
+                return raw
+            name, op, default = m.group(1), m.group(2), m.group(3)
+            value = self.vars.get(name)
+            if op and (value is None or (op.startswith(":") and value == "")):
+                value = expand(default or "", self.vars, self.unresolved, line)
+                if op.endswith("="):
+                    self.vars[name] = value
+            if value is None:
+                self._unset(name, line)
+                return "$" + name  # as `$NAME`: `${NAME}` would read as an OmegaConf interpolation
+            return value
+        m = _NAME.match(self.s, self.i + 1)
+        if m:
+            self._advance(1 + len(m.group(0)))
+            name = m.group(0)
+            if name in self.vars:
+                return self.vars[name]
+            self._unset(name, line)
+            return "$" + name
+        if nxt in "@*#?" or nxt.isdigit():
+            self._advance(2)
+            return "$" + nxt
+        return self._advance()
+
+
+def _arithmetic(expr: str, variables: dict[str, str]) -> str | None:
+    """Bash integer arithmetic (`$((1024 * 2))`, `$((max_prompt + max_resp))`); None when it cannot be evaluated."""
+    import ast
+
+    def name(m: re.Match) -> str:
+        value = variables.get(m.group(1) or m.group(2) or m.group(3), "")
+        return f"({value})" if re.fullmatch(r"\s*-?\d+\s*", value) else "@"
+
+    text = re.sub(r"\$\{(\w+)\}|\$(\w+)|\b([A-Za-z_]\w*)\b", name, expr)
+    if "@" in text:
+        return None
+    ops = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+           ast.Div: lambda a, b: int(a / b), ast.FloorDiv: lambda a, b: int(a / b), ast.Mod: lambda a, b: a % b}
+
+    def ev(node) -> int:
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return node.value
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            return -ev(node.operand) if isinstance(node.op, ast.USub) else ev(node.operand)
+        if isinstance(node, ast.BinOp) and type(node.op) in ops:
+            return ops[type(node.op)](ev(node.left), ev(node.right))
+        raise ValueError(node)
+
+    try:
+        return str(ev(ast.parse(text.replace("/", "//") if "//" not in text else text, mode="eval").body))
+    except (SyntaxError, ValueError, ZeroDivisionError, RecursionError):
+        return None
+
+
+def expand(text: str, variables: dict[str, str], unresolved: dict[str, list[int]], line: int = 1) -> str:
+    """Expand one piece of bash text (a `${X:-default}` default): quotes removed, variables substituted."""
+    lexer = _Lexer(text, variables, unresolved)
+    lexer.line = line
+    parts = []
+    while lexer.i < len(text):
+        if lexer._peek() in " \t":
+            parts.append(lexer._advance())
+        else:
+            parts.append(lexer._word().text)
+            if lexer.i < len(text) and lexer._peek() not in " \t":
+                parts.append(lexer._advance())
+    return "".join(parts)
+
+
+# ---- reading ----------------------------------------------------------------------------------------------------
+
+
+def read_script(path: str | Path) -> Script:
+    """Read the trainer invocation of a verl launch script. Raises ConfigError (exit 1) when there is none."""
+    path = Path(path)
+    try:
+        source = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"cannot read {path}: not UTF-8 text ({e.reason} at byte {e.start})",
+                          hint="save the script as UTF-8") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror}", hint="check the path") from None
+    return parse_script(source, path)
+
+
+def parse_script(source: str, path: str | Path = "run.sh") -> Script:
+    path = Path(path)
+    variables: dict[str, str] = {}
+    unresolved: dict[str, list[int]] = {}
+    lexer = _Lexer(source, variables, unresolved)
+    for words in lexer.commands():
+        if all(_ASSIGN.fullmatch(w.text) for w in words):  # `A=1` or `A=1 B=2`
+            for w in words:
+                _assign(w.text, variables)
+            continue
+        if words[0].text in ("export", "local", "readonly", "declare"):
+            for w in words[1:]:
+                if _ASSIGN.fullmatch(w.text):
+                    _assign(w.text, variables)
+            continue
+        start = _entry_index(words)
+        if start is None:
+            continue
+        entry_word = words[start]
+        entry = next((m for m in ENTRY_MODULES if m in entry_word.text.replace("/", ".")), ENTRY_MODULES[0])
+        script = Script(path=path, entry=entry, line=words[0].line)
+        _arguments(words[start + 1 :], script)
+        for name in unresolved:  # only what reaches the trainer's arguments, on the lines it reaches them
+            marks = (name,) if not _NAME.fullmatch(name) else ("$" + name, "${" + name)
+            lines = sorted({a.line for a in script.overrides if any(m in a.text for m in marks)})
+            if lines:
+                script.unresolved[name] = lines
+        return script
+    raise ConfigError(
+        f"{path.name}: no `python -m verl.trainer.main_ppo` (or `rlx.verl_entry`) command found",
+        hint="pass the script that launches verl's trainer; for overrides on the command line use "
+        "`rlx validate config --verl KEY=VALUE ...`",
+    )
+
+
+def _assign(text: str, variables: dict[str, str]) -> None:
+    name, value = text.split("=", 1)
+    if value.startswith("(") and value.endswith(")"):  # a bash array: not followed
+        return
+    variables[name] = value
+
+
+def _entry_index(words: list[_Word]) -> int | None:
+    for i, w in enumerate(words):
+        t = w.text.replace("/", ".")
+        if any(t == m or t.endswith("." + m) or t in (m + ".py",) or t.endswith("." + m + ".py") for m in ENTRY_MODULES):
+            return i
+    return None
+
+
+def _arguments(words: list[_Word], script: Script) -> None:
+    it = iter(enumerate(words))
+    for i, w in it:
+        t = w.text
+        if not w.quoted and _REDIRECT.fullmatch(t):
+            break  # `| tee log`, `2>&1`, `&& ...`: the rest is not the trainer's
+        if t in ("--config-path", "--config-name", "--config-dir", "-cp", "-cn"):
+            value = words[i + 1].text if i + 1 < len(words) else ""
+            next(it, None)
+            _config_flag(t, value, script)
+        elif t.startswith(("--config-path=", "--config-name=", "--config-dir=")):
+            flag, value = t.split("=", 1)
+            _config_flag(flag, value, script)
+        elif t in ("$@", "$*"):
+            script.dropped.append(Arg(t, w.line))
+        elif t.startswith("-"):
+            script.dropped.append(Arg(t, w.line))
+        else:
+            script.overrides.append(Arg(t, w.line))
+
+
+def _config_flag(flag: str, value: str, script: Script) -> None:
+    if flag in ("--config-path", "-cp"):
+        script.config_path = value
+    elif flag in ("--config-name", "-cn"):
+        script.config_name = value.removesuffix(".yaml")
+    else:
+        script.dropped.append(Arg(f"{flag}={value}", script.line))
