@@ -31,6 +31,9 @@ from rlx.errors import ConfigError
 ENTRY_MODULES = ("verl.trainer.main_ppo", "rlx.verl_entry")
 _ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.S)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Private marks inside a word while it is read: an unquoted expansion's bounds (split at whitespace later), and
+# the elements of an array expansion, each with its line.
+_SPLIT, _ELEMENT, _AT = "\x1e", "\x1f", "\x1d"
 _REDIRECT = re.compile(r"\d*>>?(?:&\d*)?|&>>?|\|\||\||&&|&|<")
 
 
@@ -54,6 +57,7 @@ class Script:
     config_name: str | None = None
     unresolved: dict[str, list[int]] = field(default_factory=dict)  # variable -> lines it is used on, unset
     dropped: list[Arg] = field(default_factory=list)  # `$@` and other arguments that are not overrides
+    base: str = "ppo_trainer"  # the packaged verl config the composed one builds on (set when validating)
 
     def where(self, line: int) -> str:
         return f"{self.path.name}:{line}"
@@ -73,17 +77,21 @@ class _Word:
     text: str
     line: int
     quoted: bool = False  # any part quoted (an operator in quotes is text)
+    array: list[_Word] | None = None  # `NAME=(a b c)`: the elements
 
 
 class _Lexer:
     """Splits bash source into commands of words, expanding parameters with the variables known so far."""
 
-    def __init__(self, source: str, variables: dict[str, str], unresolved: dict[str, list[int]]):
+    def __init__(self, source: str, variables: dict[str, str], unresolved: dict[str, list[int]],
+                 arrays: dict[str, list[_Word]] | None = None):
         self.s = source
         self.i = 0
         self.line = 1
         self.vars = variables
         self.unresolved = unresolved
+        self.arrays = arrays if arrays is not None else {}
+        self._closing = ""  # ")" while reading an array's elements
 
     def _peek(self, k: int = 0) -> str:
         j = self.i + k
@@ -115,9 +123,51 @@ class _Lexer:
             elif m := _REDIRECT.match(self.s, self.i):  # |, ||, &&, &, >, 2>&1, &>, <
                 words.append(_Word(self._advance(len(m.group(0))), self.line))
             else:
-                words.append(self._word())
+                words.extend(self._fields())
         if words:
             yield words
+
+    def _fields(self) -> list[_Word]:
+        """One word of source as the fields bash passes on: an unquoted expansion is split at whitespace (and
+        vanishes when empty); `"${ARR[@]}"` gives one field per element, each with the line it was written on."""
+        w = self._word()
+        if w.array is not None or (_SPLIT not in w.text and _ELEMENT not in w.text):
+            return [w]
+        out = []
+        no_split = w.quoted or _ASSIGN.fullmatch(w.text.replace(_SPLIT, "")) is not None  # assignments never split
+        for piece in w.text.split(_ELEMENT):
+            if not piece:
+                continue
+            line, _, text = piece.partition(_AT) if _AT in piece else (str(w.line), "", piece)
+            if _SPLIT not in text or no_split or "$(" in text:  # what an unrun `$(...)` gives is unknown: one field
+                out.append(_Word(text.replace(_SPLIT, ""), int(line), w.quoted))
+            else:  # an unquoted expansion: whitespace in what it expanded to separates fields; empty ones vanish
+                out.extend(_Word(f, int(line)) for f in text.replace(_SPLIT, "").split() if f)
+        return out
+
+    def _array(self, start: int) -> list[_Word]:
+        """The elements of `NAME=( ... )`, across lines, comments skipped."""
+        self._advance()  # (
+        elements: list[_Word] = []
+        outer, self._closing = self._closing, ")"
+        try:
+            while self.i < len(self.s):
+                c = self._peek()
+                if c == ")":
+                    self._advance()
+                    break
+                if c == "\\" and self._peek(1) == "\n":
+                    self._advance(2)
+                elif c in " \t\r\n":
+                    self._advance()
+                elif c == "#":
+                    while self.i < len(self.s) and self._peek() != "\n":
+                        self._advance()
+                else:
+                    elements.extend(self._fields())
+        finally:
+            self._closing = outer
+        return elements
 
     def _word(self) -> _Word:
         start = self.line
@@ -125,8 +175,11 @@ class _Lexer:
         quoted = False
         while self.i < len(self.s):
             c = self._peek()
-            if c in " \t\r\n;|&<>":
+            if c in " \t\r\n;|&<>" or (self._closing and c == self._closing):
                 break
+            if c == "(" and not quoted and re.fullmatch(r"[A-Za-z_]\w*=", "".join(out)):
+                elements = self._array(start)
+                return _Word("".join(out) + "(...)", start, False, elements)
             if c == "\\":
                 if self._peek(1) == "\n":
                     self._advance(2)
@@ -156,7 +209,8 @@ class _Lexer:
                         out.append(self._advance())
                 self._advance()
             elif c == "$":
-                out.append(self._dollar(start))
+                text = self._dollar(start)
+                out.append(text if _ELEMENT in text or text.startswith("$") else _SPLIT + text + _SPLIT)
             elif c == "`":
                 j = self.s.find("`", self.i + 1)
                 j = len(self.s) if j < 0 else j
@@ -196,8 +250,14 @@ class _Lexer:
             if nxt == "(":  # command substitution: never run
                 self._unset(raw, line)
                 return raw
-            m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-=])(.*))?", raw[2:-1], re.S)
-            if not m:  # ${#x}, ${x[@]}, ${x/a/b}: not followed
+            body = raw[2:-1]
+            if body.startswith(("@", "*")):  # ${@:2}: the script's own arguments
+                return "$@"
+            arr = re.fullmatch(r"([A-Za-z_]\w*)\[[@*]\]", body)
+            if arr and arr.group(1) in self.arrays:
+                return _ELEMENT.join(f"{w.line}{_AT}{w.text}" for w in self.arrays[arr.group(1)]) + _ELEMENT
+            m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-=])(.*))?", body, re.S)
+            if not m:  # ${#x}, ${x[0]}, ${x/a/b}: not followed
                 self._unset(raw, line)
                 return raw
             name, op, default = m.group(1), m.group(2), m.group(3)
@@ -288,15 +348,16 @@ def parse_script(source: str, path: str | Path = "run.sh") -> Script:
     path = Path(path)
     variables: dict[str, str] = {}
     unresolved: dict[str, list[int]] = {}
-    lexer = _Lexer(source, variables, unresolved)
+    arrays: dict[str, list[_Word]] = {}
+    lexer = _Lexer(source, variables, unresolved, arrays)
     for words in lexer.commands():
-        if all(_ASSIGN.fullmatch(w.text) for w in words):  # `A=1` or `A=1 B=2`
-            for w in words:
-                _assign(w.text, variables)
-            continue
-        if words[0].text in ("export", "local", "readonly", "declare"):
-            for w in words[1:]:
-                if _ASSIGN.fullmatch(w.text):
+        assigns = words[1:] if words[0].text in ("export", "local", "readonly", "declare") else words
+        if words[0].text in ("export", "local", "readonly", "declare") or all(
+                _ASSIGN.fullmatch(w.text) for w in words):  # `A=1`, `A=1 B=2`, `export A=1`, `ARR=(a b)`
+            for w in assigns:
+                if w.array is not None:
+                    arrays[w.text.split("=", 1)[0]] = w.array
+                elif _ASSIGN.fullmatch(w.text):
                     _assign(w.text, variables)
             continue
         start = _entry_index(words)

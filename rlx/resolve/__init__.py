@@ -602,8 +602,10 @@ def _builtin() -> Path:
     return builtin_dir().resolve()
 
 
-def load_verl_yaml(path: str | os.PathLike) -> Resolved:
-    """A full verl config YAML (e.g. a run's `.hydra/config.yaml`) as a Resolved, with provenance "file"."""
+def load_verl_yaml(path: str | os.PathLike, config_name: str = "ppo_trainer") -> Resolved:
+    """A full verl config YAML (e.g. a run's `.hydra/config.yaml`) as a Resolved, with provenance "file".
+
+    `config_name` is the packaged verl config it is read against (ppo_megatron_trainer for a Megatron run)."""
     from omegaconf import OmegaConf
 
     from rlx.yamlio import load_file
@@ -611,9 +613,9 @@ def load_verl_yaml(path: str | os.PathLike) -> Resolved:
     doc = load_file(path, what="verl config")
     cfg = OmegaConf.create(doc.data)
     prov: dict[str, Provenance] = {}
-    base = flatten(verl_defaults_container())
+    base = flatten(verl_defaults_container(config_name))
     for key, value in leaf_paths(cfg).items():
         if base.get(key, _ABSENT) != value:
             line_key = tuple(key.split("."))
             prov[key] = Provenance("file", f"file {Path(path).name}", "", doc.where(line_key))
-    return Resolved(config=cfg, provenance=prov)
+    return Resolved(config=cfg, provenance=prov, config_name=config_name)

@@ -349,7 +349,7 @@ def _validate_verl_file(file, doc, algo, overrides, ignore, strict, deep, labels
     from rlx.resolve import load_verl_yaml
 
     try:
-        resolved = load_verl_yaml(file)
+        resolved = load_verl_yaml(file, labels[0].base if labels is not None else "ppo_trainer")
     except ConfigError as e:
         return Report(problems=[_from_error(e)], strict=strict, subject=str(file))
     from omegaconf import OmegaConf

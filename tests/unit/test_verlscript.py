@@ -139,3 +139,31 @@ def test_agrees_with_bash_on_a_typical_script(tmp_path):
     expected = subprocess.run(["bash", str(run)], capture_output=True, text=True, env=env, check=True).stdout
     ours = parse_script(body.replace("CMD -m", "python3 -m"), "run.sh")
     assert [a.text for a in ours.overrides] == expected.splitlines()
+
+
+def test_arrays_and_unquoted_expansions_give_one_argument_per_field():
+    """verl's megatron examples collect overrides in bash arrays (`"${DATA[@]}"`) or in strings expanded unquoted
+    (`$ACTOR_CONFIG`); bash passes one argument per element or per whitespace-separated field."""
+    s = _script("""
+        DATA=(
+            data.train_batch_size=64   # comment inside the array
+            data.max_prompt_length=512
+        )
+        ACTOR="actor_rollout_ref.actor.ppo_mini_batch_size=16 \\
+            actor_rollout_ref.actor.use_kl_loss=False"
+        EMPTY=""
+        python3 -m verl.trainer.main_ppo \\
+            "${DATA[@]}" \\
+            $ACTOR $EMPTY \\
+            trainer.experiment_name="$ACTOR" ${@:2}
+        """)
+    assert [(a.text, a.line) for a in s.overrides] == [
+        ("data.train_batch_size=64", 2),  # an array element keeps the line it was written on
+        ("data.max_prompt_length=512", 3),
+        ("actor_rollout_ref.actor.ppo_mini_batch_size=16", 10),
+        ("actor_rollout_ref.actor.use_kl_loss=False", 10),
+        # quoted: one argument, not split (bash removes the backslash-newline inside double quotes)
+        ("trainer.experiment_name=actor_rollout_ref.actor.ppo_mini_batch_size=16     "
+         "actor_rollout_ref.actor.use_kl_loss=False", 11),
+    ]
+    assert [a.text for a in s.dropped] == ["$@"]
