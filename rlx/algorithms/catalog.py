@@ -869,6 +869,13 @@ def _teacher_key_missing(g: Getter) -> bool:
     return v is None or v is MISSING_VALUE or not str(v).strip()
 
 
+def _gad_critic_hint(g: Getter) -> str:
+    fixes = [f"{K.CRITIC_ENABLE}=true"]
+    if g("critic.use_dynamic_bsz") is not True:
+        fixes += _micro_fixes(g, [("critic", "ppo_micro_batch_size", "ppo_micro_batch_size_per_gpu")])
+    return "set " + " ".join(fixes) + ", with critic.model.path naming the student's weights (D starts from the student)"
+
+
 def _other_reward_active(g: Getter) -> bool:
     return g(RM_ENABLE) is True or not _unset(g, CUSTOM_RM_PATH)
 
@@ -916,7 +923,7 @@ register(
                 title="GAD without a discriminator",
                 message="GAD's discriminator runs on the critic worker, but the critic is disabled "
                 "(critic.enable={value})",
-                hint=_critic_hint,
+                hint=_gad_critic_hint,
                 explanation="rlx trains the critic worker as D (a scalar head on the last response token, initialised "
                 "from the student) with the Bradley-Terry loss instead of the value loss.",
             ),
