@@ -35,6 +35,7 @@ SMTM, TM, SMTSN = "seq-mean-token-mean", "token-mean", "seq-mean-token-sum-norm"
 ASPO_KEY = f"{K.RLX_ALGO}.aspo"
 AEPO_KEY = f"{K.RLX_ALGO}.aepo"
 VAPO_KEY = f"{K.RLX_ALGO}.vapo"
+GAD_KEY = f"{K.RLX_ALGO}.gad"
 
 
 def _unset(g, path: str) -> bool:
@@ -853,6 +854,103 @@ register(
                 "rollout_is is set (trainer_base.py compute_rollout_correction_and_add_to_batch).",
             ),
             _agg("GSPO", SMTM, why="the paper averages over sequences"),
+            *COMMON,
+        ),
+    )
+)
+
+
+RM_ENABLE = "reward.reward_model.enable"
+CUSTOM_RM_PATH = "reward.custom_reward_function.path"
+
+
+def _teacher_key_missing(g: Getter) -> bool:
+    v = g(f"{GAD_KEY}.teacher_key")
+    return v is None or v is MISSING_VALUE or not str(v).strip()
+
+
+def _gad_critic_hint(g: Getter) -> str:
+    fixes = [f"{K.CRITIC_ENABLE}=true"]
+    if g("critic.use_dynamic_bsz") is not True:
+        fixes += _micro_fixes(g, [("critic", "ppo_micro_batch_size", "ppo_micro_batch_size_per_gpu")])
+    return "set " + " ".join(fixes) + ", with critic.model.path naming the student's weights (D starts from the student)"
+
+
+def _other_reward_active(g: Getter) -> bool:
+    return g(RM_ENABLE) is True or not _unset(g, CUSTOM_RM_PATH)
+
+
+def _other_reward_hint(g: Getter) -> str:
+    fixes = []
+    if g(RM_ENABLE) is True:
+        fixes.append(f"{RM_ENABLE}=false")
+    if not _unset(g, CUSTOM_RM_PATH):
+        fixes.append(f"{CUSTOM_RM_PATH}=null")
+    return "set " + " ".join(fixes) + " (the discriminator is GAD's only reward)"
+
+
+register(
+    Algorithm(
+        "gad",
+        "GAD",
+        "black-box on-policy distillation: a discriminator trained to rank teacher text above student text is the "
+        "student's reward",
+        "2511.10643",
+        Family.GROUP,
+        Status.READY,
+        adv_estimator="grpo",
+        loss_mode="gspo",
+        needs_rlx_entrypoint=True,
+        inferable=False,  # a GSPO config with a critic is not GAD unless asked for by name (teacher data needed)
+        constraints=(
+            *_group_size("GAD", 8)[:2],  # RLX405 (critic on a critic-free method) does not apply: D is the critic
+            Constraint(
+                "RLX465",
+                E,
+                f"{GAD_KEY}.teacher_key",
+                custom("no teacher-response column", _teacher_key_missing),
+                title="GAD without teacher responses",
+                message="gad.teacher_key={value}: the discriminator has no teacher text to rank above the student's",
+                hint=f"set ++{GAD_KEY}.teacher_key=teacher_response (the dataset column holding the teacher's answer)",
+                explanation="GAD trains D with L_D = -log sigmoid(D(teacher) - D(student)); without a teacher "
+                "response per prompt there is no loss for D and no reward for the student.",
+            ),
+            Constraint(
+                "RLX466",
+                E,
+                K.CRITIC_ENABLE,
+                custom("the critic is disabled", _critic_off),
+                title="GAD without a discriminator",
+                message="GAD's discriminator runs on the critic worker, but the critic is disabled "
+                "(critic.enable={value})",
+                hint=_gad_critic_hint,
+                explanation="rlx trains the critic worker as D (a scalar head on the last response token, initialised "
+                "from the student) with the Bradley-Terry loss instead of the value loss.",
+            ),
+            Constraint(
+                "RLX467",
+                W,
+                K.CRITIC_WARMUP,
+                eq(K.CRITIC_WARMUP, 0),
+                title="no discriminator warm-up",
+                message="trainer.critic_warmup=0: the student is rewarded by an untrained discriminator from step 1",
+                hint="set trainer.critic_warmup=10 (docs/algorithms.md 3.9 seed)",
+                explanation="GAD warms D up alone on teacher vs student text so its first rewards separate the two.",
+            ),
+            Constraint(
+                "RLX468",
+                W,
+                RM_ENABLE,
+                custom("a reward model or custom reward function is active", _other_reward_active),
+                title="second reward source beside the discriminator",
+                message="a reward model (reward.reward_model.enable) or custom reward function "
+                "(reward.custom_reward_function.path) is active: GAD's discriminator score wins, rlx writes "
+                "sg(D(student)) as the token-level reward and the other score is unused",
+                hint=_other_reward_hint,
+                explanation="GAD is reward-free: the discriminator is the on-policy reward model. A second reward "
+                "source costs compute and its score is overwritten.",
+            ),
+            _agg("GAD", SMTM, why="GSPO loss (docs/algorithms.md 3.9 seed: GSPO)"),
             *COMMON,
         ),
     )

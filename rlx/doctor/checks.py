@@ -17,7 +17,7 @@ SCORE_MAX = "critic/score/max"
 INF = 1e308  # MLflow's SQL store writes +-inf as +-1.7976931348623157e308 (sys.float_info.max)
 
 TOKEN_CLIP_ALGOS = ("grpo", "drgrpo", "dapo", "ppo", "rloo", "reinforce_pp", "remax", "vapo", "aspo", "aepo")
-SEQUENCE_CLIP_ALGOS = ("gspo", "gspo-decoupled")  # gspo-decoupled keeps GSPO's sequence ratio
+SEQUENCE_CLIP_ALGOS = ("gspo", "gspo-decoupled", "gad")  # all keep GSPO's sequence ratio
 
 
 def _window_means(v: np.ndarray, w: int) -> np.ndarray:

@@ -34,7 +34,7 @@ from typing import Any
 
 from rlx.errors import ConfigError, JobFailedError, RlxError
 from rlx.smoke import sizes as sizes_mod
-from rlx.smoke.tasks import code_markers, compute_score, get_task, prompt_text
+from rlx.smoke.tasks import code_markers, compute_score, get_task, prompt_text, teacher_response
 
 ALGO_CFG_ENV = "RLX_ALGO_CFG"
 THREADS_ENV = "RLX_SMOKE_THREADS"
@@ -359,6 +359,12 @@ def run(config: Any, *, task: str = "copy", steps: int | None = None, seed: int 
     critic_enable = get("critic.enable", None)
     # verl's rule (trainer/ppo/utils.py need_critic): critic.enable when set, else on only for gae
     use_critic = bool(critic_enable) if critic_enable is not None else adv_fn is core_algos.get_adv_estimator_fn("gae")
+    # GAD (docs/algorithms.md 3.9): the critic worker is the discriminator, sg(D(student)) the reward
+    gad_key = get("algorithm.rlx.gad.teacher_key", None)
+    gad = gad_key is not None and str(gad_key).strip() != ""
+    if gad and not use_critic:
+        raise ConfigError("GAD's discriminator runs on the critic, but the critic is disabled", where="critic.enable",
+                          hint="set critic.enable=true")
     use_kl_in_reward = bool(get("algorithm.use_kl_in_reward", False))
     use_ref = bool(actor_cfg.use_kl_loss) or use_kl_in_reward
     nll_coef = float(_find_option(options, "nll_coef") or 0.0)
@@ -373,7 +379,7 @@ def run(config: Any, *, task: str = "copy", steps: int | None = None, seed: int 
     do_sample = bool(get("actor_rollout_ref.rollout.do_sample", True))
 
     # ---- models and data (seeded: the same seed gives the same run)
-    from rlx.smoke.model import CharTokenizer, build_critic, build_policy
+    from rlx.smoke.model import CharTokenizer, build_critic, build_discriminator, build_policy
 
     torch.manual_seed(seed)
     np.random.seed(seed)
@@ -391,7 +397,12 @@ def run(config: Any, *, task: str = "copy", steps: int | None = None, seed: int 
                                   weight_decay=float(optim_cfg.get("weight_decay", 0.0) or 0.0))
     critic = critic_opt = None
     critic_cfg = None
-    if use_critic:
+    disc = disc_opt = None
+    if gad:
+        disc = build_discriminator(tok, policy)
+        disc_opt = torch.optim.AdamW(disc.parameters(), lr=sz.critic_lr,
+                                     weight_decay=float(get("critic.optim.weight_decay", 0.0) or 0.0))
+    elif use_critic:
         critic = build_critic(tok)
         critic_opt = torch.optim.AdamW(critic.parameters(), lr=sz.critic_lr,
                                        weight_decay=float(get("critic.optim.weight_decay", 0.0) or 0.0))
@@ -411,11 +422,20 @@ def run(config: Any, *, task: str = "copy", steps: int | None = None, seed: int 
         data = pd.read_parquet(the_task.write_parquet(os.path.join(tmp, "train.parquet")))
     rows = data.to_dict(orient="records")
     prompt_ids = [[tok.bos_id, *tok.encode(prompt_text(r["prompt"]))] for r in rows]
+    teacher_ids = None
+    if gad:
+        # the dataset's teacher column when it has one, else the smoke task's fixed teacher; answer + EOS, padded
+        R = sz.max_response_length  # noqa: N806
+        teacher_ids = []
+        for r in rows:
+            text = r.get(str(gad_key)) or teacher_response(r)
+            ids = (tok.encode(str(text)) + [tok.eos_id])[:R]
+            teacher_ids.append(ids + [tok.pad_id] * (R - len(ids)))
 
     info = {
         "algorithm": algorithm, "adv_estimator": adv_name, "loss_mode": loss_mode,
         "task": the_task.name, "seed": seed, "sizes": sz, "shrunk": sz.table(), "reward_fn": reward_name,
-        "critic": use_critic, "reference": use_ref, "kl_in_reward": use_kl_in_reward, "filter_groups": filter_metric,
+        "critic": use_critic, "gad": gad, "reference": use_ref, "kl_in_reward": use_kl_in_reward, "filter_groups": filter_metric,
         "loss_agg_mode": actor_cfg.loss_agg_mode, "clip_ratio_low": actor_cfg.clip_ratio_low,
         "clip_ratio_high": actor_cfg.clip_ratio_high, "ppo_epochs": actor_cfg.ppo_epochs,
     }
@@ -461,6 +481,16 @@ def run(config: Any, *, task: str = "copy", steps: int | None = None, seed: int 
                 extras.setdefault(k, []).append(v)
         correct = [bool(c) if c is not None else s >= 1.0 for c, (s, _) in zip(extras["correct"], scored, strict=False)]
         extras["correct"] = correct
+        teacher_seqs = teacher_mask = None
+        if disc is not None:
+            # GAD: the task's score is only logged; the student's reward is D's score of its own response
+            metrics["critic/task_score/mean"] = float(scores.mean())
+            teacher_resp = torch.tensor([teacher_ids[i] for i in picked]).repeat_interleave(sz.n, dim=0)
+            teacher_mask = (teacher_resp != tok.pad_id).to(mask.dtype)
+            teacher_seqs = torch.cat([prompts, teacher_resp], dim=1)
+            disc.eval()
+            with torch.no_grad():
+                scores = _d_scores(disc, seqs, mask, P).float()
         lengths = mask.sum(-1)
         last = (lengths - 1).clamp_min(0).long()
         token_scores = torch.zeros_like(mask)
@@ -548,6 +578,11 @@ def run(config: Any, *, task: str = "copy", steps: int | None = None, seed: int 
 
         # 6. critic update, then actor update (verl's order); critic warm-up holds the actor back
         sel = keep.nonzero().squeeze(-1)
+        if disc is not None:
+            t = time.monotonic()
+            metrics.update(_update_discriminator(disc, disc_opt, seqs, mask, teacher_seqs, teacher_mask, P, sel, sz,
+                                                 float(get("critic.grad_clip", 1.0) or 1.0), step, seed))
+            timing["update_critic"] = time.monotonic() - t
         if critic is not None:
             t = time.monotonic()
             metrics.update(_update_critic(core_algos, critic, critic_opt, critic_cfg, seqs, P, mask, values,
@@ -729,6 +764,47 @@ def _update_actor(core_algos, loss_fn, loss_params, actor_cfg, policy, optimizer
         out["actor/grad_norm"] = sum(grad_norms) / len(grad_norms)
     out["actor/skipped_mini_batches"] = float(skipped)
     return out
+
+
+def _d_scores(disc, seqs, mask, P):  # noqa: N803
+    """D(x, y): the discriminator's scalar at the last response token of each row (the prompt's end when empty)."""
+    import torch
+
+    from rlx.ops.gad import last_token_index
+
+    out = disc(seqs)
+    pos = P + last_token_index(mask).clamp_min(0)
+    return out[torch.arange(out.shape[0]), pos]
+
+
+def _update_discriminator(disc, opt, seqs, mask, teacher_seqs, teacher_mask, P, sel, sz, grad_clip, step,  # noqa: N803
+                          seed) -> dict[str, float]:
+    """GAD's D step: Bradley-Terry loss on (teacher, student) pairs of the same prompt, one update per mini-batch.
+
+    Metrics are those of the forward passes before each update (verl logs the critic's pre-update losses too)."""
+    import torch
+
+    from rlx.ops.gad import gad_disc_loss
+
+    acc: dict[str, list[float]] = {}
+    disc.train()
+    g = torch.Generator().manual_seed(seed * 100_003 + step)
+    perm = sel[torch.randperm(len(sel), generator=g)]
+    for mb in perm.chunk(max(1, sz.mini_batches)):
+        if not len(mb):
+            continue
+        opt.zero_grad()
+        r = gad_disc_loss(_d_scores(disc, teacher_seqs[mb], teacher_mask[mb], P),
+                          _d_scores(disc, seqs[mb], mask[mb], P))
+        r.loss.backward()
+        gn = torch.nn.utils.clip_grad_norm_(disc.parameters(), grad_clip)
+        opt.step()
+        _acc(acc, "critic/d_loss", r.loss)
+        _acc(acc, "critic/d_acc", r.d_acc)
+        _acc(acc, "critic/d_teacher_score_mean", r.teacher_score_mean)
+        _acc(acc, "critic/d_student_score_mean", r.student_score_mean)
+        _acc(acc, "critic/grad_norm", gn)
+    return _mean_metrics(acc)
 
 
 def _update_critic(core_algos, critic, opt, ccfg, seqs, P, mask, values, returns, sel, sz) -> dict[str, float]:  # noqa: N803

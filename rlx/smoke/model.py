@@ -109,3 +109,12 @@ def build_critic(tokenizer: CharTokenizer, spec: ModelSpec = ModelSpec()):
             return self.head(hidden).squeeze(-1)  # (B, L)
 
     return ValueModel()
+
+
+def build_discriminator(tokenizer: CharTokenizer, policy, spec: ModelSpec = ModelSpec()):
+    """GAD's discriminator D: the value model's shape (trunk + scalar head, read at the last response token), with
+    its trunk initialised from the student `policy` (arXiv 2511.10643: D starts from the student). The head starts
+    at zero, so every score starts at 0 and d_acc at 0 (ties are not separations)."""
+    disc = build_critic(tokenizer, spec)
+    disc.trunk.load_state_dict(policy.model.state_dict())
+    return disc

@@ -111,6 +111,12 @@ TASKS: dict[str, Task] = {
 }
 
 
+def teacher_response(row: dict[str, Any]) -> str:
+    """GAD's black-box teacher for a smoke row: the correct answer, always (a fixed teacher whose style, right every
+    time and ending at once, a discriminator can learn to recognise). Only text is used, never logits."""
+    return str(row["reward_model"]["ground_truth"])
+
+
 def get_task(name: str) -> Task:
     """The task called `name`, or a ConfigError listing the known ones."""
     from rlx.errors import UsageError, suggestion

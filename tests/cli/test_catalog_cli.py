@@ -11,12 +11,12 @@ import pytest
 from rlx.algorithms import ALGORITHMS
 
 
-def test_algos_json_lists_all_fifteen(rlx_cli):
+def test_algos_json_lists_all_seventeen(rlx_cli):
     code, out, err = rlx_cli("algos", "--format", "json")
     assert code == 0, err
     rows = json.loads(out)
     assert [r["name"] for r in rows] == ALGORITHMS.names()
-    assert len(rows) == 16
+    assert len(rows) == 17
     for r in rows:
         assert set(r) == {"name", "summary", "paper", "family", "status"}
         assert r["paper"].startswith("arXiv:")

@@ -27,12 +27,13 @@ EXPECTED = {
     "aspo",
     "gepo",
     "vapo",
+    "gad",
 }
 
 
-def test_all_fifteen_algorithms_are_declared_once():
+def test_all_seventeen_algorithms_are_declared_once():
     assert set(ALGORITHMS.names()) == EXPECTED
-    assert len(ALGORITHMS) == 16
+    assert len(ALGORITHMS) == 17
 
 
 @pytest.mark.parametrize("algo", list(ALGORITHMS), ids=lambda a: a.name)
