@@ -431,6 +431,9 @@ def dapo_filter_share(run: RunView, th: Thresholds) -> Result | None:
 
 
 def _critic_on(run: RunView) -> bool:
+    """A value critic is trained. GAD's critic is its discriminator, which predicts no returns: not one."""
+    if run.algo == "gad":
+        return False
     return run.param_bool("critic.enable") or run.param("algorithm.adv_estimator") == "gae"
 
 
@@ -452,7 +455,7 @@ def _degenerate_to_nan(run: RunView, c: Curve) -> np.ndarray:
     "critic: explained variance rising in warm-up and positive after",
     algos=("vapo", "ppo"),
     when=_critic_on,
-    when_text="a critic is trained (critic.enable or adv_estimator=gae)",
+    when_text="a value critic is trained (critic.enable or adv_estimator=gae; not GAD's discriminator)",
     thresholds={"warmup_target": 0.5, "window": 10, "floor": -0.1},
     metrics=("critic/vf_explained_var",),
     hint="pre-train the value model longer (trainer.critic_warmup), raise critic.optim.lr, or check "
