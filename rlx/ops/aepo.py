@@ -38,12 +38,15 @@ class AepoTokenLoss(NamedTuple):
 
 def entropy_stats(entropy: torch.Tensor, response_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean, std) of the entropy over valid tokens, detached; std = 0 or a single token -> 1 (unbiased std)."""
-    valid = entropy.detach()[response_mask.bool()]
-    if valid.numel() < 2:
-        mean = valid.mean() if valid.numel() else entropy.new_zeros(())
-        return mean, entropy.new_ones(())
-    std, mean = torch.std_mean(valid)
-    return mean, torch.where(std > 0, std, torch.ones_like(std))
+    # masked sums instead of a boolean gather: two dot products over the full tensor, no compaction copy
+    h = entropy.detach().reshape(-1)
+    m = response_mask.reshape(-1).to(h.dtype)
+    n = m.sum()
+    mean = torch.dot(h, m) / n.clamp_min(1.0)
+    centred = (h - mean) * m
+    var = torch.dot(centred, centred) / (n - 1.0).clamp_min(1.0)
+    std = var.sqrt()
+    return mean, torch.where((std > 0) & (n >= 2), std, torch.ones_like(std))
 
 
 def normalised_entropy(entropy: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:

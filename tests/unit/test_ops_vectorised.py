@@ -133,3 +133,40 @@ def test_normalised_entropy_edge_cases():
     assert torch.allclose(h, torch.tensor([[-1 / math.sqrt(2), 1 / math.sqrt(2), 0.0]]))
     assert torch.equal(normalised_entropy(torch.full((1, 3), 2.0), mask), torch.zeros(1, 3))  # std 0 -> 1
     assert torch.equal(normalised_entropy(torch.ones(1, 3), torch.zeros(1, 3)), torch.zeros(1, 3))
+
+
+def _loop_gae(r: list[float], v: list[float], m: list[int], gamma: float, lam: float) -> list[float]:
+    """Plain-Python float64 GAE over one sequence, skipping masked tokens like verl's gae (independent reference)."""
+    adv = [0.0] * len(r)
+    trace, next_v = 0.0, 0.0
+    for t in range(len(r) - 1, -1, -1):
+        if m[t]:
+            delta = r[t] + gamma * next_v - v[t]
+            trace = delta + gamma * lam * trace
+            next_v = v[t]
+        adv[t] = trace
+    return adv
+
+
+@pytest.mark.parametrize("horizon", [1, 2, 7, 33, 64])
+def test_vapo_scan_matches_a_plain_python_loop_with_ragged_masks_and_holes(horizon):
+    gen = np.random.default_rng(horizon)
+    bs = 9
+    rewards = gen.normal(size=(bs, horizon))
+    values = gen.normal(size=(bs, horizon))
+    mask = (gen.random((bs, horizon)) < 0.7).astype(np.int64)  # holes anywhere (observation tokens)
+    mask[0] = 0  # empty response
+    mask[1, : horizon // 2 + 1] = 1  # right-padded one
+    mask[1, horizon // 2 + 1 :] = 0
+    lam = gen.random(bs)
+    lam[2], lam[3] = 0.0, 1.0
+    gamma, lam_critic = 0.93, 0.8
+    adv, ret = decoupled_gae(
+        torch.tensor(rewards), torch.tensor(values), torch.tensor(mask), gamma, torch.tensor(lam), lam_critic
+    )
+    for i in range(bs):
+        r, v, m = rewards[i].tolist(), values[i].tolist(), mask[i].tolist()
+        want_adv = _loop_gae(r, v, m, gamma, float(lam[i]))
+        want_ret = [a + vv for a, vv in zip(_loop_gae(r, v, m, gamma, lam_critic), v, strict=True)]
+        np.testing.assert_allclose(adv[i].numpy(), want_adv, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(ret[i].numpy(), want_ret, rtol=1e-12, atol=1e-12)
