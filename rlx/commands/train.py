@@ -113,13 +113,12 @@ def train(
     if dry_run:
         return _dry_run(resolved, report, output, format, task=task if smoke else None, address=address,
                         tracking_uri=tracking_uri)
-    if algorithm is not None and algorithm.name == "gad" and not (smoke and engine is Engine.rlx):
-        # rlx's verl trainer extension does not yet train the critic as GAD's discriminator: verl would run GSPO on
-        # the dataset's reward with an unused value model, a silent substitute (docs/algorithms.md 3.9 d)
+    if algorithm is not None and not algorithm.verl_trainer and not (smoke and engine is Engine.rlx):
         raise ConfigError(
-            "GAD runs only in rlx's smoke engine so far: the verl trainer extension (critic as the Bradley-Terry "
-            "discriminator, D(student) as the reward) is not implemented",
-            hint="run `rlx train --algo gad --smoke` (CPU, --engine rlx); `--dry-run` shows the verl config",
+            f"{algorithm.title} runs only in rlx's smoke engine so far: rlx's verl trainer extension for it is not "
+            "implemented, and verl alone would train something else",
+            hint=f"run `rlx train --algo {algorithm.name} --smoke` (CPU, --engine rlx); `--dry-run` shows the verl "
+            "config",
         )
     from rlx.commands import launch_hook
 
