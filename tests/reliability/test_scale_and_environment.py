@@ -7,6 +7,7 @@ import json
 import os
 import shlex
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -291,30 +292,35 @@ def test_row36_run_record_deleted_while_following(tmp_path, rlx_env, ray_head):
         stderr=subprocess.PIPE,
         text=True,
     )
+    # The follower is in its poll loop once it has streamed a line of the job's log. The job being RUNNING is
+    # not enough: on a loaded machine the follower may still be importing, and a record deleted before it
+    # reads it is a plain "no run" (exit 2), not the case under test.
+    streamed: list[str] = []
+
+    def read() -> None:
+        for line in follower.stdout:
+            streamed.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
-        rel.wait_for(
-            lambda: follower.poll() is not None or _following(rid, ray_head.address), timeout=60, what="the job RUNNING"
-        )
-        assert follower.poll() is None, follower.communicate()
+        rel.wait_for(lambda: follower.poll() is not None or bool(streamed), timeout=90, what="the follower streaming")
+        assert follower.poll() is None, follower.stderr.read()
         t = time.monotonic()
         shutil.rmtree(record_dir)
-        out, err = follower.communicate(timeout=60)
+        follower.wait(timeout=60)
         took = rel.measured("record deleted under runs logs -f", time.monotonic() - t)
+        reader.join(timeout=10)
+        out, err = "".join(streamed), follower.stderr.read()
     finally:
         if follower.poll() is None:
             follower.send_signal(signal.SIGINT)
-            follower.communicate(timeout=30)
+            follower.wait(timeout=30)
         rel.stop_all(rel.jobs_client(ray_head.address), [rid])
     res = rel.Result([], follower.returncode, out, err, took)
     rel.assert_clean_error(res, 1, mentions=(rid[:12], "removed", "ray job logs"))
     assert took < BOUND
     assert not record_dir.exists(), "the follower wrote the deleted record back"
-
-
-def _following(run_id: str, address: str) -> bool:
-    """The job is RUNNING, so the follower is in its poll loop."""
-    job = rel.job_of(rel.jobs_client(address), run_id)
-    return job is not None and str(job.status) in ("RUNNING", "JobStatus.RUNNING")
 
 
 def test_row36_truncated_mlflow_db_between_commands(tmp_path, rlx_env):
