@@ -52,6 +52,8 @@ _URL_USERINFO = re.compile(r"(?<![A-Za-z0-9+.\-])(?P<scheme>[A-Za-z][A-Za-z0-9+.
 _PAIR = re.compile(r"(?<![A-Za-z0-9_.\-/])(?P<key>[A-Za-z_+~][A-Za-z0-9_.\-/]*)(?P<sep>['\"]?\s*(?:=(?!=)|:)\s*['\"]?)"
                    r"(?P<value>[^\s'\",}\]=][^\s'\",}\]]*)")
 _ENV_REF = re.compile(r"^\$\{oc\.env:[^}]*\}$")
+# `KeyError: 'input_ids'` in a job's log is an exception and its message, not a secret named "key"
+_EXCEPTION_NAME = re.compile(r"[A-Z][A-Za-z0-9]*(?:Error|Exception|Warning)")
 
 
 def _words(name: str) -> list[str]:
@@ -62,7 +64,7 @@ def _words(name: str) -> list[str]:
 def is_secret_key(key: str) -> bool:
     """Whether the value under `key` (a dotted/slashed path or an env var name) must be hidden."""
     last = re.split(r"[./]", str(key).lstrip("+~"))[-1]
-    if last in VERL_NON_SECRET:
+    if last in VERL_NON_SECRET or _EXCEPTION_NAME.fullmatch(last):
         return False
     words = _words(last)
     if any(w in _SECRET_WORDS for w in words):

@@ -49,6 +49,16 @@ def test_redact_text_hides_token_shapes_userinfo_and_pairs_but_keeps_env_refs():
     assert redact_text("google-auth==2.40.0\noauthlib==3.2.2\n") == "google-auth==2.40.0\noauthlib==3.2.2\n"
 
 
+def test_an_exception_and_its_message_in_a_log_are_not_a_secret_pair():
+    """`KeyError: 'input_ids'` in a failed job's log tail is the one line that says what broke; `Key` in the
+    class name once made it a `key: value` pair and hid the missing field's name."""
+    for line in ("KeyError: 'input_ids'", "KeyError: 'attention_mask'", "TokenizerError: bad merges",
+                 "AuthenticationWarning: retrying"):
+        assert redact_text(line) == line
+    assert redact_text(f"KeyError: {CANARY_SK}") == f"KeyError: {REDACTED}"  # a token shape is still caught
+    assert redact_text("api_key: abcdefgh12 Key: hunter22") == f"api_key: {REDACTED} Key: {REDACTED}"
+
+
 def test_redact_text_replaces_known_literal_secrets_of_any_shape():
     assert "plainpassword99" not in redact_text("logged plainpassword99 here", secrets=["plainpassword99"])
 
