@@ -1,7 +1,7 @@
 """rlx's verl entrypoint: `python -m rlx.verl_entry <hydra overrides>` runs verl 0.9.1's v1 PPO trainer with the data
 rlx's algorithms need that verl's registries alone cannot pass.
 
-`rlx train` submits this command for algorithms with `needs_rlx_entrypoint` (AEPO, ASPO, GEPO, VAPO); it takes the
+`rlx train` submits this command for algorithms with `needs_rlx_entrypoint` (AEPO, ASPO, GAD, GEPO, VAPO); it takes the
 same Hydra overrides as `python -m verl.trainer.main_ppo`. What it adds to verl (docs/algorithms.md section 1, item 4):
 
 1. Before Ray starts: checks that rlx's plugin names are registered (`rlx.verl_plugin.ensure_registered`), requires
@@ -20,6 +20,9 @@ same Hydra overrides as `python -m verl.trainer.main_ppo`. What it adds to verl 
    `rlx.verl_plugin.loss_extras(entropy=..., log_denom=...)` around verl's `ppo_loss` and adds VAPO's
    positive-example NLL (`algorithm.rlx.vapo.nll_coef`). AEPO uses the current policy's entropy when the actor
    computes it (`actor.calculate_entropy=true`), else the old policy's (`entropy` field; detached either way).
+
+5. GAD (`algorithm.rlx.gad.teacher_key` set, critic on): `_compute_values` and `_update_critic` train the critic as
+   the discriminator and write its scores as the reward (`rlx.verl_gad`, whose docstring has the steps).
 
 Critic warm-up is verl's own `trainer.critic_warmup`. The data plumbing is in pure functions (`rlx_needs`,
 `reward_extras`, `estimator_inputs`, `actor_fields`) tested on CPU with verl's TensorDict/DataProto structures.
@@ -52,6 +55,7 @@ class RlxNeeds:
     estimator: str | None  # "rlx_aspo" / "rlx_vapo" or None
     loss: str | None  # "rlx_aepo" / "rlx_gepo" or None
     nll_coef: float  # VAPO's positive-example NLL weight (0: off)
+    gad_key: str | None = None  # GAD: the dataset column of teacher responses (the critic is the discriminator)
 
     @property
     def actor_loss(self) -> bool:
@@ -60,7 +64,7 @@ class RlxNeeds:
 
     @property
     def active(self) -> bool:
-        return self.estimator is not None or self.actor_loss
+        return self.estimator is not None or self.actor_loss or self.gad_key is not None
 
 
 def _get(node: Any, dotted: str, default: Any = None) -> Any:
@@ -86,7 +90,10 @@ def rlx_needs(config: Any) -> RlxNeeds:
     estimator = str(_get(config, "algorithm.adv_estimator", ""))
     loss = str(_get(config, "actor_rollout_ref.actor.policy_loss.loss_mode", "vanilla"))
     nll = float(resolve_options("vapo", _get(config, "algorithm"))["nll_coef"]) if estimator == "rlx_vapo" else 0.0
-    return RlxNeeds(estimator if estimator in ADV_ESTIMATORS else None, loss if loss in POLICY_LOSSES else None, nll)
+    gad = _get(config, "algorithm.rlx.gad.teacher_key", None)
+    gad_key = str(gad).strip() if gad is not None and str(gad).strip() and _get(config, "critic.enable") else None
+    return RlxNeeds(estimator if estimator in ADV_ESTIMATORS else None, loss if loss in POLICY_LOSSES else None, nll,
+                    gad_key)
 
 
 # ---- advantage-side data plumbing (pure: TensorDict / numpy in, tensors out) -----------------------------------------
@@ -322,6 +329,90 @@ class RlxTrainerMixin:
         self._rlx_actor_layout(self._rlx_needs)  # fail before the first rollout on a layout rlx cannot follow
         if self._rlx_needs.actor_loss:
             self.actor_rollout_wg.set_loss_fn(build_actor_loss(self.config))  # type: ignore[attr-defined]
+        if self._rlx_needs.gad_key is not None:
+            from rlx.verl_gad import GadCriticLoss
+
+            self.critic_wg.set_loss_fn(GadCriticLoss())  # type: ignore[attr-defined]
+
+    # ---- GAD: the critic is the discriminator (rlx.verl_gad) ----
+
+    def _compute_values(self, batch: Any, metrics: dict) -> Any:
+        needs = getattr(self, "_rlx_needs", None) or rlx_needs(self.config)  # type: ignore[attr-defined]
+        if needs.gad_key is None:
+            return super()._compute_values(batch, metrics)  # type: ignore[misc]
+        return self._rlx_gad_score(batch, metrics, needs.gad_key)
+
+    def _rlx_gad_score(self, batch: Any, metrics: dict, key: str) -> Any:
+        """Score teacher/student pairs with D; the student's reward becomes sg(D(student)) (rlx.verl_gad, 1-2)."""
+        import ray
+        import transfer_queue as tq
+        from tensordict import TensorDict
+        from verl.workers.utils.padding import response_from_nested, response_to_nested
+
+        from rlx import verl_gad
+        from rlx.errors import ConfigError
+        from rlx.ops.gad import gad_token_rewards
+
+        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id,
+                               select_fields=[*verl_gad.ROW_FIELDS, "rm_scores", key])
+        if key not in data.keys():
+            raise ConfigError(f"GAD: the training data has no teacher-response column {key!r}",
+                              where="algorithm.rlx.gad.teacher_key",
+                              hint=f"add a {key!r} column to data.train_files, or set "
+                              "++algorithm.rlx.gad.teacher_key=<the column that holds the teacher's answers>")
+        texts = data[key]
+        texts = texts.tolist() if hasattr(texts, "tolist") else list(texts)
+        pairs = verl_gad.pair_rows(data, verl_gad.teacher_ids(self.tokenizer, texts, key))  # type: ignore[attr-defined]
+        keys = verl_gad.pair_keys(batch.keys)
+        meta = tq.kv_batch_put(keys=keys, partition_id=verl_gad.PARTITION, fields=pairs)
+        meta.extra_info = {"compute_loss": False,
+                           "temperature": self.config.actor_rollout_ref.rollout.temperature}  # type: ignore[attr-defined]
+        ray.get(self.critic_wg.infer_batch(meta).futures)  # type: ignore[attr-defined]
+        values = tq.kv_batch_get(keys=keys, partition_id=verl_gad.PARTITION, select_fields=["values"])["values"]
+        scores = verl_gad.final_token_scores(values).detach().float()
+        _, student = verl_gad.split_pairs(scores, pairs[verl_gad.ROLE_FIELD])
+        mask = data["response_mask"]
+        padded_mask = _padded(data, "response_mask")
+        metrics["critic/task_score/mean"] = float(_padded(data, "rm_scores").sum(-1).mean())
+        rewards = gad_token_rewards(student, padded_mask).to(_padded(data, "rm_scores").dtype)
+        student_values = response_from_nested(verl_gad._nested(verl_gad._rows(values)[1::2]), mask)
+        tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id,
+                        fields=TensorDict({"rm_scores": response_to_nested(rewards, mask),
+                                           "values": student_values}, batch_size=len(batch)))
+        self._rlx_gad_meta = meta
+        return batch
+
+    def _update_critic(self, batch: Any, metrics: dict) -> Any:
+        meta = getattr(self, "_rlx_gad_meta", None)
+        if meta is None:
+            return super()._update_critic(batch, metrics)  # type: ignore[misc]
+        import transfer_queue as tq
+        from verl.utils.metric import reduce_metrics
+        from verl.utils.py_functional import rename_dict
+
+        from rlx import verl_gad
+
+        cfg = self.config  # type: ignore[attr-defined]
+        rows = 2 * int(cfg.critic.ppo_mini_batch_size) * int(cfg.actor_rollout_ref.rollout.n)  # pairs: two rows each
+        meta.extra_info = {
+            "global_batch_size": rows,
+            "mini_batch_size": rows,
+            "epochs": cfg.critic.ppo_epochs,
+            "seed": cfg.critic.data_loader_seed,
+            "dataloader_kwargs": {"shuffle": False},  # a shuffle would split the (teacher, student) pairs
+            "force_group_size": 2,  # micro-batches (dynamic or fixed) keep each pair whole
+            "temperature": cfg.actor_rollout_ref.rollout.temperature,
+        }
+        try:
+            output = self.critic_wg.train_mini_batch(meta).get()  # type: ignore[attr-defined]
+        finally:
+            self._rlx_gad_meta = None
+            tq.kv_clear(keys=meta.keys, partition_id=verl_gad.PARTITION)
+        output = rename_dict(output["metrics"], "critic/")
+        if "critic/mfu" in output:
+            output["perf/mfu/critic"] = output.pop("critic/mfu")
+        metrics.update(reduce_metrics(output))
+        return batch
 
     def _compute_advantage(self, batch: Any, metrics: dict) -> Any:
         import transfer_queue as tq

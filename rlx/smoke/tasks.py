@@ -58,6 +58,9 @@ def compute_score(data_source: str, solution_str: str, ground_truth: str, extra_
     return {"score": float(score), "acc": float(frac), "correct": frac == 1.0, **markers}
 
 
+TEACHER_COLUMN = "teacher_response"  # GAD's teacher text in every smoke row (the correct answer, see teacher_response)
+
+
 @dataclass(frozen=True)
 class Task:
     """A smoke task: how prompts and answers look and how long a response may be."""
@@ -87,6 +90,8 @@ class Task:
                 "ability": "smoke",
                 "reward_model": {"style": "rule", "ground_truth": self.answer(digits)},
                 "extra_info": {"split": "train", "index": i},
+                # GAD's teacher column (its preset's algorithm.rlx.gad.teacher_key); unread by every other algorithm
+                TEACHER_COLUMN: self.answer(digits),
             })
         return out
 

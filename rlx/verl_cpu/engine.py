@@ -51,8 +51,9 @@ def cpu_plan(resolved, *, task: str, steps: int | None, seed: int) -> tuple[Any,
     root = cache_dir()
     assets = {
         "model": str(root / "tiny-qwen2-bytes-v1"),
-        "train": str(root / f"{task}-train.parquet"),
-        "val": str(root / f"{task}-train.parquet"),
+        # v2: rows carry GAD's teacher_response column; a cached v1 file (written once, kept) lacks it
+        "train": str(root / f"{task}-train-v2.parquet"),
+        "val": str(root / f"{task}-train-v2.parquet"),
         "reward": str(root / "rlx_smoke_reward.py"),
         "checkpoints": str(root / "checkpoints"),
         "task": task,
