@@ -902,9 +902,6 @@ register(
         loss_mode="gspo",
         needs_rlx_entrypoint=True,
         inferable=False,  # a GSPO config with a critic is not GAD unless asked for by name (teacher data needed)
-        # rlx's verl trainer extension does not yet train the critic as the Bradley-Terry discriminator: verl would run
-        # GSPO on the dataset's reward with an unused value model, a silent substitute (algorithms.md 3.9 d)
-        verl_trainer=False,
         constraints=(
             *_group_size("GAD", 8)[:2],  # RLX405 (critic on a critic-free method) does not apply: D is the critic
             Constraint(

@@ -171,7 +171,6 @@ class Algorithm:
     plugin_names: Mapping[str, str] = field(default_factory=dict)  # {"policy_loss"|"adv_estimator": registered name}
     aliases: tuple[str, ...] = ()
     inferable: bool = True  # False: a variant of another algorithm's (adv, loss) pair, chosen only by name
-    verl_trainer: bool = True  # False: only rlx's smoke engine trains it so far; a verl launch is refused
 
     @property
     def preset(self) -> str:

@@ -113,13 +113,6 @@ def train(
     if dry_run:
         return _dry_run(resolved, report, output, format, task=task if smoke else None, address=address,
                         tracking_uri=tracking_uri)
-    if algorithm is not None and not algorithm.verl_trainer and not (smoke and engine is Engine.rlx):
-        raise ConfigError(
-            f"{algorithm.title} runs only in rlx's smoke engine so far: rlx's verl trainer extension for it is not "
-            "implemented, and verl alone would train something else",
-            hint=f"run `rlx train --algo {algorithm.name} --smoke` (CPU, --engine rlx); `--dry-run` shows the verl "
-            "config",
-        )
     from rlx.commands import launch_hook
 
     return launch_hook(

@@ -154,13 +154,9 @@ def test_readme_shows_the_current_launch_command(rlx_cli):
     assert block in text, "README's dry-run block is stale: rerun this test with RLX_REGEN_DOCS=1"
 
 
-def test_an_algorithm_only_rlx_trains_is_refused_on_verl_before_anything_starts(rlx_cli):
-    """GAD's verl trainer extension is not built: a verl launch would silently train GSPO with an unused critic."""
-    from rlx.algorithms import ALGORITHMS
-
-    rlx_only = [a.name for a in ALGORITHMS if a.ready and not a.verl_trainer]
-    assert "gad" in rlx_only
-    for args in (("--smoke", "--engine", "verl"), ("--address", "http://127.0.0.1:1")):
-        code, out, err = rlx_cli("train", "--algo", "gad", *args)
-        assert code == 1, out + err
-        assert "runs only in rlx's smoke engine" in out + err and "--engine rlx" in out + err
+def test_gad_launches_through_rlxs_verl_entrypoint(rlx_cli):
+    """GAD's critic is trained as the discriminator by rlx's trainer extension: verl's own launcher would train GSPO
+    on the dataset's reward with an unused value model, so the command submitted must be rlx.verl_entry."""
+    code, out, err = rlx_cli("train", "--algo", "gad", "--dry-run", "--address", "http://127.0.0.1:1")
+    assert code == 0, out + err
+    assert "python -m rlx.verl_entry" in out and "verl.trainer.main_ppo" not in out, out

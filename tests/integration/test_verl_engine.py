@@ -24,8 +24,8 @@ from rlx.algorithms import ALGORITHMS
 
 pytestmark = [pytest.mark.integration, pytest.mark.verl_engine]
 
-READY = sorted(a.name for a in ALGORITHMS if a.ready and a.verl_trainer)  # GAD: rlx engine only so far
-PLUGIN = {"aepo", "aspo", "gepo", "vapo"}
+READY = sorted(a.name for a in ALGORITHMS if a.ready)
+PLUGIN = {"aepo", "aspo", "gad", "gepo", "vapo"}
 CRITIC = {"ppo", "vapo"}
 # each plugin algorithm's own diagnostic, logged by rlx's code inside verl's trainer
 DIAGNOSTIC = {
@@ -34,6 +34,9 @@ DIAGNOSTIC = {
     "aspo": "aspo/eligible_ratio",
     "vapo": "vapo/lambda_mean",
 }
+# GAD: the critic worker trained as the discriminator (Bradley-Terry loss through set_loss_fn), its scores the reward
+GAD_METRICS = ("critic/d_loss", "critic/d_acc", "critic/d_teacher_score_mean", "critic/d_student_score_mean",
+               "critic/task_score/mean")
 VERL_METRICS = ("actor/pg_loss", "critic/score/mean", "timing_s/step", "perf/throughput")
 
 
@@ -103,9 +106,16 @@ def test_every_ready_algorithm_runs_three_steps_through_verl(algo, head, store, 
         VERL_METRICS
         + (("critic/vf_loss",) if algo in CRITIC else ())
         + ((DIAGNOSTIC[algo],) if algo in DIAGNOSTIC else ())
+        + (GAD_METRICS if algo == "gad" else ())
     )
     for key in wanted:
         assert [step for step, _ in history(client, s["run_id"], key)] == [1, 2, 3], key
+    if algo == "gad":
+        # the student's reward is D's score, not the task's: the copy task scores in [0, 1], D's scores of the
+        # student fall below 0 as D learns to rank the teacher higher
+        assert min(v for _, v in history(client, s["run_id"], "critic/score/min")) < 0
+        task = [v for _, v in history(client, s["run_id"], "critic/task_score/mean")]
+        assert all(0.0 <= v <= 1.0 for v in task), task
     # verl logged its own config: the CPU sizes, and the preset's algorithm knobs untouched
     assert run.data.params["trainer/device"] == "cpu"
     assert run.data.params["actor_rollout_ref/rollout/name"] == "rlx_cpu"
