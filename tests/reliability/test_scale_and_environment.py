@@ -295,27 +295,35 @@ def test_row36_run_record_deleted_while_following(tmp_path, rlx_env, ray_head):
     # The follower is in its poll loop once it has streamed a line of the job's log. The job being RUNNING is
     # not enough: on a loaded machine the follower may still be importing, and a record deleted before it
     # reads it is a plain "no run" (exit 2), not the case under test.
+    # Both pipes are drained from the start: a follower blocked on a full stderr pipe never reaches its next check.
     streamed: list[str] = []
+    errs: list[str] = []
 
-    def read() -> None:
-        for line in follower.stdout:
-            streamed.append(line)
+    def drain(pipe, into: list[str]) -> None:
+        for line in pipe:
+            into.append(line)
 
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    readers = [threading.Thread(target=drain, args=(follower.stdout, streamed), daemon=True),
+               threading.Thread(target=drain, args=(follower.stderr, errs), daemon=True)]
+    for reader in readers:
+        reader.start()
     try:
         rel.wait_for(lambda: follower.poll() is not None or bool(streamed), timeout=90, what="the follower streaming")
-        assert follower.poll() is None, follower.stderr.read()
+        assert follower.poll() is None, "".join(errs)
         t = time.monotonic()
         shutil.rmtree(record_dir)
-        follower.wait(timeout=60)
+        follower.wait(timeout=120)
         took = rel.measured("record deleted under runs logs -f", time.monotonic() - t)
-        reader.join(timeout=10)
-        out, err = "".join(streamed), follower.stderr.read()
+        for reader in readers:
+            reader.join(timeout=10)
+        out, err = "".join(streamed), "".join(errs)
     finally:
         if follower.poll() is None:
             follower.send_signal(signal.SIGINT)
-            follower.wait(timeout=30)
+            try:
+                follower.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                follower.kill()
         rel.stop_all(rel.jobs_client(ray_head.address), [rid])
     res = rel.Result([], follower.returncode, out, err, took)
     rel.assert_clean_error(res, 1, mentions=(rid[:12], "removed", "ray job logs"))
