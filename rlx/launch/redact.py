@@ -52,6 +52,8 @@ _URL_USERINFO = re.compile(r"(?<![A-Za-z0-9+.\-])(?P<scheme>[A-Za-z][A-Za-z0-9+.
 _PAIR = re.compile(r"(?<![A-Za-z0-9_.\-/])(?P<key>[A-Za-z_+~][A-Za-z0-9_.\-/]*)(?P<sep>['\"]?\s*(?:=(?!=)|:)\s*['\"]?)"
                    r"(?P<value>[^\s'\",}\]=][^\s'\",}\]]*)")
 _ENV_REF = re.compile(r"^\$\{oc\.env:[^}]*\}$")
+# A decimal or exponent float is a logged number (verl's `rollout_corr/chi2_token:-0.0148`), not a credential
+_METRIC_VALUE = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?\d+[eE][-+]?\d+")
 # `KeyError: 'input_ids'` in a job's log is an exception and its message, not a secret named "key"
 _EXCEPTION_NAME = re.compile(r"[A-Z][A-Za-z0-9]*(?:Error|Exception|Warning)")
 
@@ -81,7 +83,8 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     text = _TOKEN_SHAPES.sub(REDACTED, text)
 
     def pair(m: re.Match) -> str:
-        if not is_secret_key(m["key"]) or m["value"] == REDACTED or m["value"].startswith("${"):
+        if (not is_secret_key(m["key"]) or m["value"] == REDACTED or m["value"].startswith("${")
+                or _METRIC_VALUE.fullmatch(m["value"])):
             return m.group(0)
         return f"{m['key']}{m['sep']}{REDACTED}"
 

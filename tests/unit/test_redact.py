@@ -59,6 +59,14 @@ def test_an_exception_and_its_message_in_a_log_are_not_a_secret_pair():
     assert redact_text("api_key: abcdefgh12 Key: hunter22") == f"api_key: {REDACTED} Key: {REDACTED}"
 
 
+def test_a_logged_float_under_a_token_metric_is_kept():
+    """verl's step line logs `rollout_corr/chi2_token:-0.0148`: a number, not a token."""
+    line = "rollout_corr/chi2_token:-0.014873 rollout_corr/chi2_seq:0.028 x/token_ratio:3.3e-05"
+    assert redact_text(line) == line
+    for secret in ("token: 12345678", "token=abc.def", "password: hunter22.5x"):
+        assert REDACTED in redact_text(secret), secret
+
+
 def test_redact_text_replaces_known_literal_secrets_of_any_shape():
     assert "plainpassword99" not in redact_text("logged plainpassword99 here", secrets=["plainpassword99"])
 
