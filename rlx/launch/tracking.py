@@ -19,7 +19,6 @@ import fcntl
 import os
 import re
 import subprocess
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +45,8 @@ _SET_BY_RLX: set[str] = set()
 def interactive_http_env() -> None:
     """Make MLflow fail fast (seconds, not minutes) on an unreachable server, for this process only."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # MLflow writes "View run ... at: URL" to stdout when a run on a server ends: it broke `--format json` output.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     for k, v in INTERACTIVE_HTTP_ENV.items():
         if k not in os.environ:
             os.environ[k] = v
@@ -246,15 +247,55 @@ def log_launch(client, run_id: str, *, params: dict[str, str], artifacts: dict[s
         client.log_text(run_id, text, path)
 
 
-def finish(client, run_id: str, *, mlflow_status: str, job_status: str, log_tail: str | None = None,
-           message: str | None = None) -> None:
-    """Set the run's final status from Ray's verdict (never trust MLflow's own), with the log tail when it failed."""
-    if log_tail:
-        client.log_text(run_id, log_tail, "rlx/job-log-tail.txt")
-    client.set_tag(run_id, "rlx.job_status", job_status)
+def finish_calls(run_id: str, *, mlflow_status: str, job_status: str, log_tail: str | None = None,
+                 message: str | None = None) -> list[dict[str, Any]]:
+    """The calls that end a run: the log tail when it failed, Ray's verdict as tags, then the final status."""
+    from rlx.track import journal
+
+    calls = [journal.text(run_id, "rlx/job-log-tail.txt", log_tail)] if log_tail else []
+    tags = [("rlx.job_status", job_status)]
     if message:
-        client.set_tag(run_id, "rlx.job_message", redact_text(message)[-5000:])
-    client.set_terminated(run_id, status=mlflow_status, end_time=int(time.time() * 1000))
+        tags.append(("rlx.job_message", redact_text(message)[-5000:]))
+    calls.append(journal.batch(run_id, tags=tags))
+    calls.append(journal.terminated(run_id, mlflow_status))
+    return calls
+
+
+def finish(client, run_id: str, *, mlflow_status: str, job_status: str, log_tail: str | None = None,
+           message: str | None = None, keep=None) -> int:
+    """Set the run's final status from Ray's verdict (never trust MLflow's own), with the log tail when it failed.
+
+    With `keep` (a `Journal`), a store that cannot be reached (`client` None, or a call failing) does not lose the
+    calls: they go to the journal, after any it already holds, and the number kept is returned."""
+    calls = finish_calls(run_id, mlflow_status=mlflow_status, job_status=job_status, log_tail=log_tail,
+                         message=message)
+    return send_or_keep(client, calls, keep)
+
+
+def send_or_keep(client, calls: list[dict[str, Any]], keep) -> int:
+    """Send `calls` in order; without `keep` a failure raises, with it the failed call and the rest are journaled
+    (as are all of them while the journal still holds older calls: order matters). Returns how many were kept."""
+    from rlx.track import journal
+
+    if keep is not None and keep.pending():
+        try:
+            if client is None:
+                raise ConnectionError("no tracking client")
+            keep.replay(client)
+        except Exception:  # noqa: BLE001 - still unreachable: the older calls wait, and these after them
+            keep.append(calls)
+            return len(calls)
+    for i, call in enumerate(calls):
+        try:
+            if client is None:
+                raise ConnectionError("no tracking client")
+            journal.apply(client, call)
+        except Exception:
+            if keep is None:
+                raise
+            keep.append(calls[i:])
+            return len(calls) - i
+    return 0
 
 
 def latest(client, run_id: str, keys: tuple[str, ...]) -> dict[str, float]:
