@@ -26,6 +26,7 @@ Examples:
   $ rlx runs show gspo-copy-3f9a              # a run name, or a unique prefix of it
   $ rlx runs logs gspo-copy -f
   $ rlx runs stop 8df8872c
+  $ rlx runs sync 8df8872c                    # send what a tracking outage left in the run's journal
   $ rlx runs doctor gspo-copy-3f9a            # health checks of a run's metric histories
 """
 
@@ -90,9 +91,17 @@ class _Clients:
 def _refresh(record, clients: _Clients) -> str | None:
     """Reconcile one record; returns Ray's live status when it could be asked."""
     from rlx.errors import RlxError
-    from rlx.launch.lifecycle import owner_alive, reconcile
+    from rlx.launch.lifecycle import owner_alive, reconcile, tracking_pending
 
     if record.state.terminal:
+        if tracking_pending(record):  # an outage outlasted the run: send what waits, if the store answers now
+            client = clients.mlflow_for(record.tracking_uri)
+            if client is not None:
+                try:
+                    _sync(record, client)
+                except Exception as e:  # noqa: BLE001 - still unreachable, or refused: `rlx runs sync` says why
+                    clients.errors[record.run_id[:12]] = f"tracking calls still waiting ({_first_line(e)}); " \
+                        f"`rlx runs sync {record.run_id[:12]}` retries"
         return None
     client = clients.mlflow_for(record.tracking_uri)
     jobs = None
@@ -386,6 +395,98 @@ def stop(
         console().print(f"{record.run_id}: {outcome} ({record.state.value}, Ray {record.job_status})",
                         markup=False, highlight=False)
     return 0
+
+def _first_line(e: BaseException) -> str:
+    from rlx.launch.redact import redact_text
+
+    return redact_text((str(e).strip().splitlines() or [type(e).__name__])[0][:300])
+
+
+def _sync(record, client) -> tuple[int, int]:
+    """Replay the run's journals in order (the job's, then rlx's end of the run); (calls sent, lines skipped)."""
+    from rlx.launch import records
+
+    sent = torn = 0
+    for journal in records.journals(record.run_id):
+        if journal.pending():
+            done = journal.replay(client)
+            sent, torn = sent + done.sent, torn + done.torn
+    return sent, torn
+
+
+SYNC_EPILOG = """\
+Exit codes: 0 every selected run's tracking calls reached MLflow, 3 the store is unreachable (nothing is lost: run
+it again later), 1 MLflow refused a call (the journal keeps it and everything after it).
+
+\b
+Examples:
+  $ rlx runs sync                             # every run with calls waiting
+  $ rlx runs sync 8df8872c --format json
+"""
+
+
+@runs_app.command("sync", epilog=SYNC_EPILOG)
+def sync(
+    runs: list[str] | None = typer.Argument(None, metavar="[RUN]...", help="Run ids or names, or unique prefixes "
+                                            "(default: every run with tracking calls waiting).",
+                                            autocompletion=launched_runs, show_default=False),
+    format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
+) -> int:
+    """Send what a tracking outage left waiting: the metrics, params and final status kept in a run's journal.
+
+    A job that cannot reach MLflow keeps training and journals what it could not send; rlx journals the run's final
+    status the same way. Replay is in order and idempotent: a run synced twice still holds each step once."""
+    from rlx.errors import ConfigError, UnreachableError
+    from rlx.launch import records
+    from rlx.launch.lifecycle import tracking_pending
+    from rlx.launch.redact import redact_text
+    from rlx.render import console, emit_json
+
+    selected = [records.find(r) for r in runs] if runs else [r for r in records.all_records() if tracking_pending(r)]
+    clients = _Clients()
+    results, unreachable, refused = [], [], []
+    for record in selected:
+        row = {"run_id": record.run_id, "sent": 0, "skipped": 0, "pending": tracking_pending(record)}
+        client = clients.mlflow_for(record.tracking_uri) if row["pending"] else None
+        if row["pending"] and client is None:
+            unreachable.append(record)
+            row["error"] = clients.errors.get(record.tracking_uri)
+        elif row["pending"]:
+            try:
+                row["sent"], row["skipped"] = _sync(record, client)
+            except Exception as e:  # noqa: BLE001 - MLflow refused or went away mid-replay; the journal keeps the rest
+                row["error"] = _first_line(e)
+                (unreachable if "onnect" in row["error"] or "timed out" in row["error"] else refused).append(record)
+            row["pending"] = tracking_pending(record)
+        results.append(row)
+    if format is Format.json:
+        emit_json(results)
+    else:
+        c = console()
+        if not results:
+            c.print("no run has tracking calls waiting", markup=False, highlight=False)
+        for row in results:
+            if row.get("error"):
+                line = f"{row['run_id']}: {row['pending']} calls still waiting: {row['error']}"
+            elif row["sent"]:
+                line = f"{row['run_id']}: sent {row['sent']} calls, nothing left waiting"
+            else:
+                line = f"{row['run_id']}: nothing waiting"
+            if row["skipped"]:
+                line += f" ({row['skipped']} unreadable lines skipped: cut by a kill mid-write)"
+            c.print(line, markup=False, highlight=False)
+    if unreachable:
+        r = unreachable[0]
+        raise UnreachableError(f"cannot reach the MLflow store {redact_text(r.tracking_uri)} of run {r.run_id}",
+                               hint=f"nothing is lost: the calls stay in {records.run_dir(r.run_id)}; run "
+                               f"`rlx runs sync {r.run_id[:12]}` again once the store answers")
+    if refused:
+        r = refused[0]
+        raise ConfigError(f"MLflow refused a tracking call of run {r.run_id}", where=str(records.run_dir(r.run_id)),
+                          hint="the journal keeps it and the calls after it; `rlx runs show` shows the run's "
+                          "state, --verbose the full error")
+    return 0
+
 
 DOCTOR_EPILOG = """\
 Exit codes: 0 healthy (warnings allowed), 1 a check failed, 3 MLflow unreachable.

@@ -81,21 +81,36 @@ def _client(record: RunRecord):
 
 def finish(record: RunRecord, state: State, *, client=None, job_status: str | None = None, message: str | None = None,
            logs: str | None = None) -> RunRecord:
-    """Move `record` to terminal `state` and set its MLflow run's final status (log tail for FAILED/STOPPED)."""
+    """Move `record` to terminal `state` and set its MLflow run's final status (log tail for FAILED/STOPPED).
+
+    Ray's verdict is final whether or not MLflow answers: if the store cannot be reached, the calls that end the
+    MLflow run wait in the run's client journal (after whatever the job journaled), `tracking_pending(record)` says
+    how many calls of the run wait in all, and `rlx runs sync` (or the next `rlx runs ls`) sends them."""
     from rlx.launch import tracking
 
     job_status = job_status or state.value
     tail = log_tail(logs) if logs else None
     message = redact_text(message) if message else None
-    try:
-        tracking.finish(client or _client(record), record.run_id, mlflow_status=TO_MLFLOW[state],
-                        job_status=job_status, log_tail=tail, message=message)
-    except BaseException:
-        # MLflow could not be told: keep the record non-terminal so the next `rlx runs ls` finishes the job.
-        records.save(record, job_status=job_status, message=message)
-        raise
+    if client is None:
+        try:
+            client = _client(record)
+        except UnreachableError:
+            client = None
+    job_journal, client_journal = records.journals(record.run_id)
+    if client is not None and job_journal.pending():  # the job's own calls first: its metrics, then its end
+        try:
+            job_journal.replay(client)
+        except Exception:  # noqa: BLE001 - still unreachable: ours wait behind them
+            client = None
+    tracking.finish(client, record.run_id, mlflow_status=TO_MLFLOW[state], job_status=job_status, log_tail=tail,
+                    message=message, keep=client_journal)
     records.save(record, state, job_status=job_status, message=message)
     return record
+
+
+def tracking_pending(record: RunRecord) -> int:
+    """Tracking calls of this run still waiting in its journals (0 when MLflow has everything)."""
+    return sum(j.pending() for j in records.journals(record.run_id))
 
 
 def reconcile(record: RunRecord, *, jobs: Jobs | None = None, client=None) -> RunRecord:

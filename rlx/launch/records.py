@@ -100,6 +100,17 @@ def run_dir(run_id: str) -> Path:
     return runs_dir() / run_id
 
 
+JOB_JOURNAL = "tracking-journal-job.jsonl"  # what the job could not send (a job on this machine writes it here)
+CLIENT_JOURNAL = "tracking-journal-client.jsonl"  # what rlx could not send when it ended the run
+
+
+def journals(run_id: str):
+    """The run's tracking journals (`rlx.track.journal.Journal`), in replay order: the job's, then rlx's own end."""
+    from rlx.track.journal import Journal
+
+    return [Journal(run_dir(run_id) / JOB_JOURNAL), Journal(run_dir(run_id) / CLIENT_JOURNAL)]
+
+
 def save(record: RunRecord, state: State | None = None, **changes: Any) -> RunRecord:
     """Update `record` (state and fields) and write it atomically."""
     if state is not None:

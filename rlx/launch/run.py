@@ -13,7 +13,7 @@ from rlx import __version__
 from rlx.errors import EXIT_INTERRUPTED, UnreachableError
 from rlx.launch import SMOKE_ENTRY_ENV, Plan, records, tracking
 from rlx.launch.jobs import JobNotFound, Jobs, submission_id_for
-from rlx.launch.lifecycle import Display, exit_code, finish, follow, reconcile, token_from_env
+from rlx.launch.lifecycle import Display, exit_code, finish, follow, reconcile, token_from_env, tracking_pending
 from rlx.launch.records import RunRecord, State
 from rlx.launch.redact import redact, redact_text
 
@@ -113,6 +113,10 @@ def _artifacts(plan: Plan, entrypoint: str, git: tracking.GitState | None) -> di
 
 def _runtime_env(plan: Plan, run_id: str, config_dir: Path) -> dict[str, Any]:
     env = {"MLFLOW_TRACKING_URI": plan.tracking_uri, "MLFLOW_RUN_ID": run_id, "PYTHONUNBUFFERED": "1"}
+    if plan.smoke and plan.on_this_machine:  # what the job cannot send waits next to the record (`rlx runs sync`)
+        from rlx.track.journal import JOURNAL_ENV
+
+        env[JOURNAL_ENV] = str(records.run_dir(run_id) / records.JOB_JOURNAL)
     runtime_env: dict[str, Any] = {"env_vars": env}
     if plan.verl_engine:
         from rlx.verl_cpu.engine import job_env
@@ -197,7 +201,7 @@ def _stop_and_settle(jobs: Jobs, record: RunRecord, client) -> None:
         try:
             finish(record, State.STOPPED, client=client, job_status="STOPPED",
                    message="stopped with the local Ray head when rlx exited")
-        except Exception:  # noqa: BLE001 - MLflow is down too: the record stays open and `rlx runs ls` settles it
+        except Exception:  # noqa: BLE001 - Ray is down too: the record stays open and `rlx runs ls` settles it
             pass
 
 
@@ -205,12 +209,18 @@ def _summary(plan: Plan, record: RunRecord, code: int) -> dict[str, Any]:
     return {"run_id": record.run_id, "submission_id": record.submission_id, "state": record.state.value,
             "job_status": record.job_status, "exit_code": code, "experiment": record.experiment,
             "tracking_uri": redact_text(record.tracking_uri), "address": record.address,
-            "run_dir": str(records.run_dir(record.run_id)), "message": record.message}
+            "run_dir": str(records.run_dir(record.run_id)), "message": record.message,
+            "tracking_pending": tracking_pending(record)}
 
 
 def _report_end(plan: Plan, record: RunRecord, code: int) -> int:
     from rlx.render import emit_json
 
+    pending = tracking_pending(record)
+    if pending:  # the run ended as Ray says; MLflow gets the rest later (stderr in every format)
+        _note(plan, f"warning: the tracking store {redact_text(record.tracking_uri)} did not answer at the end: "
+                    f"{pending} tracking calls of this run wait in {records.run_dir(record.run_id)}\n"
+                    f"hint: `rlx runs sync {record.run_id}` sends them once it answers (`rlx runs ls` tries too)")
     if plan.json_mode:
         emit_json(_summary(plan, record, code))
         return code

@@ -8,15 +8,24 @@
   values, and a key logged twice with two values would make MLflow refuse the second.
 - Metrics use verl's names and sanitisation (`@` becomes `_at_`). They are buffered and written with `log_batch`
   about once a second (and at the end), each with its own step, so a fast run is not slowed by one round trip per step.
+- Writes go out from a background thread (`rlx.track.journal.Outbox`): a tracking outage never stalls training. What
+  cannot be sent is kept in a journal (`RLX_TRACKING_JOURNAL`, else `./rlx-tracking-journal-<run>.jsonl`) and
+  replayed in order when the server answers again; an outage that outlasts the run leaves the journal for
+  `rlx runs sync RUN`.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+from rlx.track import journal
+from rlx.track.journal import FINISH_WAIT, FINISH_WAIT_ENV, JOB_HTTP_ENV, JOURNAL_ENV, Journal, Outbox
 
 DEFAULT_TRACKING_URI = "sqlite:////tmp/mlruns.db"  # verl's default in utils/tracking.py
 FLUSH_EVERY_S = 1.0
@@ -51,6 +60,8 @@ class MlflowLogger:
         import mlflow
         from mlflow.tracking import MlflowClient
 
+        for k, v in JOB_HTTP_ENV.items():  # a bounded wait per call; the journal keeps what does not get through
+            os.environ.setdefault(k, v)
         self.tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
         mlflow.set_tracking_uri(self.tracking_uri)
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
@@ -68,6 +79,9 @@ class MlflowLogger:
             self.client.update_run(self.run_id, status="RUNNING")
         self._pending: list = []
         self._last_flush = time.monotonic()
+        self.journal = Journal(os.environ.get(JOURNAL_ENV) or Path.cwd() / f"rlx-tracking-journal-{self.run_id}.jsonl")
+        self.buffered = 0  # calls left in the journal when the run finished (the server was still down)
+        self._outbox = Outbox(self.client, self.journal, note=_note)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log params in batches of 100 (MLflow's limit per call); values are stringified and capped at 6000."""
@@ -76,7 +90,7 @@ class MlflowLogger:
         existing = self.client.get_run(self.run_id).data.params
         items = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in existing]
         for i in range(0, len(items), 100):
-            self.client.log_batch(self.run_id, params=items[i:i + 100], synchronous=True)
+            self._outbox.put(journal.batch(self.run_id, params=items[i:i + 100]))
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         """Queue one step's metrics; written with `log_batch` about once a second."""
@@ -91,15 +105,28 @@ class MlflowLogger:
             self.flush()
 
     def flush(self) -> None:
-        """Write the queued metrics (1000 per call, MLflow's limit)."""
+        """Hand the queued metrics to the sender (1000 per call, MLflow's limit)."""
         pending, self._pending = self._pending, []
         for i in range(0, len(pending), 1000):
-            self.client.log_batch(self.run_id, metrics=pending[i:i + 1000], synchronous=True)
+            self._outbox.put(journal.batch(self.run_id, metrics=pending[i:i + 1000]))
         self._last_flush = time.monotonic()
 
-    def finish(self, status: str = "FINISHED") -> None:
-        """Flush and end the run (verl's `Tracking.finish` ends it too: FINISHED, or FAILED on error)."""
-        try:
-            self.flush()
-        finally:
-            self.client.set_terminated(self.run_id, status=status)
+    def finish(self, status: str = "FINISHED") -> int:
+        """Flush and end the run (verl's `Tracking.finish` ends it too: FINISHED, or FAILED on error).
+
+        Waits up to `RLX_TRACKING_FINISH_WAIT` seconds (default 15) for a server that is down; returns how many
+        calls are still in the journal (0 when everything reached MLflow)."""
+        self.flush()
+        self._outbox.put(journal.terminated(self.run_id, status))
+        wait = float(os.environ.get(FINISH_WAIT_ENV) or FINISH_WAIT)
+        self.buffered = self._outbox.close(wait)
+        if self.buffered:
+            _note(f"rlx: the tracking server is still unreachable; {self.buffered} calls are kept in "
+                  f"{self.journal.path}. `rlx runs sync {self.run_id}` sends them when it is back")
+        return self.buffered
+
+
+def _note(text: str) -> None:
+    from rlx.launch.redact import redact_text
+
+    print(redact_text(text), file=sys.stderr, flush=True)

@@ -175,6 +175,59 @@ class Blackhole:
 
 
 
+class MlflowServer:
+    """A real `mlflow server` on loopback with a sqlite store, killed with SIGKILL (its whole process group: the
+    uvicorn worker and the job runner too) and restarted on the same port and store."""
+
+    def __init__(self, root: Path, port: int | None = None):
+        self.root, self.port = root, port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self, timeout: float = 90) -> MlflowServer:
+        import urllib.request
+
+        mlflow = str(Path(sys.executable).parent / "mlflow")
+        self.starts += 1
+        log = open(self.root / f"server-{self.starts}.log", "w")
+        self.proc = subprocess.Popen(
+            [mlflow, "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+             "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}",
+             "--artifacts-destination", str(self.root / "artifacts")],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+        def healthy() -> bool:
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=2) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+
+        wait_for(healthy, timeout, f"mlflow server on {self.url}")
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the server's process group, and wait until the port refuses connections."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(30)
+        self.proc = None
+
+        def refused() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return False
+            except OSError:
+                return True
+
+        wait_for(refused, 30, f"port {self.port} to close")
+
+
 def short_tmp(tag: str) -> Path:
     """Ray's session dir holds unix sockets (paths <= 107 bytes): a short private dir under /tmp."""
     d = Path(f"/tmp/rlxrel-{tag}-{os.getpid()}-{free_port()}")
@@ -237,7 +290,7 @@ def can_mount_tmpfs() -> bool:
     return probe.returncode == 0
 
 
-__all__ = ["Blackhole", "CANARY", "CONFIG_SECRET", "URI_PASSWORD", "Result", "RLX", "assert_clean_error",
+__all__ = ["Blackhole", "MlflowServer", "CANARY", "CONFIG_SECRET", "URI_PASSWORD", "Result", "RLX", "assert_clean_error",
            "assert_no_canary", "canaries", "free_port", "head_children", "limit_file_size", "limit_memory",
            "measured", "rlx", "scan_tree", "wait_for"]
 
