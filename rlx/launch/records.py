@@ -111,14 +111,20 @@ def journals(run_id: str):
     return [Journal(run_dir(run_id) / JOB_JOURNAL), Journal(run_dir(run_id) / CLIENT_JOURNAL)]
 
 
-def save(record: RunRecord, state: State | None = None, **changes: Any) -> RunRecord:
-    """Update `record` (state and fields) and write it atomically."""
+def save(record: RunRecord, state: State | None = None, *, create: bool = False, **changes: Any) -> RunRecord:
+    """Update `record` (state and fields) and write it atomically.
+
+    Only the first save (`create=True`) makes the file. A record removed since (by the user, or `rm -r .rlx`) is
+    updated in memory but not written back: a follower that raced the deletion must not resurrect it.
+    """
     if state is not None:
         record.state = state
     for k, v in changes.items():
         setattr(record, k, v)
     record.updated = time.time()
-    atomic_write_text(run_dir(record.run_id) / "record.json", json.dumps(record.to_dict(), indent=2) + "\n")
+    path = run_dir(record.run_id) / "record.json"
+    if create or path.exists():
+        atomic_write_text(path, json.dumps(record.to_dict(), indent=2) + "\n")
     return record
 
 

@@ -151,7 +151,7 @@ def _create(plan: Plan, client, address: str, head) -> tuple[RunRecord, str, dic
 
     try:
         atomic_write_text(config_path, plan.config_yaml)
-        records.save(record, State.PREPARED)
+        records.save(record, State.PREPARED, create=True)
         tracking.log_launch(client, run_id, params=_params(plan), artifacts=_artifacts(plan, entrypoint, git),
                             tags={"rlx.submission_id": sid})
     except BaseException:

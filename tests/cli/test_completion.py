@@ -72,7 +72,8 @@ def test_run_names_and_ids_for_runs_commands(tmp_path, monkeypatch):
                 embedded_head=True,
                 run_name=name,
                 created=time.time() + i,
-            )
+            ),
+            create=True,
         )
     for cmd in ("show", "logs", "stop"):
         assert complete(f"rlx runs {cmd} gspo-", env) == ["gspo-copy-3f9a"]

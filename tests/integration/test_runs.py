@@ -31,7 +31,7 @@ def _prepared(uri: str, address: str, state, *, embedded: bool = False, owner_pi
                     tracking_uri=uri, address=address, embedded_head=embedded, algo="grpo")
     if owner_pid is not None:
         rec.owner_pid = owner_pid
-    records.save(rec, state)
+    records.save(rec, state, create=True)
     return client, run_id
 
 

@@ -23,12 +23,23 @@ def _record(run_id: str = "abc123def456", **kw) -> RunRecord:
 
 
 def test_save_writes_atomically_and_round_trips(home):
-    rec = records.save(_record(), State.SUBMITTING)
+    rec = records.save(_record(), State.SUBMITTING, create=True)
     path = home / "runs" / rec.run_id / "record.json"
     assert json.loads(path.read_text())["state"] == "SUBMITTING"
     assert [p.name for p in path.parent.iterdir()] == ["record.json"]  # no temp file left behind
     loaded = records.load(path)
     assert loaded == rec
+
+
+def test_a_removed_record_is_not_written_back(home):
+    """A follower that updates the record after the user deleted its folder must not recreate it (row 36)."""
+    import shutil
+
+    rec = records.save(_record(), State.SUBMITTED, create=True)
+    shutil.rmtree(home / "runs" / rec.run_id)
+    records.save(rec, job_status="RUNNING")
+    assert rec.job_status == "RUNNING"  # the caller's copy is still current
+    assert not (home / "runs" / rec.run_id).exists()
 
 
 def test_every_terminal_state_has_an_mlflow_status_and_live_ones_do_not():
@@ -38,8 +49,8 @@ def test_every_terminal_state_has_an_mlflow_status_and_live_ones_do_not():
 
 
 def test_find_by_prefix_exact_and_submission_id():
-    records.save(_record("aaaa1111"))
-    records.save(_record("aaaa2222"))
+    records.save(_record("aaaa1111"), create=True)
+    records.save(_record("aaaa2222"), create=True)
     assert records.find("aaaa1").run_id == "aaaa1111"
     assert records.find("rlx-aaaa2222").run_id == "aaaa2222"
     with pytest.raises(UsageError, match="matches 2 runs"):
@@ -49,7 +60,7 @@ def test_find_by_prefix_exact_and_submission_id():
 
 
 def test_corrupt_record_is_quarantined_not_overwritten(home):
-    records.save(_record("good0001"))
+    records.save(_record("good0001"), create=True)
     bad = home / "runs" / "bad00001" / "record.json"
     bad.parent.mkdir(parents=True)
     bad.write_text("{ truncated")

@@ -100,7 +100,7 @@ def runs(tmp_path, monkeypatch):
             run_name=name,
             created=1000.0 + i,
         )
-        made[name] = records.save(rec, State.SUCCEEDED)
+        made[name] = records.save(rec, State.SUCCEEDED, create=True)
     return made
 
 
