@@ -158,3 +158,23 @@ def _check_reachable(uri: str, default_port: int) -> None:
             f"nothing accepts connections at {host}:{port} ({e.strerror or e})",
             "start the server (e.g. `mlflow server --port PORT`), or pass the right --tracking-uri",
         ) from None
+
+
+def reason(e: BaseException) -> str:
+    """Why a call to a tracking store failed, in a few words instead of urllib3's nested repr.
+
+    "API request to http://H:P/api/2.0/... failed with exception HTTPConnectionPool(host=..., port=...): Max retries
+    exceeded with url: ... (Caused by ReadTimeoutError(...))" becomes "no answer within 3 s (read timed out)".
+    """
+    text = str(e)
+    if "Read timed out" in text or "ReadTimeout" in text:
+        limit = os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT")
+        return f"no answer within {limit} s (read timed out)" if limit else "no answer (read timed out)"
+    if "ConnectTimeout" in text or "connect timeout" in text.lower():
+        return "the connection was not accepted in time (connect timed out)"
+    if "Connection refused" in text:
+        return "nothing accepts connections (connection refused)"
+    if "Name or service not known" in text or "Failed to resolve" in text or "nodename nor servname" in text:
+        return "the host name does not resolve"
+    first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+    return first[:300]

@@ -190,6 +190,24 @@ def _live_status(address: str, submission_id: str, clients: _Clients) -> str:
         return "UNREACHABLE"
 
 
+def _warn(clients: _Clients, record=None) -> None:
+    """What a command could not reach, on stderr (its answer on stdout is what it had); and, for `record`, the
+    tracking calls an unreachable store left in the run's journal."""
+    from rlx.render import err_console
+
+    for where, msg in clients.errors.items():
+        err_console().print(f"[yellow]warning:[/yellow] {where}: {msg}", markup=True, highlight=False, soft_wrap=True)
+    if record is not None:
+        from rlx.launch.lifecycle import tracking_pending
+
+        waiting = tracking_pending(record)
+        if waiting:
+            err_console().print(
+                f"[yellow]warning:[/yellow] {waiting} tracking call(s) of run {record.run_id[:12]} wait in its journal "
+                f"for the MLflow store {record.tracking_uri}; `rlx runs sync {record.run_id[:12]}` sends them once it "
+                "answers", markup=True, highlight=False, soft_wrap=True)
+
+
 def _age(ts: float) -> str:
     s = int(time.time() - ts)
     for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
@@ -208,7 +226,7 @@ def ls(
 ) -> int:
     """List launched runs with their live Ray job state and MLflow status (reconciling ended jobs)."""
     from rlx.launch import records
-    from rlx.render import console, emit_json, err_console, fmt_value, table
+    from rlx.render import console, emit_json, fmt_value, table
 
     clients = _Clients()
     week = time.time() - 7 * 86400
@@ -231,8 +249,7 @@ def ls(
           r["experiment"], "-" if r["step"] is None else int(r["step"]),
           "-" if r["reward"] is None else fmt_value(round(r["reward"], 4)), _age(r["created"])] for r in rows],
     ))
-    for where, msg in clients.errors.items():
-        err_console().print(f"[yellow]warning:[/yellow] {where}: {msg}", markup=True, highlight=False)
+    _warn(clients)
     return 0
 
 
@@ -265,6 +282,7 @@ def show(
             data["artifacts"] = []
     data["errors"] = dict(clients.errors)
     data = redact(data)
+    _warn(clients, record)
     if format is Format.json:
         emit_json(data)
         return 0
@@ -277,8 +295,7 @@ def show(
         c.print(f"  {key:<40} {fmt_value(value)}", markup=False, highlight=False)
     if data.get("artifacts"):
         c.print("artifacts      " + ", ".join(data["artifacts"]), markup=False, highlight=False)
-    for where, msg in data["errors"].items():
-        c.print(f"warning: {where}: {msg}", markup=False, highlight=False)
+    _warn(clients, record)
     return 0
 
 
@@ -298,53 +315,59 @@ def logs(
     from rlx.render import emit_json
 
     record = records.find(run)
-    lost = None
+    clients = _Clients()
+    lost: RlxError | None = None  # raised after whatever log could be shown has been shown
     gone: RlxError | None = None
+    text: str | None = None
     try:
         jobs = jobs_for(record)
         if follow_ and format is Format.text and not record.state.terminal:
+            client = clients.mlflow_for(record.tracking_uri)
+            if client is None:  # the log still streams; only the step and reward on the status line are missing
+                _warn(clients)
             try:
                 with Display(json_mode=False) as display:
-                    final = follow(jobs, record, display, client=_Clients().mlflow_for(record.tracking_uri),
-                                   watch_record=True)
+                    final = follow(jobs, record, display, client=client, watch_record=True)
             except KeyboardInterrupt:
                 return EXIT_INTERRUPTED
             except ConfigError as e:  # the record was deleted under the follower: not a cluster problem
                 gone = e
             if gone is None and final != "LOST":
                 return 0
-            if gone is None:
-                # Raised below, outside this try: the saved-tail fallback is for a cluster unreachable from the start.
-                lost = UnreachableError(
-                    f"lost contact with Ray at {record.address} while following run {record.run_id}",
-                    hint=f"the job may still be running: re-run `rlx runs logs {record.run_id} -f` once the cluster "
-                    "answers; `rlx runs ls` settles the run's state",
-                )
-        if lost is None and gone is None:
+            lost = gone or UnreachableError(
+                f"lost contact with Ray at {record.address} while following run {record.run_id}",
+                hint=f"the job may still be running: re-run `rlx runs logs {record.run_id} -f` once the cluster "
+                "answers; `rlx runs ls` settles the run's state",
+            )
+        else:
             text = redact_text(jobs.logs(record.submission_id))
     except RlxError as e:
-        text = _saved_tail(record)
+        text = _saved_tail(record, clients)
         if text is None:
             raise UnreachableError(f"cannot read the logs of {record.run_id}: {e.message}",
                                    hint="the cluster is unreachable and no log tail was saved to MLflow") from None
         import sys
 
-        sys.stderr.write(f"note: {e.message}; showing the log tail saved in MLflow\n")
-    if gone is not None:
-        raise gone
+        sys.stderr.write(f"warning: {e.message}; showing the log tail saved in MLflow\n")
+        if follow_ and not record.state.terminal:  # shown what was saved, but it cannot be followed
+            lost = UnreachableError(
+                f"cannot follow run {record.run_id}: {e.message}",
+                hint=f"the job may still be running: re-run `rlx runs logs {record.run_id} -f` once the cluster "
+                "answers; `rlx runs ls` settles the run's state",
+            )
+    if text is not None:
+        if format is Format.json:
+            emit_json({"run_id": record.run_id, "logs": text})
+        else:
+            import sys
+
+            sys.stdout.write(text)
     if lost is not None:
         raise lost
-    if format is Format.json:
-        emit_json({"run_id": record.run_id, "logs": text})
-    else:
-        import sys
-
-        sys.stdout.write(text)
     return 0
 
 
-def _saved_tail(record) -> str | None:
-    clients = _Clients()
+def _saved_tail(record, clients: _Clients) -> str | None:
     client = clients.mlflow_for(record.tracking_uri)
     if client is None:
         return None
@@ -385,6 +408,7 @@ def stop(
         outcome = "stopped" if record.state.terminal else "stop requested"
     result = {"run_id": record.run_id, "outcome": outcome, "state": record.state.value,
               "ray_status": record.job_status}
+    _warn(clients, record)
     if format is Format.json:
         emit_json(result)
     elif outcome == "stop requested":

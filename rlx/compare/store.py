@@ -93,7 +93,10 @@ def mlflow_errors(uri: str, *, what: str = "reading runs") -> Iterator[None]:
         name = type(e).__name__
         if "Max retries exceeded" in text or "ConnectionError" in name or "Connection refused" in text \
                 or "timed out" in text.lower() or name in {"OperationalError", "DatabaseError"}:
-            raise UnreachableError(f"MLflow is unreachable while {what}: {first[:300]}", where=uri,
+            from rlx.launch.redact import redact_text
+            from rlx.trackuri import reason
+
+            raise UnreachableError(f"MLflow at {redact_text(uri)} is unreachable while {what}: {reason(e)}", where=uri,
                                    hint="check --tracking-uri / MLFLOW_TRACKING_URI and that the server or "
                                         "database is up") from None
         if name == "MlflowException":

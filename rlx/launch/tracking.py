@@ -127,7 +127,7 @@ def connect(uri: str):
         raise
     except Exception as e:  # MlflowException, sqlalchemy errors, requests errors: all mean "cannot use the store"
         raise UnreachableError(
-            f"cannot reach the MLflow tracking store {redact_text(uri)}: {redact_text(_first_line(e))}",
+            f"cannot reach the MLflow tracking store {redact_text(uri)}: {redact_text(trackuri.reason(e))}",
             hint="check the server is up (or the sqlite path is writable), or pass --tracking-uri; "
             "without one rlx uses sqlite:///<cwd>/mlflow.db",
         ) from None
