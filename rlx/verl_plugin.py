@@ -415,3 +415,18 @@ def ensure_registered() -> None:
             where=f"VERL_USE_EXTERNAL_PLUGINS={os.environ.get('VERL_USE_EXTERNAL_PLUGINS', 'auto')}",
             hint="unset VERL_USE_EXTERNAL_PLUGINS (or include 'rlx' in it) and reinstall rlx in this interpreter "
             "(`pip install -e .`); `python -c 'import rlx.verl_plugin'` shows an import error if there is one")
+
+
+def _install_tracking() -> None:
+    """In a job rlx launched (`RLX_VERL_TRACKING=1`), verl's MLflow logger sends through rlx's journal
+    (`rlx.track.verl_tracking`): a tracking outage neither stalls a step nor loses its metrics."""
+    from rlx.track import verl_tracking
+
+    if verl_tracking.wanted():
+        try:
+            verl_tracking.install()
+        except Exception as e:  # noqa: BLE001 - tracking must never stop verl from loading rlx's algorithms
+            logger.warning("rlx: verl's MLflow logger left as is: %s", e)
+
+
+_install_tracking()

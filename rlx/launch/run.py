@@ -112,7 +112,9 @@ def _artifacts(plan: Plan, entrypoint: str, git: tracking.GitState | None) -> di
 
 
 def _runtime_env(plan: Plan, run_id: str, config_dir: Path) -> dict[str, Any]:
-    env = {"MLFLOW_TRACKING_URI": plan.tracking_uri, "MLFLOW_RUN_ID": run_id, "PYTHONUNBUFFERED": "1"}
+    from rlx.launch.submit_cmd import base_env
+
+    env = base_env(plan.tracking_uri, run_id)
     if plan.smoke and plan.on_this_machine:  # what the job cannot send waits next to the record (`rlx runs sync`)
         from rlx.track.journal import JOURNAL_ENV
 

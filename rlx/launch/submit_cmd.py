@@ -1,7 +1,8 @@
 """The `ray job submit` command a dry run prints: what `rlx train` would submit, in a form a user can paste.
 
 The parts are the launch's own: verl's overrides from `job_overrides` (mlflow added to `trainer.logger`, literal
-secrets replaced), the job's environment (`MLFLOW_TRACKING_URI`, `MLFLOW_RUN_ID`, `PYTHONUNBUFFERED`), one CPU for
+secrets replaced), the job's environment (`base_env`: `MLFLOW_TRACKING_URI`, `MLFLOW_RUN_ID`, `PYTHONUNBUFFERED`,
+`RLX_VERL_TRACKING`), one CPU for
 the driver, and the submission id `rlx-<run id>`. Two values exist only at launch: the MLflow run id (rlx creates the
 run before submitting) and, for an unnamed run, the run name's random suffix. They are shown as placeholders and
 marked.
@@ -25,6 +26,16 @@ RUN_ID_PLACEHOLDER = "<run-id>"
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"  # Ray's dashboard on the head node
 _DOUBLE_QUOTE_UNSAFE = frozenset('"$`\\!')  # special inside "..." (and ! in interactive bash)
 
+
+
+VERL_TRACKING = "RLX_VERL_TRACKING"  # rlx.track.verl_tracking.ENV_FLAG (not imported: it needs nothing of it here)
+
+
+def base_env(tracking_uri: str, run_id: str) -> dict[str, str]:
+    """The environment every job rlx submits gets: verl (and rlx's smoke loop) log into rlx's MLflow run, and verl's
+    MLflow logger sends through rlx's journal (`rlx.track.verl_tracking`)."""
+    return {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_RUN_ID": run_id, "PYTHONUNBUFFERED": "1",
+            VERL_TRACKING: "1"}
 
 def quote(word: str) -> str:
     """A shell quoting of `word` that reads well: `a=b` stays bare, `k='~/x y'` becomes `"k='~/x y'"`."""
@@ -103,19 +114,17 @@ def submit_command(
     remote = given is not None and not is_loopback(given)
     python = os.environ.get(JOB_PYTHON_ENV) or ("python" if remote or given is None else sys.executable)
     uri = redact_text(normalize_uri(tracking_uri), secrets)
-    env = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_RUN_ID": RUN_ID_PLACEHOLDER, "PYTHONUNBUFFERED": "1"}
+    env = base_env(uri, RUN_ID_PLACEHOLDER)
     notes.insert(
         0,
         f"{RUN_ID_PLACEHOLDER} (MLFLOW_RUN_ID, and the submission id rlx-{RUN_ID_PLACEHOLDER}): the MLflow "
         "run id, created at launch, before the job is submitted",
     )
-    rlx_env = sorted(k for k in env if k.startswith("RLX_"))
-    if rlx_env:
-        notes.append("RLX_* variables sent: " + ", ".join(rlx_env))
-    elif resolved.entrypoint == "rlx.verl_entry":
-        notes.append("RLX_* variables sent: none (rlx.verl_entry sets RLX_ALGO_CFG itself, inside the job)")
-    else:
-        notes.append("RLX_* variables sent: none (a GPU job needs none)")
+    rlx_env = sorted(k for k in env if k.startswith("RLX_") and k != VERL_TRACKING)
+    why = "rlx.verl_entry sets RLX_ALGO_CFG itself, inside the job" if resolved.entrypoint == "rlx.verl_entry" \
+        else "a GPU job needs no other"
+    notes.append(f"RLX_* variables sent: {', '.join([VERL_TRACKING, *rlx_env])} (verl's MLflow logger sends through "
+                 f"rlx's journal, so a tracking outage neither stalls a step nor drops it; {why})")
     if given is None:
         notes.append(f"--address: none given (--address or RAY_ADDRESS); {DEFAULT_ADDRESS} is a head node's dashboard")
     return SubmitCommand(

@@ -62,7 +62,8 @@ def test_the_printed_command_is_what_rays_cli_submits(rlx_cli):
     p = submit.make_context("submit", words[3:]).params
     assert p["address"] == ADDRESS and p["submission_id"] == "rlx-<run-id>" and p["entrypoint_num_cpus"] == 1
     assert json.loads(p["runtime_env_json"]) == {
-        "env_vars": {"MLFLOW_TRACKING_URI": URI, "MLFLOW_RUN_ID": "<run-id>", "PYTHONUNBUFFERED": "1"}
+        "env_vars": {"MLFLOW_TRACKING_URI": URI, "MLFLOW_RUN_ID": "<run-id>", "PYTHONUNBUFFERED": "1",
+                     "RLX_VERL_TRACKING": "1"}
     }
     argv = list(p["entrypoint"])
     assert argv[:3] == ["python", "-m", "verl.trainer.main_ppo"]
@@ -77,7 +78,8 @@ def test_the_printed_command_is_what_rays_cli_submits(rlx_cli):
         "  <run-id> (MLFLOW_RUN_ID, and the submission id rlx-<run-id>): the MLflow run id, created at launch, before "
         "the job is submitted",
         "  trainer.experiment_name=gspo-gsm8k-????: the 4 hex digits are drawn at launch (--name NAME picks the name)",
-        "  RLX_* variables sent: none (a GPU job needs none)",
+        "  RLX_* variables sent: RLX_VERL_TRACKING (verl's MLflow logger sends through rlx's journal, so a tracking "
+        "outage neither stalls a step nor drops it; a GPU job needs no other)",
     ]
 
 

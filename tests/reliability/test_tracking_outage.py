@@ -130,3 +130,92 @@ def test_row37_server_down_until_after_the_run_then_runs_sync(rlx_env, tmp_path)
         assert _history(server.url, run_id) == list(range(1, steps + 1))  # idempotent
     finally:
         server.kill()
+
+
+# ---- row 41: verl's own MLflow logger, in rlx's place ------------------------------------------------------------
+
+VERL_LOGGER = r'''
+import json, sys, time
+from verl.utils.tracking import Tracking
+
+t = Tracking(project_name="rel41", experiment_name="rel41", default_backend=["mlflow"], config={"a": 1})
+print(json.dumps({"adapter": type(t.logger["mlflow"]).__name__}), flush=True)
+for step in range(1, int(sys.argv[1]) + 1):
+    t0 = time.monotonic()
+    t.log({"critic/score/mean": step / 100, "perf/x@y": 1.0}, step=step)
+    print(json.dumps({"step": step, "log_s": time.monotonic() - t0}), flush=True)
+    if step in (5, 10):  # the test kills the server after step 5 and restarts it after step 10
+        sys.stdin.readline()
+t0 = time.monotonic()
+t.finish()
+print(json.dumps({"finish_s": time.monotonic() - t0}), flush=True)
+'''
+
+
+def _verl_logger(env: dict[str, str], cwd: Path, steps: int) -> subprocess.Popen:
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", VERL_LOGGER, str(steps)], env=env, cwd=cwd, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _lines_until(proc: subprocess.Popen, predicate) -> list[dict]:
+    got = []
+    for line in proc.stdout:
+        if line.startswith("{"):
+            got.append(json.loads(line))
+            if predicate(got[-1]):
+                return got
+    raise AssertionError(f"exit {proc.wait()}: {proc.stderr.read()[-3000:]}")
+
+
+def test_row41_verls_own_mlflow_logger_neither_stalls_nor_drops_steps_in_an_outage(rlx_env, tmp_path):
+    """verl's `Tracking` (verl/utils/tracking.py), in a job rlx launched (RLX_VERL_TRACKING=1): the server is killed
+    after step 5 and restarted after step 10. verl's own adapter would spend 3 attempts x MLflow's retries on each
+    step in between, then drop it; rlx's returns at once, and the run ends holding steps 1-15 once each."""
+    from mlflow.tracking import MlflowClient
+
+    server = rel.MlflowServer(tmp_path).start()
+    client = MlflowClient(server.url)
+    run_id = client.create_run(client.create_experiment("rel41")).info.run_id
+    env = {**_env(rlx_env, server.url), "MLFLOW_RUN_ID": run_id, "RLX_VERL_TRACKING": "1",
+           "RLX_TRACKING_JOURNAL": str(tmp_path / "journal.jsonl"), "RLX_TRACKING_FINISH_WAIT": "60"}
+    proc = _verl_logger(env, tmp_path, 15)
+    try:
+        (adapter, *_) = _lines_until(proc, lambda d: d.get("step") == 5)
+        assert adapter == {"adapter": "RlxMlflowAdapter"}
+        server.kill()
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        down = _lines_until(proc, lambda d: d.get("step") == 10)
+        server.start()
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        rest = _lines_until(proc, lambda d: "finish_s" in d)
+        assert proc.wait(timeout=120) == 0, proc.stderr.read()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.kill()
+    slowest = max(d["log_s"] for d in down)
+    rel.measured("row41 slowest verl log() call with the server down", slowest)
+    assert slowest < 1.0, down  # verl's adapter: >= 3 x (MLflow's HTTP timeout), per step
+    server.start()
+    try:
+        steps = sorted(m.step for m in MlflowClient(server.url).get_metric_history(run_id, "critic/score/mean"))
+        keys = MlflowClient(server.url).get_run(run_id).data.metrics
+    finally:
+        server.kill()
+    assert steps == list(range(1, 16)), steps
+    assert "perf/x_at_y" in keys  # verl's key sanitisation kept
+    rel.measured("row41 finish() after the outage", rest[-1]["finish_s"])
+
+
+def test_row41_plain_verl_keeps_its_own_logger(rlx_env, tmp_path):
+    """Without RLX_VERL_TRACKING (a verl run rlx did not launch, rlx installed), verl's adapter stays."""
+    env = {**rlx_env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}
+    env.pop("RLX_VERL_TRACKING", None)
+    proc = _verl_logger(env, tmp_path, 1)
+    (adapter, *_) = _lines_until(proc, lambda d: "finish_s" in d)
+    assert proc.wait(timeout=60) == 0
+    assert adapter == {"adapter": "_MlflowLoggingAdapter"}

@@ -121,7 +121,14 @@ def test_remote_smoke_job_ships_its_config_and_uses_the_clusters_python(tmp_path
     env = _runtime_env(plan, "abc", tmp_path)
     assert env["working_dir"] == str(tmp_path)
     assert env["env_vars"] == {"MLFLOW_TRACKING_URI": "http://mlflow:5000", "MLFLOW_RUN_ID": "abc",
-                               "PYTHONUNBUFFERED": "1"}
+                               "PYTHONUNBUFFERED": "1", "RLX_VERL_TRACKING": "1"}
+
+
+def test_the_flag_the_launcher_sends_is_the_one_the_plugin_reads():
+    from rlx.launch.submit_cmd import VERL_TRACKING
+    from rlx.track.verl_tracking import ENV_FLAG
+
+    assert VERL_TRACKING == ENV_FLAG
 
 
 def test_tracking_uri_with_a_password_is_refused(monkeypatch):
