@@ -48,6 +48,7 @@ TRAINER_PREFIX = "rlx_"
 
 # ---- what a config needs --------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class RlxNeeds:
     """Which rlx hooks a resolved verl config needs."""
@@ -92,11 +93,13 @@ def rlx_needs(config: Any) -> RlxNeeds:
     nll = float(resolve_options("vapo", _get(config, "algorithm"))["nll_coef"]) if estimator == "rlx_vapo" else 0.0
     gad = _get(config, "algorithm.rlx.gad.teacher_key", None)
     gad_key = str(gad).strip() if gad is not None and str(gad).strip() and _get(config, "critic.enable") else None
-    return RlxNeeds(estimator if estimator in ADV_ESTIMATORS else None, loss if loss in POLICY_LOSSES else None, nll,
-                    gad_key)
+    return RlxNeeds(
+        estimator if estimator in ADV_ESTIMATORS else None, loss if loss in POLICY_LOSSES else None, nll, gad_key
+    )
 
 
 # ---- advantage-side data plumbing (pure: TensorDict / numpy in, tensors out) -----------------------------------------
+
 
 def _padded(data: Any, key: str) -> Any:
     value = data[key]
@@ -258,6 +261,7 @@ def actor_fields(data: Any, needs: RlxNeeds, *, mini_batch_size: int | None = No
 
 # ---- the actor loss (runs in the actor workers) ----------------------------------------------------------------------
 
+
 class RlxActorLoss:
     """verl actor loss `fn(model_output, data, dp_group=None)`: verl's `ppo_loss` plus rlx's extras.
 
@@ -288,8 +292,10 @@ class RlxActorLoss:
                 entropy = None
             extras["entropy"] = entropy
             if AEPO_MEAN_FIELD in data.keys():
-                extras["entropy_stats"] = (_padded(data, AEPO_MEAN_FIELD).reshape(-1)[0],
-                                           _padded(data, AEPO_STD_FIELD).reshape(-1)[0])
+                extras["entropy_stats"] = (
+                    _padded(data, AEPO_MEAN_FIELD).reshape(-1)[0],
+                    _padded(data, AEPO_STD_FIELD).reshape(-1)[0],
+                )
         if mode == "rlx_gepo" and GEPO_FIELD in data.keys():
             extras["log_denom"] = data[GEPO_FIELD]
         with loss_extras(**extras):
@@ -319,6 +325,7 @@ class RlxActorLoss:
 
 
 # ---- the trainer extension (runs in the TaskRunner) -----------------------------------------------------------------
+
 
 class RlxTrainerMixin:
     """Mixed in front of verl's v1 trainer class (see the module docstring, items 3 and 4)."""
@@ -353,20 +360,22 @@ class RlxTrainerMixin:
         from rlx.errors import ConfigError
         from rlx.ops.gad import gad_token_rewards
 
-        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id,
-                               select_fields=[*verl_gad.ROW_FIELDS, "rm_scores", key])
+        data = tq.kv_batch_get(
+            keys=batch.keys, partition_id=batch.partition_id, select_fields=[*verl_gad.ROW_FIELDS, "rm_scores", key]
+        )
         if key not in data.keys():
-            raise ConfigError(f"GAD: the training data has no teacher-response column {key!r}",
-                              where="algorithm.rlx.gad.teacher_key",
-                              hint=f"add a {key!r} column to data.train_files, or set "
-                              "++algorithm.rlx.gad.teacher_key=<the column that holds the teacher's answers>")
+            raise ConfigError(
+                f"GAD: the training data has no teacher-response column {key!r}",
+                where="algorithm.rlx.gad.teacher_key",
+                hint=f"add a {key!r} column to data.train_files, or set "
+                "++algorithm.rlx.gad.teacher_key=<the column that holds the teacher's answers>",
+            )
         texts = data[key]
         texts = texts.tolist() if hasattr(texts, "tolist") else list(texts)
         pairs = verl_gad.pair_rows(data, verl_gad.teacher_ids(self.tokenizer, texts, key))  # type: ignore[attr-defined]
         keys = verl_gad.pair_keys(batch.keys)
         meta = tq.kv_batch_put(keys=keys, partition_id=verl_gad.PARTITION, fields=pairs)
-        meta.extra_info = {"compute_loss": False,
-                           "temperature": self.config.actor_rollout_ref.rollout.temperature}  # type: ignore[attr-defined]
+        meta.extra_info = {"compute_loss": False, "temperature": self.config.actor_rollout_ref.rollout.temperature}  # type: ignore[attr-defined]
         ray.get(self.critic_wg.infer_batch(meta).futures)  # type: ignore[attr-defined]
         values = tq.kv_batch_get(keys=keys, partition_id=verl_gad.PARTITION, select_fields=["values"])["values"]
         scores = verl_gad.final_token_scores(values).detach().float()
@@ -376,9 +385,13 @@ class RlxTrainerMixin:
         metrics["critic/task_score/mean"] = float(_padded(data, "rm_scores").sum(-1).mean())
         rewards = gad_token_rewards(student, padded_mask).to(_padded(data, "rm_scores").dtype)
         student_values = response_from_nested(verl_gad._nested(verl_gad._rows(values)[1::2]), mask)
-        tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id,
-                        fields=TensorDict({"rm_scores": response_to_nested(rewards, mask),
-                                           "values": student_values}, batch_size=len(batch)))
+        tq.kv_batch_put(
+            keys=batch.keys,
+            partition_id=batch.partition_id,
+            fields=TensorDict(
+                {"rm_scores": response_to_nested(rewards, mask), "values": student_values}, batch_size=len(batch)
+            ),
+        )
         self._rlx_gad_meta = meta
         return batch
 
@@ -434,8 +447,9 @@ class RlxTrainerMixin:
         mini, dp = self._rlx_actor_layout(needs)
         extra = actor_fields(data, needs, mini_batch_size=mini, dp_size=dp)
         if extra:
-            batch = tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id,
-                                    fields=TensorDict(extra, batch_size=len(batch)))
+            batch = tq.kv_batch_put(
+                keys=batch.keys, partition_id=batch.partition_id, fields=TensorDict(extra, batch_size=len(batch))
+            )
         return batch
 
     def _rlx_actor_layout(self, needs: RlxNeeds) -> tuple[int | None, int]:
@@ -446,9 +460,12 @@ class RlxTrainerMixin:
 
         actor = self.config.actor_rollout_ref.actor  # type: ignore[attr-defined]
         if bool(actor.get("shuffle", False)):
-            raise ConfigError("VAPO's NLL term is normalised per update mini-batch, which rlx can only know when "
-                              "verl's actor does not shuffle the batch", where=f"{A_SHUFFLE}=true",
-                              hint=f"set {A_SHUFFLE}=false (verl's default)")
+            raise ConfigError(
+                "VAPO's NLL term is normalised per update mini-batch, which rlx can only know when "
+                "verl's actor does not shuffle the batch",
+                where=f"{A_SHUFFLE}=true",
+                hint=f"set {A_SHUFFLE}=false (verl's default)",
+            )
         mini = int(actor.ppo_mini_batch_size) * int(self.config.actor_rollout_ref.rollout.n)  # type: ignore[attr-defined]
         wg = getattr(self, "actor_rollout_wg", None)
         dp = 1
@@ -469,8 +486,11 @@ def build_actor_loss(config: Any) -> RlxActorLoss:
     from rlx.errors import ConfigError
 
     if _get(config, "distillation.enabled", False):
-        raise ConfigError("rlx's actor loss cannot be combined with verl's distillation loss",
-                          where="distillation.enabled", hint="set distillation.enabled=false for rlx algorithms")
+        raise ConfigError(
+            "rlx's actor loss cannot be combined with verl's distillation loss",
+            where="distillation.enabled",
+            hint="set distillation.enabled=false for rlx algorithms",
+        )
     actor_cfg = omega_conf_to_dataclass(config.actor_rollout_ref.actor)
     return RlxActorLoss(actor_cfg, rlx_needs(config).nll_coef)
 
@@ -510,6 +530,7 @@ def task_runner_class() -> Any:
 
 # ---- process entry ----------------------------------------------------------------------------------------------
 
+
 def export_algo_config(config: Any) -> str:
     """Put `algorithm.rlx` as JSON into `RLX_ALGO_CFG` here and in Ray's runtime env; returns the JSON."""
     from omegaconf import OmegaConf
@@ -535,8 +556,11 @@ def run(config: Any) -> None:
 
     ensure_registered()
     if not _get(config, "trainer.use_v1", True):
-        raise ConfigError("rlx's verl entrypoint extends verl's v1 trainer only", where="trainer.use_v1",
-                          hint="set trainer.use_v1=true")
+        raise ConfigError(
+            "rlx's verl entrypoint extends verl's v1 trainer only",
+            where="trainer.use_v1",
+            hint="set trainer.use_v1=true",
+        )
     auto_set_device(config)
     validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
     export_algo_config(config)

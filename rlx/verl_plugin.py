@@ -71,6 +71,7 @@ _UNSET: Any = object()  # "keyword not given" (None is a value: AEPO's weight_fl
 
 # ---- extras handed over by the rlx trainer / actor loss ------------------------------------------------------------
 
+
 def _stack(kind: str) -> list[dict[str, Any]]:
     if not hasattr(_local, kind):
         setattr(_local, kind, [])
@@ -106,6 +107,7 @@ def _extra(kind: str, key: str, given: Any) -> Any:
 
 # ---- policy losses -------------------------------------------------------------------------------------------------
 
+
 def _clip_params(config: Any) -> tuple[float, float, float]:
     if config is None:
         return 0.2, 0.2, 3.0
@@ -115,8 +117,13 @@ def _clip_params(config: Any) -> tuple[float, float, float]:
     return (eps if low is None else low), (eps if high is None else high), config.get("clip_ratio_c", 3.0)
 
 
-def _reduce(loss_mat: torch.Tensor, response_mask: torch.Tensor, loss_agg_mode: str, config: Any,
-            rollout_is_weights: torch.Tensor | None) -> torch.Tensor:
+def _reduce(
+    loss_mat: torch.Tensor,
+    response_mask: torch.Tensor,
+    loss_agg_mode: str,
+    config: Any,
+    rollout_is_weights: torch.Tensor | None,
+) -> torch.Tensor:
     if rollout_is_weights is not None:
         loss_mat = loss_mat * rollout_is_weights
     batch_info = dict((getattr(config, "global_batch_info", None) or {}) if config is not None else {})
@@ -167,7 +174,8 @@ def compute_policy_loss_rlx_aepo(
     if entropy is None:
         raise ValueError(
             "rlx_aepo needs per-token entropy: run through `python -m rlx.verl_entry` (rlx train does), "
-            "or pass entropy=... when calling the loss directly")
+            "or pass entropy=... when calling the loss directly"
+        )
     opts = resolve_options("aepo", None, alpha=alpha, sg_scope=sg_scope)
     floor = opts.get("weight_floor") if weight_floor is _UNSET else weight_floor
     scope = str(opts.get("stats_scope", "batch"))
@@ -175,9 +183,20 @@ def compute_policy_loss_rlx_aepo(
         raise ValueError(f"aepo.stats_scope must be 'batch' or 'micro_batch', got {scope!r}")
     stats = _extra("loss", "entropy_stats", entropy_stats) if scope == "batch" else None
     low, high, clip_c = _clip_params(config)
-    out = _aepo.aepo_token_loss(old_log_prob, log_prob, advantages, response_mask, entropy.to(log_prob.dtype),
-                                alpha=float(opts["alpha"]), clip_low=low, clip_high=high, clip_c=clip_c,
-                                sg_scope=str(opts["sg_scope"]), weight_floor=floor, stats=stats)
+    out = _aepo.aepo_token_loss(
+        old_log_prob,
+        log_prob,
+        advantages,
+        response_mask,
+        entropy.to(log_prob.dtype),
+        alpha=float(opts["alpha"]),
+        clip_low=low,
+        clip_high=high,
+        clip_c=clip_c,
+        sg_scope=str(opts["sg_scope"]),
+        weight_floor=floor,
+        stats=stats,
+    )
     loss = _reduce(out.loss, response_mask, loss_agg_mode, config, rollout_is_weights)
     return loss, _floats(_aepo.aepo_metrics(out, response_mask))
 
@@ -208,15 +227,24 @@ def compute_policy_loss_rlx_gepo(
     if fallback:
         if "gepo_fallback" not in _warned:
             _warned.add("gepo_fallback")
-            logger.warning("rlx_gepo: no group denominator given; using the micro-batch as one group "
-                           "(exact only if it holds one whole prompt group). Run through `python -m rlx.verl_entry`.")
+            logger.warning(
+                "rlx_gepo: no group denominator given; using the micro-batch as one group "
+                "(exact only if it holds one whole prompt group). Run through `python -m rlx.verl_entry`."
+            )
         index = torch.zeros(old_log_prob.shape[0], dtype=torch.long, device=old_log_prob.device)
         log_denom = _gepo.group_log_denominator(old_log_prob, response_mask, index)
     opts = resolve_options("gepo", None, log_w_max=log_w_max)
     low, high, _ = _clip_params(config)
-    out = _gepo.gepo_token_loss(old_log_prob, log_prob, advantages, response_mask,
-                                log_denom.to(device=log_prob.device), clip_low=low, clip_high=high,
-                                log_w_max=float(opts["log_w_max"]))
+    out = _gepo.gepo_token_loss(
+        old_log_prob,
+        log_prob,
+        advantages,
+        response_mask,
+        log_denom.to(device=log_prob.device),
+        clip_low=low,
+        clip_high=high,
+        log_w_max=float(opts["log_w_max"]),
+    )
     loss = _reduce(out.loss, response_mask, loss_agg_mode, config, rollout_is_weights)
     metrics = _gepo.gepo_metrics(out, response_mask)
     metrics["actor/gepo_denominator_fallback"] = 1.0 if fallback else 0.0
@@ -224,6 +252,7 @@ def compute_policy_loss_rlx_gepo(
 
 
 # ---- advantage estimators ------------------------------------------------------------------------------------------
+
 
 def _cfg(config: Any, key: str, default: Any) -> Any:
     return config.get(key, default) if config is not None and hasattr(config, "get") else default
@@ -264,7 +293,8 @@ def compute_rlx_aspo_advantage(
     if first_code_pos is None or used_code is None:
         raise ValueError(
             "rlx_aspo needs per-sample first_code_pos and used_code: emit them from the reward function as "
-            "reward_extra_info (e.g. with rlx.ops.code_detect.detect_code) and run `python -m rlx.verl_entry`")
+            "reward_extra_info (e.g. with rlx.ops.code_detect.detect_code) and run `python -m rlx.verl_entry`"
+        )
     correct = _extra("estimator", "correct", correct)
     code_pass = _extra("estimator", "code_pass", code_pass)
     lengths = _extra("estimator", "lengths", lengths)
@@ -272,25 +302,39 @@ def compute_rlx_aspo_advantage(
     gidx, _ = group_index(index, device=token_level_rewards.device)  # factorise string uids once, not per step
     norm = _cfg(config, "norm_adv_by_std_in_grpo", True)
     if base == "grpo":
-        adv, returns = _verl_grpo(token_level_rewards, response_mask, index, norm,
-                                  _extra("estimator", "session_keys", session_keys))
+        adv, returns = _verl_grpo(
+            token_level_rewards, response_mask, index, norm, _extra("estimator", "session_keys", session_keys)
+        )
     elif base == "grpo_vectorized":
-        adv, returns = compute_grpo_vectorized_outcome_advantage(token_level_rewards, response_mask, gidx,
-                                                                 norm_adv_by_std_in_grpo=norm)
+        adv, returns = compute_grpo_vectorized_outcome_advantage(
+            token_level_rewards, response_mask, gidx, norm_adv_by_std_in_grpo=norm
+        )
     elif base == "gae":
         values = _extra("estimator", "values", values)
         if values is None:
             raise ValueError("rlx_aspo with base=gae needs critic values (critic.enable=true, rlx entrypoint)")
-        adv, returns = compute_gae_advantage_return(token_level_rewards, values, response_mask,
-                                                    _cfg(config, "gamma", 1.0), _cfg(config, "lam", 1.0))
+        adv, returns = compute_gae_advantage_return(
+            token_level_rewards, values, response_mask, _cfg(config, "gamma", 1.0), _cfg(config, "lam", 1.0)
+        )
     else:
-        adv, returns = get_adv_estimator_fn(base)(token_level_rewards=token_level_rewards, response_mask=response_mask,
-                                                  config=config, index=index)
+        adv, returns = get_adv_estimator_fn(base)(
+            token_level_rewards=token_level_rewards, response_mask=response_mask, config=config, index=index
+        )
     if correct is None:
         correct = token_level_rewards.sum(-1) > 0
-    result = _aspo.aspo_bias(adv, response_mask, gidx, first_code_pos, used_code, correct,
-                             delta=float(opts["delta"]), k=float(opts["k"]), code_pass=code_pass,
-                             require_code_pass=bool(opts["require_code_pass"]), lengths=lengths)
+    result = _aspo.aspo_bias(
+        adv,
+        response_mask,
+        gidx,
+        first_code_pos,
+        used_code,
+        correct,
+        delta=float(opts["delta"]),
+        k=float(opts["k"]),
+        code_pass=code_pass,
+        require_code_pass=bool(opts["require_code_pass"]),
+        lengths=lengths,
+    )
     estimator_metrics.clear()
     estimator_metrics.update(_aspo.aspo_metrics(response_mask, first_code_pos, used_code, code_pass, result))
     return result.advantages, returns
@@ -316,22 +360,31 @@ def session_finals(keys: Any) -> tuple[list[int], list[int]]:
     return [row for _, row in last.values()], [position[s] for s in session_of]
 
 
-def _verl_grpo(token_level_rewards: torch.Tensor, response_mask: torch.Tensor, index: Any, norm: bool,
-               session_keys: Any) -> tuple[torch.Tensor, torch.Tensor]:
+def _verl_grpo(
+    token_level_rewards: torch.Tensor, response_mask: torch.Tensor, index: Any, norm: bool, session_keys: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
     """verl's registered `grpo`, over each session's final output when `session_keys` are given (see the caller)."""
     import numpy as np
 
     grpo = get_adv_estimator_fn("grpo")
     labels = np.asarray(index.tolist() if isinstance(index, torch.Tensor) else list(index), dtype=object)
     if session_keys is None:
-        return grpo(token_level_rewards=token_level_rewards, response_mask=response_mask, index=labels,
-                    norm_adv_by_std_in_grpo=norm)
+        return grpo(
+            token_level_rewards=token_level_rewards,
+            response_mask=response_mask,
+            index=labels,
+            norm_adv_by_std_in_grpo=norm,
+        )
     finals, owner = session_finals(session_keys)
     if len(owner) != token_level_rewards.shape[0]:
         raise ValueError(f"rlx_aspo: {len(owner)} session keys for {token_level_rewards.shape[0]} rows")
     final_mask = response_mask[finals]
-    final_adv, _ = grpo(token_level_rewards=token_level_rewards[finals], response_mask=final_mask,
-                        index=labels[finals], norm_adv_by_std_in_grpo=norm)
+    final_adv, _ = grpo(
+        token_level_rewards=token_level_rewards[finals],
+        response_mask=final_mask,
+        index=labels[finals],
+        norm_adv_by_std_in_grpo=norm,
+    )
     # each final output's scalar advantage (at its first response token), spread over its session's outputs
     scalar = final_adv[torch.arange(len(finals)), final_mask.argmax(dim=1)]
     adv = scalar[torch.as_tensor(owner, dtype=torch.long)].unsqueeze(-1) * response_mask
@@ -355,23 +408,33 @@ def compute_rlx_vapo_advantage(
     """
     values = _extra("estimator", "values", values)
     if values is None:
-        raise ValueError("rlx_vapo needs critic values: enable the critic (critic.enable=true) and run "
-                         "`python -m rlx.verl_entry` (rlx train does)")
+        raise ValueError(
+            "rlx_vapo needs critic values: enable the critic (critic.enable=true) and run "
+            "`python -m rlx.verl_entry` (rlx train does)"
+        )
     opts = resolve_options("vapo", config)
-    adv, returns, lam = _vapo.vapo_advantages(token_level_rewards, values, response_mask,
-                                             gamma=float(_cfg(config, "gamma", 1.0)), alpha=float(opts["alpha"]),
-                                             lambda_critic=float(opts["lambda_critic"]))
+    adv, returns, lam = _vapo.vapo_advantages(
+        token_level_rewards,
+        values,
+        response_mask,
+        gamma=float(_cfg(config, "gamma", 1.0)),
+        alpha=float(opts["alpha"]),
+        lambda_critic=float(opts["lambda_critic"]),
+    )
     valid = response_mask.sum(-1) > 0
     estimator_metrics.clear()
     if bool(valid.any()):
-        estimator_metrics.update({
-            "vapo/lambda_mean": float(lam[valid].mean()),
-            "vapo/lambda_clamped_ratio": float((lam[valid] <= 0).float().mean()),
-        })
+        estimator_metrics.update(
+            {
+                "vapo/lambda_mean": float(lam[valid].mean()),
+                "vapo/lambda_clamped_ratio": float((lam[valid] <= 0).float().mean()),
+            }
+        )
     return adv, returns
 
 
 # ---- registration check ------------------------------------------------------------------------------------------
+
 
 def _loading_problem() -> str | None:
     """Why verl would not load this plugin by itself in a fresh process (a Ray worker), or None."""
@@ -414,7 +477,8 @@ def ensure_registered() -> None:
             f"rlx's verl plugin is not loaded: {what}",
             where=f"VERL_USE_EXTERNAL_PLUGINS={os.environ.get('VERL_USE_EXTERNAL_PLUGINS', 'auto')}",
             hint="unset VERL_USE_EXTERNAL_PLUGINS (or include 'rlx' in it) and reinstall rlx in this interpreter "
-            "(`pip install -e .`); `python -c 'import rlx.verl_plugin'` shows an import error if there is one")
+            "(`pip install -e .`); `python -c 'import rlx.verl_plugin'` shows an import error if there is one",
+        )
 
 
 def _install_tracking() -> None:

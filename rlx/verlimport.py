@@ -45,8 +45,11 @@ class Imported:
     reverted: int = 0  # preset keys set back to what the script runs
 
     def to_yaml(self, script: Script) -> str:
-        lines = [f"# Imported from {script.path.name} by `rlx import` (its `{script.entry}` command, line "
-                 f"{script.line}).", f"# algo: {self.algo_source}.", f"algo: {self.algo}"]
+        lines = [
+            f"# Imported from {script.path.name} by `rlx import` (its `{script.entry}` command, line {script.line}).",
+            f"# algo: {self.algo_source}.",
+            f"algo: {self.algo}",
+        ]
         for section in _SECTIONS:
             items = [(k, v) for k, v in self.lifted.items() if k[0] == section]
             if not items:
@@ -79,8 +82,11 @@ def import_script(script: Script, algo: str | None = None) -> Imported:
     from rlx.resolve import flatten, resolve
     from rlx.resolve.overrides import Op, parse
 
-    if script.config_name not in (None, "ppo_trainer") or (script.config_path or "config").rstrip("/") not in (
-        "config", "pkg://verl.trainer.config") and not str(script.config_path).endswith("verl/trainer/config"):
+    if (
+        script.config_name not in (None, "ppo_trainer")
+        or (script.config_path or "config").rstrip("/") not in ("config", "pkg://verl.trainer.config")
+        and not str(script.config_path).endswith("verl/trainer/config")
+    ):
         raise ConfigError(
             f"{script.path.name} composes --config-name {script.config_name or 'ppo_trainer'} from "
             f"{script.config_path}; an experiment file builds on verl's ppo_trainer config",
@@ -91,8 +97,11 @@ def import_script(script: Script, algo: str | None = None) -> Imported:
 
     for name, at in script.unresolved.items():
         if not re.fullmatch(r"\w+", name):
-            raise ConfigError(f"{name} in the script's arguments is shell that rlx does not run",
-                              where=script.where(at[0]), hint="write its value into the script, then import again")
+            raise ConfigError(
+                f"{name} in the script's arguments is shell that rlx does not run",
+                where=script.where(at[0]),
+                hint="write its value into the script, then import again",
+            )
     texts = [a.text for a in script.overrides]
     lines = {a.text: a.line for a in script.overrides}
     try:
@@ -138,8 +147,11 @@ def import_script(script: Script, algo: str | None = None) -> Imported:
             key = "+" + key
         out.overrides.append((key, ov.value, f"{script.path.name}:{line}"))
     # What the preset sets and the script does not: set back to what the script runs.
-    with_script = resolve(algorithm.name, overrides=[_render(k, v) for k, v, _ in out.overrides] + [
-        f"{_path_of(s)}={_render_value(v)}" for s, (v, _) in out.lifted.items()])
+    with_script = resolve(
+        algorithm.name,
+        overrides=[_render(k, v) for k, v, _ in out.overrides]
+        + [f"{_path_of(s)}={_render_value(v)}" for s, (v, _) in out.lifted.items()],
+    )
     wflat = flatten(_container(with_script.config))
     present = _prefixes(tflat)
     deleted: set[str] = set()

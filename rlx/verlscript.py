@@ -83,8 +83,13 @@ class _Word:
 class _Lexer:
     """Splits bash source into commands of words, expanding parameters with the variables known so far."""
 
-    def __init__(self, source: str, variables: dict[str, str], unresolved: dict[str, list[int]],
-                 arrays: dict[str, list[_Word]] | None = None):
+    def __init__(
+        self,
+        source: str,
+        variables: dict[str, str],
+        unresolved: dict[str, list[int]],
+        arrays: dict[str, list[_Word]] | None = None,
+    ):
         self.s = source
         self.i = 0
         self.line = 1
@@ -295,8 +300,14 @@ def _arithmetic(expr: str, variables: dict[str, str]) -> str | None:
     text = re.sub(r"\$\{(\w+)\}|\$(\w+)|\b([A-Za-z_]\w*)\b", name, expr)
     if "@" in text:
         return None
-    ops = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
-           ast.Div: lambda a, b: int(a / b), ast.FloorDiv: lambda a, b: int(a / b), ast.Mod: lambda a, b: a % b}
+    ops = {
+        ast.Add: lambda a, b: a + b,
+        ast.Sub: lambda a, b: a - b,
+        ast.Mult: lambda a, b: a * b,
+        ast.Div: lambda a, b: int(a / b),
+        ast.FloorDiv: lambda a, b: int(a / b),
+        ast.Mod: lambda a, b: a % b,
+    }
 
     def ev(node) -> int:
         if isinstance(node, ast.Constant) and isinstance(node.value, int):
@@ -337,8 +348,9 @@ def read_script(path: str | Path) -> Script:
     try:
         source = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
-        raise ConfigError(f"cannot read {path}: not UTF-8 text ({e.reason} at byte {e.start})",
-                          hint="save the script as UTF-8") from None
+        raise ConfigError(
+            f"cannot read {path}: not UTF-8 text ({e.reason} at byte {e.start})", hint="save the script as UTF-8"
+        ) from None
     except OSError as e:
         raise ConfigError(f"cannot read {path}: {e.strerror}", hint="check the path") from None
     return parse_script(source, path)
@@ -353,7 +365,8 @@ def parse_script(source: str, path: str | Path = "run.sh") -> Script:
     for words in lexer.commands():
         assigns = words[1:] if words[0].text in ("export", "local", "readonly", "declare") else words
         if words[0].text in ("export", "local", "readonly", "declare") or all(
-                _ASSIGN.fullmatch(w.text) for w in words):  # `A=1`, `A=1 B=2`, `export A=1`, `ARR=(a b)`
+            _ASSIGN.fullmatch(w.text) for w in words
+        ):  # `A=1`, `A=1 B=2`, `export A=1`, `ARR=(a b)`
             for w in assigns:
                 if w.array is not None:
                     arrays[w.text.split("=", 1)[0]] = w.array
@@ -390,7 +403,9 @@ def _assign(text: str, variables: dict[str, str]) -> None:
 def _entry_index(words: list[_Word]) -> int | None:
     for i, w in enumerate(words):
         t = w.text.replace("/", ".")
-        if any(t == m or t.endswith("." + m) or t in (m + ".py",) or t.endswith("." + m + ".py") for m in ENTRY_MODULES):
+        if any(
+            t == m or t.endswith("." + m) or t in (m + ".py",) or t.endswith("." + m + ".py") for m in ENTRY_MODULES
+        ):
             return i
     return None
 

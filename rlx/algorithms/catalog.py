@@ -58,8 +58,10 @@ def _critic_hint(g) -> str:
 
 def _static_bsz_hint(g) -> str:
     # Without dynamic batch size verl requires the micro batch sizes, which dynamic-bsz configs often leave null.
-    sections = [(K.ACTOR, "ppo_micro_batch_size", "ppo_micro_batch_size_per_gpu"),
-                (K.ROLLOUT, "log_prob_micro_batch_size", "log_prob_micro_batch_size_per_gpu")]
+    sections = [
+        (K.ACTOR, "ppo_micro_batch_size", "ppo_micro_batch_size_per_gpu"),
+        (K.ROLLOUT, "log_prob_micro_batch_size", "log_prob_micro_batch_size_per_gpu"),
+    ]
     if g(K.USE_KL_LOSS) is True or g(K.USE_KL_IN_REWARD) is True:
         sections.append((K.REF, "log_prob_micro_batch_size", "log_prob_micro_batch_size_per_gpu"))
     return "set " + " ".join([f"{K.USE_DYNAMIC_BSZ}=false", *_micro_fixes(g, sections)])
@@ -293,9 +295,11 @@ register(
                 eq(K.LOSS_AGG_MODE, SMTSN)
                 & custom(
                     f"{K.LOSS_SCALE_FACTOR} != {K.MAX_RESPONSE_LEN}",
-                    lambda g: g(K.LOSS_SCALE_FACTOR) is not None
-                    and g(K.MAX_RESPONSE_LEN) is not None
-                    and float(g(K.LOSS_SCALE_FACTOR)) != float(g(K.MAX_RESPONSE_LEN)),
+                    lambda g: (
+                        g(K.LOSS_SCALE_FACTOR) is not None
+                        and g(K.MAX_RESPONSE_LEN) is not None
+                        and float(g(K.LOSS_SCALE_FACTOR)) != float(g(K.MAX_RESPONSE_LEN))
+                    ),
                 ),
                 title="Dr.GRPO constant differs from the generation limit",
                 message="loss_scale_factor={value} differs from data.max_response_length, so the constant C is not "
@@ -873,7 +877,9 @@ def _gad_critic_hint(g: Getter) -> str:
     fixes = [f"{K.CRITIC_ENABLE}=true"]
     if g("critic.use_dynamic_bsz") is not True:
         fixes += _micro_fixes(g, [("critic", "ppo_micro_batch_size", "ppo_micro_batch_size_per_gpu")])
-    return "set " + " ".join(fixes) + ", with critic.model.path naming the student's weights (D starts from the student)"
+    return (
+        "set " + " ".join(fixes) + ", with critic.model.path naming the student's weights (D starts from the student)"
+    )
 
 
 def _other_reward_active(g: Getter) -> bool:

@@ -154,8 +154,9 @@ def presets_ls(format: Format = FormatOpt) -> None:
     )
 
 
-@presets_app.command("show", epilog="\b\nExamples:\n  $ rlx presets show dapo"
-                     "\n  $ rlx presets show my_gspo.yaml --format json")
+@presets_app.command(
+    "show", epilog="\b\nExamples:\n  $ rlx presets show dapo\n  $ rlx presets show my_gspo.yaml --format json"
+)
 def presets_show(
     name: str = typer.Argument(..., help="Preset name or path.", autocompletion=_complete_preset),
     format: Format = FormatOpt,
@@ -191,8 +192,9 @@ def presets_show(
     )
 
 
-@presets_app.command("cp", epilog="\b\nExamples:\n  $ rlx presets cp gspo my_gspo.yaml"
-                     "\n  $ rlx train --preset my_gspo.yaml --dry-run")
+@presets_app.command(
+    "cp", epilog="\b\nExamples:\n  $ rlx presets cp gspo my_gspo.yaml\n  $ rlx train --preset my_gspo.yaml --dry-run"
+)
 def presets_cp(
     name: str = typer.Argument(..., help="Built-in preset to copy.", autocompletion=_complete_preset),
     dest: Path = typer.Argument(..., help="Destination file (.yaml)."),

@@ -62,32 +62,52 @@ def _split(values: list[str] | None) -> list[str]:
 
 @compare_app.command("runs", epilog=RUNS_EPILOG)
 def runs(
-    selectors: list[str] | None = typer.Argument(None, help="Run ids or run names (default: every run in scope).",
-                                                 show_default=False, autocompletion=mlflow_runs),
-    experiment: list[str] | None = typer.Option(None, "--experiment", "-e",
-                                                help="MLflow experiment name (verl's trainer.project_name); "
-                                                     "repeatable or comma-separated. Default: all."),
-    algo: list[str] | None = typer.Option(None, "--algo", "-a", help="Keep runs of these algorithms, e.g. gspo,grpo.",
-                                          autocompletion=_complete_algo),
-    filter_string: str = typer.Option("", "--filter", help="MLflow search filter, e.g. \"tags.`rlx.preset` = 'gspo'\"."),
+    selectors: list[str] | None = typer.Argument(
+        None, help="Run ids or run names (default: every run in scope).", show_default=False, autocompletion=mlflow_runs
+    ),
+    experiment: list[str] | None = typer.Option(
+        None,
+        "--experiment",
+        "-e",
+        help="MLflow experiment name (verl's trainer.project_name); repeatable or comma-separated. Default: all.",
+    ),
+    algo: list[str] | None = typer.Option(
+        None, "--algo", "-a", help="Keep runs of these algorithms, e.g. gspo,grpo.", autocompletion=_complete_algo
+    ),
+    filter_string: str = typer.Option(
+        "", "--filter", help="MLflow search filter, e.g. \"tags.`rlx.preset` = 'gspo'\"."
+    ),
     last: int | None = typer.Option(None, "--last", "-n", help="Keep the N newest runs."),
-    metric: list[str] | None = typer.Option(None, "--metric", "-m",
-                                            help="Add a metric column and curve to the defaults (repeatable); "
-                                                 "KEY:up|down|zero|neutral sets its direction."),
-    only_metric: list[str] | None = typer.Option(None, "--only-metric",
-                                                 help="Show and plot only these metrics (repeatable; replaces the "
-                                                      "default columns and curves; --metric still adds)."),
+    metric: list[str] | None = typer.Option(
+        None,
+        "--metric",
+        "-m",
+        help="Add a metric column and curve to the defaults (repeatable); KEY:up|down|zero|neutral sets its direction.",
+    ),
+    only_metric: list[str] | None = typer.Option(
+        None,
+        "--only-metric",
+        help="Show and plot only these metrics (repeatable; replaces the "
+        "default columns and curves; --metric still adds).",
+    ),
     format: CompareFormat = typer.Option(CompareFormat.text, "--format", "-f", help="Output format."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the table (in --format) to this file."),
-    plot: Path | None = typer.Option(None, "--plot", help="Write a PNG of the curves: one panel per metric column "
-                                                         "(metric against step), one line per run."),
+    plot: Path | None = typer.Option(
+        None,
+        "--plot",
+        help="Write a PNG of the curves: one panel per metric column (metric against step), one line per run.",
+    ),
     smooth: float = typer.Option(0.0, "--smooth", help="EMA smoothing for --plot/--html curves, in [0, 1)."),
-    html_path: Path | None = typer.Option(None, "--html", help="Write one self-contained HTML report: the table, "
-                                                               "one captioned chart per metric column, the config "
-                                                               "diff."),
-    tracking_uri: str | None = typer.Option(None, "--tracking-uri",
-                                            help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else "
-                                                 "sqlite:///<cwd>/mlflow.db)."),
+    html_path: Path | None = typer.Option(
+        None,
+        "--html",
+        help="Write one self-contained HTML report: the table, one captioned chart per metric column, the config diff.",
+    ),
+    tracking_uri: str | None = typer.Option(
+        None,
+        "--tracking-uri",
+        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db).",
+    ),
 ) -> int:
     """Compare MLflow runs (rlx's and plain verl's): metrics table, best values, config diff, curves."""
     from rlx.compare import compare_runs, parse_metric_option
@@ -97,9 +117,16 @@ def runs(
     from rlx.render import dumps
 
     extra = [parse_metric_option(m) for m in [*(only_metric or []), *(metric or [])]]
-    cmp = compare_runs(list(selectors or []), experiments=_split(experiment), algos=_split(algo),
-                       filter_string=filter_string, last=last, metrics=extra, tracking_uri=tracking_uri,
-                       only_metrics=bool(only_metric))
+    cmp = compare_runs(
+        list(selectors or []),
+        experiments=_split(experiment),
+        algos=_split(algo),
+        filter_string=filter_string,
+        last=last,
+        metrics=extra,
+        tracking_uri=tracking_uri,
+        only_metrics=bool(only_metric),
+    )
 
     if plot or html_path:
         from rlx.compare import plot as P
@@ -113,8 +140,9 @@ def runs(
             from rlx.doctor import diagnose
 
             health = diagnose([r.run_id for r in cmp.rows], tracking_uri=cmp.tracking_uri)  # one section per run
-            atomic_write_text(html_path, R.to_html(cmp, charts=P.render_each(cmp, keys, smooth=smooth),
-                                                   smooth=smooth, doctor=health))
+            atomic_write_text(
+                html_path, R.to_html(cmp, charts=P.render_each(cmp, keys, smooth=smooth), smooth=smooth, doctor=health)
+            )
             _say(f"wrote {html_path} ({len(keys)} chart(s))")
 
     if format is CompareFormat.text and output is None:
@@ -122,8 +150,11 @@ def runs(
 
         R.render_text(cmp, Console(highlight=False, width=None if sys.stdout.isatty() else 240))
         return 0
-    text = {CompareFormat.json: lambda: dumps(R.to_json(cmp)) + "\n", CompareFormat.csv: lambda: R.to_csv(cmp),
-            CompareFormat.md: lambda: R.to_markdown(cmp)}.get(format)
+    text = {
+        CompareFormat.json: lambda: dumps(R.to_json(cmp)) + "\n",
+        CompareFormat.csv: lambda: R.to_csv(cmp),
+        CompareFormat.md: lambda: R.to_markdown(cmp),
+    }.get(format)
     if text is None:  # text into a file: the same table without colours
         import io
 

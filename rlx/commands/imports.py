@@ -31,8 +31,9 @@ class ImportFormat(str, Enum):
 
 
 def import_cmd(
-    script: Path = typer.Argument(..., metavar="SCRIPT", help="A verl launch script (bash) with a main_ppo command.",
-                                  show_default=False),
+    script: Path = typer.Argument(
+        ..., metavar="SCRIPT", help="A verl launch script (bash) with a main_ppo command.", show_default=False
+    ),
     output: Path = typer.Option(..., "--output", "-o", help="The experiment file to write.", show_default=False),
     algo: str | None = typer.Option(None, "--algo", "-a", help="The algorithm, when inference picks the wrong one."),
     force: bool = typer.Option(False, "--force", help="Replace OUTPUT if it exists."),
@@ -53,29 +54,48 @@ def import_cmd(
     path = write_experiment(s, imported, output, force=True)
     diff = round_trip_diff(s, path)
     if diff:  # a bug in the import, never the user's: say exactly where
-        raise ConfigError(f"the experiment written to {path} differs from the script's config at {len(diff)} key(s): "
-                          + ", ".join(diff[:5]), hint="report it with the script attached; the file is kept")
+        raise ConfigError(
+            f"the experiment written to {path} differs from the script's config at {len(diff)} key(s): "
+            + ", ".join(diff[:5]),
+            hint="report it with the script attached; the file is kept",
+        )
     report = validate_source(path)
     unresolved = {n: [s.where(x) for x in lines] for n, lines in s.unresolved.items()}
     if format is ImportFormat.json:
         from rlx.render import emit_json
 
-        emit_json({"experiment": str(path), "algo": imported.algo, "algo_source": imported.algo_source,
-                   "lifted": ["/".join(k) for k in imported.lifted], "overrides": len(imported.overrides),
-                   "reverted": imported.reverted, "unresolved": unresolved, "round_trip": "exact",
-                   "validation": report.to_dict()})
+        emit_json(
+            {
+                "experiment": str(path),
+                "algo": imported.algo,
+                "algo_source": imported.algo_source,
+                "lifted": ["/".join(k) for k in imported.lifted],
+                "overrides": len(imported.overrides),
+                "reverted": imported.reverted,
+                "unresolved": unresolved,
+                "round_trip": "exact",
+                "validation": report.to_dict(),
+            }
+        )
         return report.exit_code
     from rlx.render import console
     from rlx.validate.report import render_text
 
     c = console()
-    c.print(f"wrote {path}: algo {imported.algo} ({imported.algo_source}); {len(imported.lifted)} key(s) lifted, "
-            f"{len(imported.overrides)} override(s), {imported.reverted} of them setting back what the "
-            f"{imported.algo} preset changes", markup=False, highlight=False)
+    c.print(
+        f"wrote {path}: algo {imported.algo} ({imported.algo_source}); {len(imported.lifted)} key(s) lifted, "
+        f"{len(imported.overrides)} override(s), {imported.reverted} of them setting back what the "
+        f"{imported.algo} preset changes",
+        markup=False,
+        highlight=False,
+    )
     c.print("round trip: the experiment resolves to exactly the script's verl config", markup=False)
     for name, where in unresolved.items():
-        c.print(f"note: {name} is not set in the script ({', '.join(where)}); kept as written: fill it in before "
-                "launching", markup=False, highlight=False)
+        c.print(
+            f"note: {name} is not set in the script ({', '.join(where)}); kept as written: fill it in before launching",
+            markup=False,
+            highlight=False,
+        )
     render_text(report, c)
     return report.exit_code
 

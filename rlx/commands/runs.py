@@ -30,8 +30,13 @@ Examples:
   $ rlx runs doctor gspo-copy-3f9a            # health checks of a run's metric histories
 """
 
-runs_app = typer.Typer(name="runs", help="Launched runs: list, inspect, follow logs, stop, check health.", epilog=RUNS_EPILOG,
-                       no_args_is_help=True, rich_markup_mode=None)
+runs_app = typer.Typer(
+    name="runs",
+    help="Launched runs: list, inspect, follow logs, stop, check health.",
+    epilog=RUNS_EPILOG,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
 
 def _row(record, mlflow_run, live: str | None) -> dict[str, Any]:
@@ -100,8 +105,9 @@ def _refresh(record, clients: _Clients) -> str | None:
                 try:
                     _sync(record, client)
                 except Exception as e:  # noqa: BLE001 - still unreachable, or refused: `rlx runs sync` says why
-                    clients.errors[record.run_id[:12]] = f"tracking calls still waiting ({_first_line(e)}); " \
-                        f"`rlx runs sync {record.run_id[:12]}` retries"
+                    clients.errors[record.run_id[:12]] = (
+                        f"tracking calls still waiting ({_first_line(e)}); `rlx runs sync {record.run_id[:12]}` retries"
+                    )
         return None
     client = clients.mlflow_for(record.tracking_uri)
     jobs = None
@@ -142,8 +148,13 @@ def _store_only_rows(uri: str | None, known: set[str], clients: _Clients, since:
         return []
     try:
         exps = [e.experiment_id for e in client.search_experiments()]
-        found = client.search_runs(exps, "tags.`rlx.submission_id` LIKE 'rlx-%'", max_results=500,
-                                   order_by=["attributes.start_time DESC"]) if exps else []
+        found = (
+            client.search_runs(
+                exps, "tags.`rlx.submission_id` LIKE 'rlx-%'", max_results=500, order_by=["attributes.start_time DESC"]
+            )
+            if exps
+            else []
+        )
     except Exception as e:  # noqa: BLE001 - listing stays useful without them
         clients.errors[uri] = str(e).splitlines()[0][:200]
         return []
@@ -157,14 +168,24 @@ def _store_only_rows(uri: str | None, known: set[str], clients: _Clients, since:
         live = None
         if state not in ("SUCCEEDED", "FAILED", "STOPPED", "LOST", "ABORTED") and tags.get("rlx.cluster_address"):
             live = _live_status(tags["rlx.cluster_address"], tags["rlx.submission_id"], clients)
-        rows.append({
-            "run_id": run.info.run_id, "state": state, "ray_status": live, "mlflow_status": run.info.status,
-            "algo": tags.get("rlx.algo"), "experiment": client.get_experiment(run.info.experiment_id).name,
-            "run_name": run.info.run_name, "smoke": tags.get("rlx.smoke") == "true",
-            "step": run.data.metrics.get("training/global_step"), "reward": run.data.metrics.get("critic/score/mean"),
-            "address": tags.get("rlx.cluster_address"), "submission_id": tags.get("rlx.submission_id"),
-            "created": created, "message": "no local run record",
-        })
+        rows.append(
+            {
+                "run_id": run.info.run_id,
+                "state": state,
+                "ray_status": live,
+                "mlflow_status": run.info.status,
+                "algo": tags.get("rlx.algo"),
+                "experiment": client.get_experiment(run.info.experiment_id).name,
+                "run_name": run.info.run_name,
+                "smoke": tags.get("rlx.smoke") == "true",
+                "step": run.data.metrics.get("training/global_step"),
+                "reward": run.data.metrics.get("critic/score/mean"),
+                "address": tags.get("rlx.cluster_address"),
+                "submission_id": tags.get("rlx.submission_id"),
+                "created": created,
+                "message": "no local run record",
+            }
+        )
     return rows
 
 
@@ -205,7 +226,11 @@ def _warn(clients: _Clients, record=None) -> None:
             err_console().print(
                 f"[yellow]warning:[/yellow] {waiting} tracking call(s) of run {record.run_id[:12]} wait in its journal "
                 f"for the MLflow store {record.tracking_uri}; `rlx runs sync {record.run_id[:12]}` sends them once it "
-                "answers", markup=True, highlight=False, soft_wrap=True)
+                "answers",
+                markup=True,
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 def _age(ts: float) -> str:
@@ -219,9 +244,12 @@ def _age(ts: float) -> str:
 @runs_app.command("ls", epilog=RUNS_EPILOG)
 def ls(
     all_: bool = typer.Option(False, "--all", "-a", help="Include runs that ended more than a week ago."),
-    tracking_uri: str | None = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
-                                            help="Also list rlx runs of this MLflow store that have no local record "
-                                            "(default: ./mlflow.db when it exists)."),
+    tracking_uri: str | None = typer.Option(
+        None,
+        "--tracking-uri",
+        envvar="MLFLOW_TRACKING_URI",
+        help="Also list rlx runs of this MLflow store that have no local record (default: ./mlflow.db when it exists).",
+    ),
     format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
 ) -> int:
     """List launched runs with their live Ray job state and MLflow status (reconciling ended jobs)."""
@@ -243,20 +271,36 @@ def ls(
     if not rows:
         console().print(f"no runs in {records.runs_dir()} (launch one with `rlx train --algo NAME --smoke`)")
         return 0
-    console().print(table(
-        None, ["run", "name", "state", "ray", "mlflow", "algo", "experiment", "step", "reward", "created"],
-        [[r["run_id"][:12], r["run_name"] or "-", r["state"] or "?", r["ray_status"] or "-", r["mlflow_status"] or "?", r["algo"] or "-",
-          r["experiment"], "-" if r["step"] is None else int(r["step"]),
-          "-" if r["reward"] is None else fmt_value(round(r["reward"], 4)), _age(r["created"])] for r in rows],
-    ))
+    console().print(
+        table(
+            None,
+            ["run", "name", "state", "ray", "mlflow", "algo", "experiment", "step", "reward", "created"],
+            [
+                [
+                    r["run_id"][:12],
+                    r["run_name"] or "-",
+                    r["state"] or "?",
+                    r["ray_status"] or "-",
+                    r["mlflow_status"] or "?",
+                    r["algo"] or "-",
+                    r["experiment"],
+                    "-" if r["step"] is None else int(r["step"]),
+                    "-" if r["reward"] is None else fmt_value(round(r["reward"], 4)),
+                    _age(r["created"]),
+                ]
+                for r in rows
+            ],
+        )
+    )
     _warn(clients)
     return 0
 
 
 @runs_app.command("show", epilog=RUNS_EPILOG)
 def show(
-    run: str = typer.Argument(..., help="Run id, run name or submission id, or a unique prefix of one.",
-                              autocompletion=launched_runs),
+    run: str = typer.Argument(
+        ..., help="Run id, run name or submission id, or a unique prefix of one.", autocompletion=launched_runs
+    ),
     format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
 ) -> int:
     """Everything recorded about one run: ids, state, Ray's verdict, MLflow status, latest metrics, artifacts."""
@@ -269,9 +313,16 @@ def show(
     live = _refresh(record, clients)
     mrun = _mlflow_run(record, clients)
     data = _row(record, mrun, live)
-    data.update({"entrypoint": record.entrypoint, "config_path": record.config_path,
-                 "tracking_uri": record.tracking_uri, "experiment_id": record.experiment_id,
-                 "embedded_head": record.embedded_head, "run_dir": str(records.run_dir(record.run_id))})
+    data.update(
+        {
+            "entrypoint": record.entrypoint,
+            "config_path": record.config_path,
+            "tracking_uri": record.tracking_uri,
+            "experiment_id": record.experiment_id,
+            "embedded_head": record.embedded_head,
+            "run_dir": str(records.run_dir(record.run_id)),
+        }
+    )
     if mrun is not None:
         data["metrics"] = dict(sorted(mrun.data.metrics.items()))
         data["tags"] = {k: v for k, v in sorted(mrun.data.tags.items()) if k.startswith(("rlx.", "verl."))}
@@ -287,8 +338,21 @@ def show(
         emit_json(data)
         return 0
     c = console()
-    for key in ("run_id", "state", "ray_status", "mlflow_status", "algo", "experiment", "run_name", "submission_id",
-                "address", "tracking_uri", "run_dir", "message", "entrypoint"):
+    for key in (
+        "run_id",
+        "state",
+        "ray_status",
+        "mlflow_status",
+        "algo",
+        "experiment",
+        "run_name",
+        "submission_id",
+        "address",
+        "tracking_uri",
+        "run_dir",
+        "message",
+        "entrypoint",
+    ):
         if data.get(key) not in (None, ""):
             c.print(f"{key:<14} {fmt_value(data[key])}", markup=False, highlight=False, soft_wrap=True)
     for key, value in (data.get("metrics") or {}).items():
@@ -301,10 +365,15 @@ def show(
 
 @runs_app.command("logs", epilog=RUNS_EPILOG)
 def logs(
-    run: str = typer.Argument(..., help="Run id, run name or submission id, or a unique prefix of one.",
-                              autocompletion=launched_runs),
-    follow_: bool = typer.Option(False, "--follow", "-f", help="Keep streaming until the job ends (Ctrl-C stops "
-                                 "following; the job keeps running)."),
+    run: str = typer.Argument(
+        ..., help="Run id, run name or submission id, or a unique prefix of one.", autocompletion=launched_runs
+    ),
+    follow_: bool = typer.Option(
+        False,
+        "--follow",
+        "-f",
+        help="Keep streaming until the job ends (Ctrl-C stops following; the job keeps running).",
+    ),
     format: Format = typer.Option(Format.text, "--format", help="Output format (json: the log as one string)."),
 ) -> int:
     """The job's log (secrets redacted). When the cluster is gone, the log tail rlx saved to MLflow."""
@@ -344,8 +413,10 @@ def logs(
     except RlxError as e:
         text = _saved_tail(record, clients)
         if text is None:
-            raise UnreachableError(f"cannot read the logs of {record.run_id}: {e.message}",
-                                   hint="the cluster is unreachable and no log tail was saved to MLflow") from None
+            raise UnreachableError(
+                f"cannot read the logs of {record.run_id}: {e.message}",
+                hint="the cluster is unreachable and no log tail was saved to MLflow",
+            ) from None
         import sys
 
         sys.stderr.write(f"warning: {e.message}; showing the log tail saved in MLflow\n")
@@ -383,8 +454,9 @@ def _saved_tail(record, clients: _Clients) -> str | None:
 
 @runs_app.command("stop", epilog=RUNS_EPILOG)
 def stop(
-    run: str = typer.Argument(..., help="Run id, run name or submission id, or a unique prefix of one.",
-                              autocompletion=launched_runs),
+    run: str = typer.Argument(
+        ..., help="Run id, run name or submission id, or a unique prefix of one.", autocompletion=launched_runs
+    ),
     wait: float = typer.Option(45.0, "--wait", help="Seconds to wait for Ray to confirm the job ended."),
     format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
 ) -> int:
@@ -401,24 +473,32 @@ def stop(
         jobs = jobs_for(record)
         jobs.stop(record.submission_id)
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and jobs.status(record.submission_id) not in ("SUCCEEDED", "FAILED",
-                                                                                        "STOPPED"):
+        while time.monotonic() < deadline and jobs.status(record.submission_id) not in (
+            "SUCCEEDED",
+            "FAILED",
+            "STOPPED",
+        ):
             time.sleep(0.5)
         reconcile(record, jobs=jobs, client=clients.mlflow_for(record.tracking_uri))
         outcome = "stopped" if record.state.terminal else "stop requested"
-    result = {"run_id": record.run_id, "outcome": outcome, "state": record.state.value,
-              "ray_status": record.job_status}
+    result = {"run_id": record.run_id, "outcome": outcome, "state": record.state.value, "ray_status": record.job_status}
     _warn(clients, record)
     if format is Format.json:
         emit_json(result)
     elif outcome == "stop requested":
-        console().print(f"stop requested for {record.run_id}; Ray still reports {record.job_status}. A PENDING job "
-                        "may stay PENDING until the cluster's RAY_JOB_START_TIMEOUT_SECONDS; `rlx runs ls` "
-                        "settles it later", markup=False, highlight=False)
+        console().print(
+            f"stop requested for {record.run_id}; Ray still reports {record.job_status}. A PENDING job "
+            "may stay PENDING until the cluster's RAY_JOB_START_TIMEOUT_SECONDS; `rlx runs ls` "
+            "settles it later",
+            markup=False,
+            highlight=False,
+        )
     else:
-        console().print(f"{record.run_id}: {outcome} ({record.state.value}, Ray {record.job_status})",
-                        markup=False, highlight=False)
+        console().print(
+            f"{record.run_id}: {outcome} ({record.state.value}, Ray {record.job_status})", markup=False, highlight=False
+        )
     return 0
+
 
 def _first_line(e: BaseException) -> str:
     from rlx.launch.redact import redact_text
@@ -451,9 +531,13 @@ Examples:
 
 @runs_app.command("sync", epilog=SYNC_EPILOG)
 def sync(
-    runs: list[str] | None = typer.Argument(None, metavar="[RUN]...", help="Run ids or names, or unique prefixes "
-                                            "(default: every run with tracking calls waiting).",
-                                            autocompletion=launched_runs, show_default=False),
+    runs: list[str] | None = typer.Argument(
+        None,
+        metavar="[RUN]...",
+        help="Run ids or names, or unique prefixes (default: every run with tracking calls waiting).",
+        autocompletion=launched_runs,
+        show_default=False,
+    ),
     format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
 ) -> int:
     """Send what a tracking outage left waiting: the metrics, params and final status kept in a run's journal.
@@ -501,14 +585,19 @@ def sync(
             c.print(line, markup=False, highlight=False)
     if unreachable:
         r = unreachable[0]
-        raise UnreachableError(f"cannot reach the MLflow store {redact_text(r.tracking_uri)} of run {r.run_id}",
-                               hint=f"nothing is lost: the calls stay in {records.run_dir(r.run_id)}; run "
-                               f"`rlx runs sync {r.run_id[:12]}` again once the store answers")
+        raise UnreachableError(
+            f"cannot reach the MLflow store {redact_text(r.tracking_uri)} of run {r.run_id}",
+            hint=f"nothing is lost: the calls stay in {records.run_dir(r.run_id)}; run "
+            f"`rlx runs sync {r.run_id[:12]}` again once the store answers",
+        )
     if refused:
         r = refused[0]
-        raise ConfigError(f"MLflow refused a tracking call of run {r.run_id}", where=str(records.run_dir(r.run_id)),
-                          hint="the journal keeps it and the calls after it; `rlx runs show` shows the run's "
-                          "state, --verbose the full error")
+        raise ConfigError(
+            f"MLflow refused a tracking call of run {r.run_id}",
+            where=str(records.run_dir(r.run_id)),
+            hint="the journal keeps it and the calls after it; `rlx runs show` shows the run's "
+            "state, --verbose the full error",
+        )
     return 0
 
 
@@ -533,13 +622,19 @@ class DoctorFormat(str, Enum):
 
 @runs_app.command("doctor", epilog=DOCTOR_EPILOG)
 def doctor(
-    runs: list[str] | None = typer.Argument(None, metavar="[RUN]...", help="MLflow run ids or run names (rlx, "
-                                            "plain verl and smoke runs alike).", show_default=False),
+    runs: list[str] | None = typer.Argument(
+        None,
+        metavar="[RUN]...",
+        help="MLflow run ids or run names (rlx, plain verl and smoke runs alike).",
+        show_default=False,
+    ),
     last: int | None = typer.Option(None, "--last", "-n", help="Without RUN: the N newest runs."),
-    experiment: list[str] | None = typer.Option(None, "--experiment", "-e", help="Only runs of this experiment "
-                                                "(repeatable)."),
-    tracking_uri: str | None = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
-                                            help="MLflow store (default: ./mlflow.db)."),
+    experiment: list[str] | None = typer.Option(
+        None, "--experiment", "-e", help="Only runs of this experiment (repeatable)."
+    ),
+    tracking_uri: str | None = typer.Option(
+        None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: ./mlflow.db)."
+    ),
     verbose_evidence: bool = typer.Option(False, "--evidence", help="Show evidence for ok verdicts too."),
     html_out: Path | None = typer.Option(None, "--html", help="Also write the verdicts as an HTML page."),
     format: DoctorFormat = typer.Option(DoctorFormat.text, "--format", "-f", help="Output format."),
@@ -550,8 +645,11 @@ def doctor(
     from rlx.errors import UsageError
 
     if not runs and last is None:
-        raise UsageError("no run to diagnose", hint="pass a run id or name, or --last N for the newest runs; "
-                         "`rlx compare runs --last 10` lists recent runs")
+        raise UsageError(
+            "no run to diagnose",
+            hint="pass a run id or name, or --last N for the newest runs; "
+            "`rlx compare runs --last 10` lists recent runs",
+        )
     found = diagnose(runs or (), tracking_uri=tracking_uri, experiments=experiment or (), last=last)
     if format is DoctorFormat.json:
         from rlx.render import emit_json
@@ -568,8 +666,11 @@ def doctor(
     if html_out is not None:
         from rlx.fsutil import atomic_write_text
 
-        atomic_write_text(html_out, "<!doctype html><meta charset='utf-8'><title>rlx runs doctor</title>"
-                          + "".join(render_html(d) for d in found))
+        atomic_write_text(
+            html_out,
+            "<!doctype html><meta charset='utf-8'><title>rlx runs doctor</title>"
+            + "".join(render_html(d) for d in found),
+        )
     return 0 if all(d.healthy for d in found) else 1
 
 

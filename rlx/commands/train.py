@@ -17,6 +17,7 @@ class Engine(str, Enum):
     rlx = "rlx"
     verl = "verl"
 
+
 TRAIN_EPILOG = """\
 \b
 Examples:
@@ -39,7 +40,9 @@ def _complete_algo(incomplete: str) -> list[str]:
 
 def train(
     overrides: list[str] | None = typer.Argument(
-        None, help="verl overrides in Hydra grammar: key=value, +key=value, ~key.", show_default=False,
+        None,
+        help="verl overrides in Hydra grammar: key=value, +key=value, ~key.",
+        show_default=False,
         autocompletion=verl_keys,
     ),
     algo: str | None = typer.Option(
@@ -60,7 +63,9 @@ def train(
     format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
     smoke: bool = typer.Option(False, "--smoke", help="Run the CPU smoke engine instead of verl on GPUs."),
     engine: Engine = typer.Option(
-        Engine.rlx, "--engine", "-e",
+        Engine.rlx,
+        "--engine",
+        "-e",
         help="With --smoke: rlx (its own loop: the maths trains, seconds) or verl (verl's own trainer on CPU: "
         "this exact config runs through verl, about a minute).",
     ),
@@ -80,8 +85,9 @@ def train(
     ),
     experiment: str | None = typer.Option(None, "--experiment", help="MLflow experiment (sets trainer.project_name)."),
     name: str | None = typer.Option(None, "--name", help="MLflow run name (sets trainer.experiment_name)."),
-    ignore: list[str] | None = typer.Option(None, "--ignore", help="Suppress a validation rule (repeatable).",
-                                            autocompletion=rule_codes),
+    ignore: list[str] | None = typer.Option(
+        None, "--ignore", help="Suppress a validation rule (repeatable).", autocompletion=rule_codes
+    ),
 ) -> int:
     """Resolve an algorithm preset into a complete verl config, validate it, and launch it."""
     from rlx.algorithms import ALGORITHMS
@@ -111,8 +117,9 @@ def train(
     _check_names(resolved)
     report = _validate(resolved)
     if dry_run:
-        return _dry_run(resolved, report, output, format, task=task if smoke else None, address=address,
-                        tracking_uri=tracking_uri)
+        return _dry_run(
+            resolved, report, output, format, task=task if smoke else None, address=address, tracking_uri=tracking_uri
+        )
     from rlx.commands import launch_hook
 
     return launch_hook(
@@ -166,8 +173,15 @@ def _validate(resolved):
 SHOWN_CHANGES = 500  # a dry run lists this many changed keys; an experiment with 20,000 gets a count for the rest
 
 
-def _dry_run(resolved, report, output: Path | None, format: Format, task: str | None = None,
-             address: str | None = None, tracking_uri: str | None = None) -> int:
+def _dry_run(
+    resolved,
+    report,
+    output: Path | None,
+    format: Format,
+    task: str | None = None,
+    address: str | None = None,
+    tracking_uri: str | None = None,
+) -> int:
     from rlx.fsutil import atomic_write_text
     from rlx.launch.submit_cmd import submit_command
     from rlx.render import console, emit_json, fmt_value
@@ -204,8 +218,15 @@ def _dry_run(resolved, report, output: Path | None, format: Format, task: str | 
     title = resolved.algorithm.title if resolved.algorithm else "verl"
     lineage = f" (preset {resolved.preset.lineage})" if resolved.preset else ""
     c.print(f"[bold]{title}[/bold]{lineage}: {len(changed)} settings differ from verl's defaults\n")
-    c.print(f"  [bold]run name[/bold] {_esc(run_name)}" + ("  [dim](trainer.experiment_name; the 4 hex digits are "
-            "drawn at launch; --name NAME picks one)[/dim]" if drawn else ""), soft_wrap=True)
+    c.print(
+        f"  [bold]run name[/bold] {_esc(run_name)}"
+        + (
+            "  [dim](trainer.experiment_name; the 4 hex digits are drawn at launch; --name NAME picks one)[/dim]"
+            if drawn
+            else ""
+        ),
+        soft_wrap=True,
+    )
     lines = []  # one print: rich's per-call cost made 20,000 changed keys take 10 s
     for ch in changed[:SHOWN_CHANGES]:
         value = "(deleted)" if _absent(ch.value) else fmt_value(ch.value)
@@ -216,8 +237,10 @@ def _dry_run(resolved, report, output: Path | None, format: Format, task: str | 
         if ch.key in inert:
             lines.append(f"      [yellow]inert: {_esc(inert[ch.key])}[/yellow]")
     if len(changed) > SHOWN_CHANGES:
-        lines.append(f"  [dim]... and {len(changed) - SHOWN_CHANGES:,} more keys (all of them: `--format json`, or "
-                     "`--output FILE` for the resolved YAML)[/dim]")
+        lines.append(
+            f"  [dim]... and {len(changed) - SHOWN_CHANGES:,} more keys (all of them: `--format json`, or "
+            "`--output FILE` for the resolved YAML)[/dim]"
+        )
     if lines:
         c.print("\n".join(lines), soft_wrap=True)
     c.print("\n[bold]Launch command[/bold] (what a GPU cluster runs; paste it where Ray's CLI reaches the cluster):")

@@ -51,10 +51,18 @@ class RulesFormat(str, Enum):
     md = "md"
 
 
-validate_app = typer.Typer(help="Check configs statically, before a GPU is allocated.", no_args_is_help=True,
-                           rich_markup_mode=None, epilog=VALIDATE_EPILOG)
-rules_app = typer.Typer(help="List the validation rules, or explain one.", invoke_without_command=True,
-                        rich_markup_mode=None, epilog=RULES_EPILOG)
+validate_app = typer.Typer(
+    help="Check configs statically, before a GPU is allocated.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    epilog=VALIDATE_EPILOG,
+)
+rules_app = typer.Typer(
+    help="List the validation rules, or explain one.",
+    invoke_without_command=True,
+    rich_markup_mode=None,
+    epilog=RULES_EPILOG,
+)
 
 
 def _complete_algo(incomplete: str) -> list[str]:
@@ -74,16 +82,25 @@ def split_args(args: list[str]) -> tuple[str | None, list[str]]:
 @validate_app.command("config", epilog=VALIDATE_EPILOG)
 def validate_config(
     args: list[str] | None = typer.Argument(
-        None, metavar="[FILE] [KEY=VALUE]...",
+        None,
+        metavar="[FILE] [KEY=VALUE]...",
         help="A preset, experiment file, full verl config YAML or verl bash script, then verl overrides.",
-        show_default=False, autocompletion=verl_keys),
-    algo: str | None = typer.Option(None, "--algo", "-a", help="Algorithm (its built-in preset).",
-                                       autocompletion=_complete_algo, envvar="RLX_ALGO"),
+        show_default=False,
+        autocompletion=verl_keys,
+    ),
+    algo: str | None = typer.Option(
+        None, "--algo", "-a", help="Algorithm (its built-in preset).", autocompletion=_complete_algo, envvar="RLX_ALGO"
+    ),
     preset: str | None = typer.Option(None, "--preset", "-p", help="A preset file or built-in name."),
-    verl: bool = typer.Option(False, "--verl", help="Apply the overrides to verl's defaults, with no preset "
-                              "(validate a verl bash script's arguments as they stand)."),
-    ignore: list[str] | None = typer.Option(None, "--ignore", help="Suppress a rule code (repeatable).",
-                                            autocompletion=rule_codes),
+    verl: bool = typer.Option(
+        False,
+        "--verl",
+        help="Apply the overrides to verl's defaults, with no preset "
+        "(validate a verl bash script's arguments as they stand).",
+    ),
+    ignore: list[str] | None = typer.Option(
+        None, "--ignore", help="Suppress a rule code (repeatable).", autocompletion=rule_codes
+    ),
     strict: bool = typer.Option(False, "--strict", help="Fail (exit 1) on warnings too."),
     deep: bool = typer.Option(False, "--deep", help="Also import verl and run its own validate_config (~4 s)."),
     format: ValidateFormat = typer.Option(ValidateFormat.text, "--format", "-f", help="Output format."),
@@ -94,14 +111,19 @@ def validate_config(
 
     file, overrides = split_args(list(args or []))
     if verl and (algo or preset):
-        raise UsageError("--verl validates plain verl overrides and takes no --algo or --preset",
-                         hint="drop --verl to validate a preset, or drop --algo/--preset")
+        raise UsageError(
+            "--verl validates plain verl overrides and takes no --algo or --preset",
+            hint="drop --verl to validate a preset, or drop --algo/--preset",
+        )
     if not (file or algo or preset or verl):
-        raise UsageError("nothing to validate",
-                         hint="pass --algo NAME, --preset FILE, a FILE, or --verl KEY=VALUE ...; "
-                         "e.g. `rlx validate config --algo gspo`")
-    report = validate_source(file, algo=algo, preset=preset, overrides=overrides, verl=verl, ignore=ignore or (),
-                             strict=strict, deep=deep)
+        raise UsageError(
+            "nothing to validate",
+            hint="pass --algo NAME, --preset FILE, a FILE, or --verl KEY=VALUE ...; "
+            "e.g. `rlx validate config --algo gspo`",
+        )
+    report = validate_source(
+        file, algo=algo, preset=preset, overrides=overrides, verl=verl, ignore=ignore or (), strict=strict, deep=deep
+    )
     if format is ValidateFormat.json:
         from rlx.render import emit_json
 
@@ -121,8 +143,9 @@ def validate_config(
 
 
 @rules_app.callback()
-def rules(ctx: typer.Context,
-          format: RulesFormat = typer.Option(RulesFormat.text, "--format", "-f", help="Output format.")) -> None:
+def rules(
+    ctx: typer.Context, format: RulesFormat = typer.Option(RulesFormat.text, "--format", "-f", help="Output format.")
+) -> None:
     """Every rule `rlx validate config` applies: code, severity, category and title."""
     if ctx.invoked_subcommand:
         return
@@ -140,15 +163,23 @@ def rules(ctx: typer.Context,
     else:
         from rlx.render import console, table
 
-        console().print(table(None, ["code", "severity", "category", "title", "from"],
-                              [[r.code, r.severity.value, r.category, r.title, r.origin] for r in rows]))
+        console().print(
+            table(
+                None,
+                ["code", "severity", "category", "title", "from"],
+                [[r.code, r.severity.value, r.category, r.title, r.origin] for r in rows],
+            )
+        )
         console().print("`rlx rules explain CODE` explains a rule; `--ignore CODE` suppresses it.")
 
 
-@rules_app.command("explain", epilog="\b\nExamples:\n  $ rlx rules explain RLX401"
-                   "\n  $ rlx rules explain RLX401 --format json")
-def explain(code: str = typer.Argument(..., help="Rule code, e.g. RLX401.", autocompletion=rule_codes),
-            format: RulesFormat = typer.Option(RulesFormat.text, "--format", "-f", help="Output format.")) -> None:
+@rules_app.command(
+    "explain", epilog="\b\nExamples:\n  $ rlx rules explain RLX401\n  $ rlx rules explain RLX401 --format json"
+)
+def explain(
+    code: str = typer.Argument(..., help="Rule code, e.g. RLX401.", autocompletion=rule_codes),
+    format: RulesFormat = typer.Option(RulesFormat.text, "--format", "-f", help="Output format."),
+) -> None:
     """Explain one rule: what it checks, why, and its severity."""
     from rlx.validate.rules import get_rule
 

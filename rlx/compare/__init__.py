@@ -19,7 +19,20 @@ from rlx.compare.metrics import KEY_METRICS, Direction, MetricSpec, Summary, par
 from rlx.compare.store import default_tracking_uri, open_source
 
 __all__ = [
-    "KEY_METRICS", "Comparison", "ConfigDiff", "DiffEntry", "Direction", "MetricSpec", "RunRow", "Summary",
-    "algorithm_of", "compare_runs", "config_diff", "default_tracking_uri", "effective_status", "open_source",
-    "parse_metric_option", "select_runs",
+    "KEY_METRICS",
+    "Comparison",
+    "ConfigDiff",
+    "DiffEntry",
+    "Direction",
+    "MetricSpec",
+    "RunRow",
+    "Summary",
+    "algorithm_of",
+    "compare_runs",
+    "config_diff",
+    "default_tracking_uri",
+    "effective_status",
+    "open_source",
+    "parse_metric_option",
+    "select_runs",
 ]

@@ -64,11 +64,21 @@ class RunRow:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "run_id": self.run_id, "name": self.info.name, "label": self.label, "experiment": self.info.experiment,
-            "algorithm": self.algorithm, "algorithm_source": self.algorithm_source, "kind": self.kind,
+            "run_id": self.run_id,
+            "name": self.info.name,
+            "label": self.label,
+            "experiment": self.info.experiment,
+            "algorithm": self.algorithm,
+            "algorithm_source": self.algorithm_source,
+            "kind": self.kind,
             "status": self.status,
-            "mlflow_status": self.info.mlflow_status, "steps": self.steps, "duration_s": self.duration_s,
-            "ongoing": self.ongoing, "rlx_tags": self.rlx_tagged, "sparkline": self.spark, "marks": self.marks,
+            "mlflow_status": self.info.mlflow_status,
+            "steps": self.steps,
+            "duration_s": self.duration_s,
+            "ongoing": self.ongoing,
+            "rlx_tags": self.rlx_tagged,
+            "sparkline": self.spark,
+            "marks": self.marks,
             "metrics": {k: (s.to_dict() if s else None) for k, s in self.summaries.items()},
         }
 
@@ -237,8 +247,15 @@ def effective_status(info: RunInfo) -> str:
 # ---- selection --------------------------------------------------------------------------------------------------
 
 
-def select_runs(source: Source, selectors: Sequence[str] = (), *, experiments: Sequence[str] = (),
-                filter_string: str = "", last: int | None = None, algos: Sequence[str] = ()) -> list[str]:
+def select_runs(
+    source: Source,
+    selectors: Sequence[str] = (),
+    *,
+    experiments: Sequence[str] = (),
+    filter_string: str = "",
+    last: int | None = None,
+    algos: Sequence[str] = (),
+) -> list[str]:
     """Run ids for the selection, newest first unless explicit selectors give the order. Raises when none match."""
     if last is not None and last < 1:
         from rlx.errors import UsageError
@@ -253,8 +270,11 @@ def select_runs(source: Source, selectors: Sequence[str] = (), *, experiments: S
             if not found:
                 hint = suggestion(sel, source.run_names(exp_ids))
                 scope = f"experiment(s) {', '.join(experiments)}" if experiments else "any experiment"
-                raise ConfigError(f"no run with id or name '{sel}' in {scope}", where=source.uri,
-                                  hint=(hint + " " if hint else "") + "`rlx compare runs --last 10` lists recent runs")
+                raise ConfigError(
+                    f"no run with id or name '{sel}' in {scope}",
+                    where=source.uri,
+                    hint=(hint + " " if hint else "") + "`rlx compare runs --last 10` lists recent runs",
+                )
             ids.extend(i for i in found if i not in ids)
         if filter_string:
             keep = set(source.search(exp_ids or list(source.experiments()), filter_string))
@@ -268,13 +288,18 @@ def select_runs(source: Source, selectors: Sequence[str] = (), *, experiments: S
     if last is not None:
         ids = ids[:last]
     if not ids:
-        what = [f"--experiment {','.join(experiments)}" if experiments else "",
-                f"--filter {filter_string!r}" if filter_string else "",
-                f"--algo {','.join(sorted(wanted_algos))}" if wanted_algos else ""]
+        what = [
+            f"--experiment {','.join(experiments)}" if experiments else "",
+            f"--filter {filter_string!r}" if filter_string else "",
+            f"--algo {','.join(sorted(wanted_algos))}" if wanted_algos else "",
+        ]
         what = [w for w in what if w]
-        raise ConfigError("no runs matched" + (" " + " ".join(what) if what else ""), where=source.uri,
-                          hint="widen the selection (drop --filter or --algo) or check --tracking-uri; "
-                               "experiments here: " + (", ".join(sorted(source.experiments().values())[:10]) or "none"))
+        raise ConfigError(
+            "no runs matched" + (" " + " ".join(what) if what else ""),
+            where=source.uri,
+            hint="widen the selection (drop --filter or --algo) or check --tracking-uri; "
+            "experiments here: " + (", ".join(sorted(source.experiments().values())[:10]) or "none"),
+        )
     return ids
 
 
@@ -286,14 +311,24 @@ def _labels(infos: Sequence[RunInfo]) -> dict[str, str]:
     counts: dict[str, int] = {}
     for i in infos:
         counts[i.name] = counts.get(i.name, 0) + 1
-    return {i.run_id: (i.name if i.name and counts[i.name] == 1 else f"{i.name or 'run'}#{i.run_id[:6]}")
-            for i in infos}
+    return {
+        i.run_id: (i.name if i.name and counts[i.name] == 1 else f"{i.name or 'run'}#{i.run_id[:6]}") for i in infos
+    }
 
 
-def compare_runs(selectors: Sequence[str] = (), *, experiments: Sequence[str] = (), algos: Sequence[str] = (),
-                 filter_string: str = "", last: int | None = None, metrics: Sequence[MetricSpec] = (),
-                 tracking_uri: str | None = None, source: Source | None = None, spark_width: int = 16,
-                 only_metrics: bool = False) -> Comparison:
+def compare_runs(
+    selectors: Sequence[str] = (),
+    *,
+    experiments: Sequence[str] = (),
+    algos: Sequence[str] = (),
+    filter_string: str = "",
+    last: int | None = None,
+    metrics: Sequence[MetricSpec] = (),
+    tracking_uri: str | None = None,
+    source: Source | None = None,
+    spark_width: int = 16,
+    only_metrics: bool = False,
+) -> Comparison:
     """Compare MLflow runs: the Python API behind `rlx compare runs`.
 
     Args:
@@ -310,8 +345,7 @@ def compare_runs(selectors: Sequence[str] = (), *, experiments: Sequence[str] = 
     t0 = time.perf_counter()
     source = source or open_source(tracking_uri)
     timings: dict[str, float] = {}
-    ids = select_runs(source, selectors, experiments=experiments, filter_string=filter_string, last=last,
-                      algos=algos)
+    ids = select_runs(source, selectors, experiments=experiments, filter_string=filter_string, last=last, algos=algos)
     timings["select"] = time.perf_counter() - t0
     infos = source.infos(ids)
     counts, differing = source.param_summary(ids)
@@ -320,8 +354,9 @@ def compare_runs(selectors: Sequence[str] = (), *, experiments: Sequence[str] = 
         total_keys = None
     else:
         untagged = any(not i.tags.get(ALGO_TAG) for i in infos.values())
-        params = source.params(ids, keys=[*differing, ADV_PARAM, LOSS_PARAM, *(_preset_param_keys() if untagged
-                                                                                 else ())])
+        params = source.params(
+            ids, keys=[*differing, ADV_PARAM, LOSS_PARAM, *(_preset_param_keys() if untagged else ())]
+        )
         # Identical keys are logged by every run with params, so one run's count minus its differing keys tells.
         first = next((r for r in ids if counts.get(r)), None)
         total_keys = 0 if first is None else counts[first] - sum(k in params[first] for k in differing) + len(differing)
@@ -333,8 +368,9 @@ def compare_runs(selectors: Sequence[str] = (), *, experiments: Sequence[str] = 
         if differing is not None:
             for rid, p in source.params(ids, keys=counterparts).items():
                 params.setdefault(rid, {}).update(p)
-            folded = {k for p in smoke_params.values() for k in p if k[len(SMOKE_PREFIX):].replace(".", "/")
-                      in counterparts}
+            folded = {
+                k for p in smoke_params.values() for k in p if k[len(SMOKE_PREFIX) :].replace(".", "/") in counterparts
+            }
             total_keys = None if total_keys is None else total_keys - len(folded)
             differing = [*differing, *counterparts]
         params, smoke_resolved = fold_smoke_sizes(params, smoke_params)
@@ -382,23 +418,37 @@ def compare_runs(selectors: Sequence[str] = (), *, experiments: Sequence[str] = 
     # A run that failed, was stopped or may be dead (RUNNING? without rlx's tag) competes for no "best": its
     # numbers stop wherever it broke.
     contenders = [r for r in rows if r.status in OK_STATUSES or r.status == "RUNNING"]
-    best = {c.key: {stat: best_runs({r.run_id: (s.get(stat) if (s := r.summaries.get(c.key)) else None)
-                                     for r in contenders}, c.direction) for stat in STATS} for c in cols}
+    best = {
+        c.key: {
+            stat: best_runs(
+                {r.run_id: (s.get(stat) if (s := r.summaries.get(c.key)) else None) for r in contenders}, c.direction
+            )
+            for stat in STATS
+        }
+        for c in cols
+    }
 
     provenance = {r.run_id: source.provenance(r.info) for r in rows if r.rlx_tagged}
     differing_set = set(differing or ())
-    diff = config_diff(ids, {r: {k: v for k, v in p.items() if differing is None or k in differing_set}
-                             for r, p in params.items()}, provenance, param_counts=counts, total_keys=total_keys,
-                       smoke_resolved=smoke_resolved)
+    diff = config_diff(
+        ids,
+        {r: {k: v for k, v in p.items() if differing is None or k in differing_set} for r, p in params.items()},
+        provenance,
+        param_counts=counts,
+        total_keys=total_keys,
+        smoke_resolved=smoke_resolved,
+    )
     if diff.without_params:
-        notes.append(f"{len(diff.without_params)} run(s) logged no params and are left out of the config diff: "
-                     + ", ".join(labels[r] for r in diff.without_params))
+        notes.append(
+            f"{len(diff.without_params)} run(s) logged no params and are left out of the config diff: "
+            + ", ".join(labels[r] for r in diff.without_params)
+        )
     timings["total"] = time.perf_counter() - t0
     return Comparison(source.uri, rows, cols, best, diff, notes, hist, timings)
 
 
 def _kind(info: RunInfo, smoke_params: bool, has_params: bool) -> str | None:
-    """"smoke" when rlx launched it with --smoke or it logged smoke sizes; "gpu" for a run of verl's trainer."""
+    """ "smoke" when rlx launched it with --smoke or it logged smoke sizes; "gpu" for a run of verl's trainer."""
     tag = info.tags.get("rlx.smoke", "").lower()
     if tag == "true" or smoke_params:
         return "smoke"

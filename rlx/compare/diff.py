@@ -24,12 +24,13 @@ SMOKE_SOURCE = "smoke size"
 
 def smoke_counterparts(smoke_params: Mapping[str, Mapping[str, str]]) -> list[str]:
     """verl's param keys (`/`-flattened) of the sizes that smoke runs replaced."""
-    keys = {k[len(SMOKE_PREFIX):].replace(".", "/") for p in smoke_params.values() for k in p}
+    keys = {k[len(SMOKE_PREFIX) :].replace(".", "/") for p in smoke_params.values() for k in p}
     return sorted(k for k in keys if "/" in k)  # `task`, `seed` are rlx's own facts, not verl keys
 
 
-def fold_smoke_sizes(params: Mapping[str, Mapping[str, str]], smoke_params: Mapping[str, Mapping[str, str]]
-                     ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+def fold_smoke_sizes(
+    params: Mapping[str, Mapping[str, str]], smoke_params: Mapping[str, Mapping[str, str]]
+) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
     """Each smoke run's params with the sizes it trained with in place of the resolved ones.
 
     Returns (params, resolved): `resolved[run_id][param key]` is the full-size value a smoke size replaced. The
@@ -41,7 +42,7 @@ def fold_smoke_sizes(params: Mapping[str, Mapping[str, str]], smoke_params: Mapp
     for rid, sp in smoke_params.items():
         mine = out.setdefault(rid, {})
         for skey, value in sp.items():
-            pkey = skey[len(SMOKE_PREFIX):].replace(".", "/")
+            pkey = skey[len(SMOKE_PREFIX) :].replace(".", "/")
             if "/" not in pkey:
                 continue
             resolved.setdefault(rid, {})[pkey] = mine.get(pkey, "not logged")
@@ -97,8 +98,12 @@ class ConfigDiff:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"keys": len(self.entries), "identical": self.identical, "runs_without_params": self.without_params,
-                "sections": {s: [e.to_dict() for e in es] for s, es in self.sections().items()}}
+        return {
+            "keys": len(self.entries),
+            "identical": self.identical,
+            "runs_without_params": self.without_params,
+            "sections": {s: [e.to_dict() for e in es] for s, es in self.sections().items()},
+        }
 
 
 def _provenance_for(key: str, prov: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -112,10 +117,15 @@ def _provenance_for(key: str, prov: Mapping[str, Mapping[str, Any]]) -> dict[str
     return {"source": "verl default"}
 
 
-def config_diff(run_ids: Sequence[str], params: Mapping[str, Mapping[str, str]],
-                provenance: Mapping[str, Sequence[Mapping[str, Any]] | None] | None = None, *,
-                param_counts: Mapping[str, int] | None = None, total_keys: int | None = None,
-                smoke_resolved: Mapping[str, Mapping[str, str]] | None = None) -> ConfigDiff:
+def config_diff(
+    run_ids: Sequence[str],
+    params: Mapping[str, Mapping[str, str]],
+    provenance: Mapping[str, Sequence[Mapping[str, Any]] | None] | None = None,
+    *,
+    param_counts: Mapping[str, int] | None = None,
+    total_keys: int | None = None,
+    smoke_resolved: Mapping[str, Mapping[str, str]] | None = None,
+) -> ConfigDiff:
     """The keys whose value differs among `run_ids` (a key logged by some runs only counts as differing).
 
     Runs that logged no params at all are left out of the diff (every key would "differ") and listed in
@@ -137,7 +147,7 @@ def config_diff(run_ids: Sequence[str], params: Mapping[str, Mapping[str, str]],
     entries: list[DiffEntry] = []
     identical = 0
     for pkey in order:
-        if pkey.startswith(RLX_MIRROR_PREFIX) and pkey[len(RLX_MIRROR_PREFIX):].replace(".", "/") in order:
+        if pkey.startswith(RLX_MIRROR_PREFIX) and pkey[len(RLX_MIRROR_PREFIX) :].replace(".", "/") in order:
             continue
         vals = [params[r].get(pkey) for r in with_params]
         if all(v == vals[0] for v in vals) and vals[0] is not None:

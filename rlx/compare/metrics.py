@@ -94,6 +94,7 @@ def directions_text() -> str:
     groups.setdefault(Direction.UP, []).insert(1, "val")  # the val-core headlines, right after the reward
     return "; ".join(f"{', '.join(labels)} {d.words}" for d, labels in groups.items())
 
+
 VAL_CORE_PREFIX = "val-core/"
 # The headline validation metric verl logs per data source and variable: `val-core/<ds>/<var>/mean_at_<N>`.
 # The variants (`best_at_N/mean`, `maj_at_N/std`, ...) are available through `--metric`.
@@ -146,12 +147,13 @@ def _label(key: str) -> str:
         if k == key:
             return label
     if key.startswith(VAL_CORE_PREFIX):
-        return "val:" + key[len(VAL_CORE_PREFIX):].replace("/mean_at_", "@")
+        return "val:" + key[len(VAL_CORE_PREFIX) :].replace("/mean_at_", "@")
     return key
 
 
-def select_metrics(extra: Sequence[MetricSpec], logged: Iterable[str],
-                   only: bool = False) -> tuple[list[MetricSpec], list[str]]:
+def select_metrics(
+    extra: Sequence[MetricSpec], logged: Iterable[str], only: bool = False
+) -> tuple[list[MetricSpec], list[str]]:
     """The columns to show: the key metrics any run logged, the val-core headlines, then `--metric` extras.
 
     Returns (columns, notes). A key metric that no selected run logged is left out with a note; a metric asked for
@@ -162,8 +164,11 @@ def select_metrics(extra: Sequence[MetricSpec], logged: Iterable[str],
     cols: list[MetricSpec] = []
     notes: list[str] = []
     defaults = () if only else KEY_METRICS
-    absent = [k for k, _, _ in defaults
-              if k not in logged and k not in OPTIONAL_METRICS and not any(m.key == k for m in extra)]
+    absent = [
+        k
+        for k, _, _ in defaults
+        if k not in logged and k not in OPTIONAL_METRICS and not any(m.key == k for m in extra)
+    ]
     for key, direction, label in defaults:
         if key in logged:
             cols.append(MetricSpec(key, direction, label))
@@ -200,8 +205,13 @@ class Summary:
         return getattr(self, stat)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"final": self.final, "best": self.best, "auc": self.auc, "points": self.points,
-                "last_step": self.last_step}
+        return {
+            "final": self.final,
+            "best": self.best,
+            "auc": self.auc,
+            "points": self.points,
+            "last_step": self.last_step,
+        }
 
 
 STATS = ("final", "best", "auc")
@@ -263,7 +273,7 @@ class Histories:
         span = self._index.get((run_id, key))
         if span is None:
             return [], []
-        return self.step[span[0]:span[1]].tolist(), self.value[span[0]:span[1]].tolist()
+        return self.step[span[0] : span[1]].tolist(), self.value[span[0] : span[1]].tolist()
 
     def last_steps(self) -> dict[str, int]:
         """The highest step each run logged (over the fetched metrics)."""
@@ -311,14 +321,18 @@ def summarise(h: Histories, directions: dict[str, Direction]) -> dict[tuple[str,
             if d is Direction.UP:
                 best = float(vmax[i])
             elif d is Direction.ZERO:  # the point of least magnitude, sign kept
-                seg = value[s0:h.ends[i]]
+                seg = value[s0 : h.ends[i]]
                 seg = seg[np.isfinite(seg)]
                 best = float(seg[np.argmin(np.abs(seg))])
             else:
                 best = float(vmin[i])
         out[(rid, k)] = Summary(
-            final=float(value[last_index[i]]), best=None if d is Direction.NEUTRAL else best, auc=auc,
-            points=int(counts[i]), first_step=int(step[s0]), last_step=int(step[last_index[i]]),
+            final=float(value[last_index[i]]),
+            best=None if d is Direction.NEUTRAL else best,
+            auc=auc,
+            points=int(counts[i]),
+            first_step=int(step[s0]),
+            last_step=int(step[last_index[i]]),
         )
     return out
 
@@ -351,7 +365,7 @@ def sparkline(values: Sequence[float], lo: float, hi: float, width: int = 16) ->
     width = min(width, n)
     out = []
     for b in range(width):
-        chunk = [v for v in values[b * n // width:(b + 1) * n // width] if v is not None and math.isfinite(v)]
+        chunk = [v for v in values[b * n // width : (b + 1) * n // width] if v is not None and math.isfinite(v)]
         if not chunk:
             out.append(" ")
             continue

@@ -45,8 +45,11 @@ def _check_smooth(smooth: float) -> None:
     if not 0.0 <= smooth < 1.0:
         from rlx.errors import UsageError
 
-        raise UsageError(f"--smooth must be in [0, 1), got {smooth}", where="--smooth",
-                          hint="0 draws the raw curves; 0.6 is TensorBoard's default")
+        raise UsageError(
+            f"--smooth must be in [0, 1), got {smooth}",
+            where="--smooth",
+            hint="0 draws the raw curves; 0.6 is TensorBoard's default",
+        )
 
 
 def title(key: str, smooth: float = 0.0) -> str:
@@ -68,8 +71,15 @@ def _panel(ax, cmp: Comparison, key: str, smooth: float) -> int:
     ax.xaxis.get_major_locator().set_params(integer=True)  # steps are whole numbers: no 1.25 ticks on short runs
     ax.grid(True, alpha=0.3)
     if drawn == 0:
-        ax.text(0.5, 0.5, "no selected run logged this metric", ha="center", va="center",
-                transform=ax.transAxes, color="gray")
+        ax.text(
+            0.5,
+            0.5,
+            "no selected run logged this metric",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+            color="gray",
+        )
     elif drawn <= MAX_LEGEND:
         ax.legend(fontsize=8, loc="best")
     return drawn

@@ -19,8 +19,10 @@ from rlx.compare.diff import SMOKE_SOURCE
 from rlx.compare.metrics import STATS, Direction, MetricSpec
 
 MISSING = "—"  # the run did not log this metric
-LEGEND = ("each metric cell: final / best / auc (mean height of the curve); * best in its column; "
-          "↑ higher is better, ↓ lower is better, →0 closest to 0 is better, · neutral (never highlighted); — missing")
+LEGEND = (
+    "each metric cell: final / best / auc (mean height of the curve); * best in its column; "
+    "↑ higher is better, ↓ lower is better, →0 closest to 0 is better, · neutral (never highlighted); — missing"
+)
 
 
 def fmt_num(value: float | None) -> str:
@@ -103,9 +105,14 @@ def render_text(cmp: Comparison, console) -> None:
     headers.append("marks")
     rows: list[list[tuple[str, str]]] = []
     for row in cmp.rows:
-        lead = [(row.label, ""), (algo_text(row), ""), (row.status, _status_style(row.status)),
-                (fmt_num(row.steps) if row.steps is not None else MISSING, ""),
-                (fmt_duration(row.duration_s, row.ongoing), ""), (row.spark or MISSING, "")]
+        lead = [
+            (row.label, ""),
+            (algo_text(row), ""),
+            (row.status, _status_style(row.status)),
+            (fmt_num(row.steps) if row.steps is not None else MISSING, ""),
+            (fmt_duration(row.duration_s, row.ongoing), ""),
+            (row.spark or MISSING, ""),
+        ]
         for i, stat in enumerate(STATS):
             cells = list(lead) if i == 0 else [("", "")] * len(lead)
             cells.append((stat, "dim"))
@@ -140,7 +147,7 @@ def _prov_text(prov: dict[str, Any] | None) -> str:
     if not prov or not prov.get("source") or prov["source"] == "verl default":
         return ""
     text = f"({prov['source']}" + (f": {prov['reason']}" if prov.get("reason") else "") + ")"
-    return text if len(text) <= PROV_WIDTH else text[:PROV_WIDTH - 2] + "…)"
+    return text if len(text) <= PROV_WIDTH else text[: PROV_WIDTH - 2] + "…)"
 
 
 PROV_WIDTH = 48  # provenance reasons are cut in the terminal; json, md and html carry them whole
@@ -161,17 +168,20 @@ def render_diff_text(cmp: Comparison, console) -> None:
     runs = [r for r in cmp.rows if r.run_id not in d.without_params]
     console.print(Text(f"\nconfig diff: {len(d.entries)} key(s) differ, {d.identical} identical", style="bold"))
     if len(runs) > WIDE_DIFF:
-        rows = [[(r.label, "")] + [(MISSING if (v := e.values.get(r.run_id)) is None else v, "") for e in d.entries]
-                for r in runs]
+        rows = [
+            [(r.label, "")] + [(MISSING if (v := e.values.get(r.run_id)) is None else v, "") for e in d.entries]
+            for r in runs
+        ]
         _emit(console, _grid(["run"] + [e.key for e in d.entries], rows))
         return
     rows = []
     for section, entries in d.sections().items():
         rows.append([(f"[{section}]", "bold")] + [("", "")] * len(runs))
         for e in entries:
-            short = e.key[len(section) + 1:] if e.key.startswith(section + ".") else e.key
-            rows.append([("  " + short, "")] + [(MISSING if (v := e.values.get(r.run_id)) is None else v, "")
-                                                 for r in runs])
+            short = e.key[len(section) + 1 :] if e.key.startswith(section + ".") else e.key
+            rows.append(
+                [("  " + short, "")] + [(MISSING if (v := e.values.get(r.run_id)) is None else v, "") for r in runs]
+            )
             provs = [_prov_text(e.provenance.get(r.run_id)) for r in runs]
             if any(provs):
                 rows.append([("", "")] + [(p, "dim") for p in provs])
@@ -195,8 +205,16 @@ def to_csv(cmp: Comparison) -> str:
     head += ["best_in", "marks"]
     w.writerow(head)
     for r in cmp.rows:
-        line: list[Any] = [r.run_id, r.info.name, r.info.experiment, r.algorithm or "", r.algorithm_source, r.status,
-                           "" if r.steps is None else r.steps, "" if r.duration_s is None else round(r.duration_s, 3)]
+        line: list[Any] = [
+            r.run_id,
+            r.info.name,
+            r.info.experiment,
+            r.algorithm or "",
+            r.algorithm_source,
+            r.status,
+            "" if r.steps is None else r.steps,
+            "" if r.duration_s is None else round(r.duration_s, 3),
+        ]
         wins = []
         for m in cmp.metrics:
             s = r.summaries.get(m.key)
@@ -219,8 +237,14 @@ def to_markdown(cmp: Comparison) -> str:
     cols = ["run", "algo", "status", "steps", "time", "reward"] + [header(m) for m in cmp.metrics] + ["marks"]
     lines = ["| " + " | ".join(_md_escape(c) for c in cols) + " |", "|" + "---|" * len(cols)]
     for r in cmp.rows:
-        cells = [r.label, algo_text(r), r.status, fmt_num(r.steps) if r.steps is not None else MISSING,
-                 fmt_duration(r.duration_s, r.ongoing), r.spark or MISSING]
+        cells = [
+            r.label,
+            algo_text(r),
+            r.status,
+            fmt_num(r.steps) if r.steps is not None else MISSING,
+            fmt_duration(r.duration_s, r.ongoing),
+            r.spark or MISSING,
+        ]
         for m in cmp.metrics:
             cells.append(" / ".join(f"**{p}**" if b else p for p, b in _cell_parts(cmp, r, m)))
         cells.append("; ".join(r.marks))
@@ -242,8 +266,9 @@ def to_markdown(cmp: Comparison) -> str:
                     src = prov.get("source")
                     if src == SMOKE_SOURCE:  # the full-size value it replaced is the point
                         src += f": {prov.get('reason')}"
-                    vals.append((MISSING if v is None else f"`{v}`") + (f" ({src})" if src and src != "verl default"
-                                                                          else ""))
+                    vals.append(
+                        (MISSING if v is None else f"`{v}`") + (f" ({src})" if src and src != "verl default" else "")
+                    )
                 lines.append(f"| `{e.key}` | " + " | ".join(_md_escape(v) for v in vals) + " |")
     return "\n".join(lines) + "\n"
 
@@ -262,8 +287,14 @@ img{max-width:100%;border:1px solid #ddd}
 """
 
 
-def to_html(cmp: Comparison, png: bytes | None = None, title: str = "rlx compare runs",
-            charts: Sequence[tuple[str, bytes]] = (), smooth: float = 0.0, doctor=None) -> str:
+def to_html(
+    cmp: Comparison,
+    png: bytes | None = None,
+    title: str = "rlx compare runs",
+    charts: Sequence[tuple[str, bytes]] = (),
+    smooth: float = 0.0,
+    doctor=None,
+) -> str:
     """One self-contained page (inline CSS, images as data: URIs): the table, the curves, the config diff and, given
     `doctor` (`rlx.doctor.Diagnosis` per run), each run's health checks.
 
@@ -273,17 +304,24 @@ def to_html(cmp: Comparison, png: bytes | None = None, title: str = "rlx compare
     import base64
 
     e = html.escape
-    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{_CSS}</style>"
-           "</head><body>", f"<h1>{e(title)}</h1>",
-           f"<p class='dim'>{len(cmp.rows)} run(s) from {e(cmp.tracking_uri)}</p>", "<table><tr>"]
+    out = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{e(title)}</h1>",
+        f"<p class='dim'>{len(cmp.rows)} run(s) from {e(cmp.tracking_uri)}</p>",
+        "<table><tr>",
+    ]
     cols = ["run", "algo", "status", "steps", "time", "reward"] + [header(m) for m in cmp.metrics] + ["marks"]
     out += [f"<th>{e(c)}</th>" for c in cols] + ["</tr>"]
     for r in cmp.rows:
         out.append("<tr>")
-        out += [f"<td title='{e(r.run_id)}'>{e(r.label)}</td>", f"<td>{e(algo_text(r))}</td>",
-                f"<td>{e(r.status)}</td>", f"<td class='num'>{e(fmt_num(r.steps) if r.steps is not None else MISSING)}"
-                "</td>", f"<td class='num'>{e(fmt_duration(r.duration_s, r.ongoing))}</td>",
-                f"<td class='spark'>{e(r.spark or MISSING)}</td>"]
+        out += [
+            f"<td title='{e(r.run_id)}'>{e(r.label)}</td>",
+            f"<td>{e(algo_text(r))}</td>",
+            f"<td>{e(r.status)}</td>",
+            f"<td class='num'>{e(fmt_num(r.steps) if r.steps is not None else MISSING)}</td>",
+            f"<td class='num'>{e(fmt_duration(r.duration_s, r.ongoing))}</td>",
+            f"<td class='spark'>{e(r.spark or MISSING)}</td>",
+        ]
         for m in cmp.metrics:
             parts = [f"<span class='best'>{e(p)}</span>" if b else e(p) for p, b in _cell_parts(cmp, r, m)]
             out.append("<td class='num'>" + "<br>".join(parts) + "</td>")
@@ -295,12 +333,18 @@ def to_html(cmp: Comparison, png: bytes | None = None, title: str = "rlx compare
         out.append("<h2>Curves</h2><div class='charts'>")
         for key, chart in charts:
             label = key + (f" (EMA {smooth:g})" if smooth else "")
-            out.append(f"<figure><img alt='{e(label)} against step, one line per run' src='data:image/png;base64,"
-                       + base64.b64encode(chart).decode("ascii") + f"'><figcaption>{e(label)}</figcaption></figure>")
+            out.append(
+                f"<figure><img alt='{e(label)} against step, one line per run' src='data:image/png;base64,"
+                + base64.b64encode(chart).decode("ascii")
+                + f"'><figcaption>{e(label)}</figcaption></figure>"
+            )
         out.append("</div>")
     elif png:
-        out.append("<h2>Curves</h2><img alt='metric curves' src='data:image/png;base64,"
-                   + base64.b64encode(png).decode("ascii") + "'>")
+        out.append(
+            "<h2>Curves</h2><img alt='metric curves' src='data:image/png;base64,"
+            + base64.b64encode(png).decode("ascii")
+            + "'>"
+        )
     d = cmp.diff
     if len(cmp.rows) > 1:
         out.append(f"<h2>Config diff</h2><p class='dim'>{len(d.entries)} key(s) differ, {d.identical} identical</p>")
@@ -315,9 +359,15 @@ def to_html(cmp: Comparison, png: bytes | None = None, title: str = "rlx compare
                         v = en.values.get(r.run_id)
                         prov = en.provenance.get(r.run_id) or {}
                         src = prov.get("source")
-                        extra = (f"<br><span class='dim'>{e(src)}" + (f": {e(prov['reason'])}" if prov.get("reason")
-                                                                       else "") + "</span>") \
-                            if src and src != "verl default" else ""
+                        extra = (
+                            (
+                                f"<br><span class='dim'>{e(src)}"
+                                + (f": {e(prov['reason'])}" if prov.get("reason") else "")
+                                + "</span>"
+                            )
+                            if src and src != "verl default"
+                            else ""
+                        )
                         cells.append(f"<td>{e(MISSING if v is None else v)}{extra}</td>")
                     out.append(f"<tr><td><code>{e(en.key)}</code></td>{''.join(cells)}</tr>")
             out.append("</table>")

@@ -44,9 +44,11 @@ HTTP_ENV = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
 }
 
-FILTER_HINT = ("MLflow filter syntax: clauses joined by AND (no OR), strings in single quotes, keys with / . - in "
-               "backticks, e.g. --filter \"params.`algorithm/adv_estimator` = 'grpo' and metrics.`critic/score/mean` "
-               "> 0.5\"")
+FILTER_HINT = (
+    "MLflow filter syntax: clauses joined by AND (no OR), strings in single quotes, keys with / . - in "
+    "backticks, e.g. --filter \"params.`algorithm/adv_estimator` = 'grpo' and metrics.`critic/score/mean` "
+    '> 0.5"'
+)
 
 
 @dataclass
@@ -76,7 +78,7 @@ def sqlite_path(uri: str) -> Path | None:
     """The database file of a `sqlite:///` URI (None for other URIs or the in-memory database)."""
     if not uri.startswith("sqlite:///"):
         return None
-    path = uri[len("sqlite:///"):].split("?", 1)[0]
+    path = uri[len("sqlite:///") :].split("?", 1)[0]
     return None if path in ("", ":memory:") else Path(path)
 
 
@@ -91,26 +93,38 @@ def mlflow_errors(uri: str, *, what: str = "reading runs") -> Iterator[None]:
         text = str(e)
         first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
         name = type(e).__name__
-        if "Max retries exceeded" in text or "ConnectionError" in name or "Connection refused" in text \
-                or "timed out" in text.lower() or name in {"OperationalError", "DatabaseError"}:
+        if (
+            "Max retries exceeded" in text
+            or "ConnectionError" in name
+            or "Connection refused" in text
+            or "timed out" in text.lower()
+            or name in {"OperationalError", "DatabaseError"}
+        ):
             from rlx.launch.redact import redact_text
             from rlx.trackuri import reason
 
-            raise UnreachableError(f"MLflow at {redact_text(uri)} is unreachable while {what}: {reason(e)}", where=uri,
-                                   hint="check --tracking-uri / MLFLOW_TRACKING_URI and that the server or "
-                                        "database is up") from None
+            raise UnreachableError(
+                f"MLflow at {redact_text(uri)} is unreachable while {what}: {reason(e)}",
+                where=uri,
+                hint="check --tracking-uri / MLFLOW_TRACKING_URI and that the server or database is up",
+            ) from None
         if name == "MlflowException":
             code = getattr(e, "error_code", "")
             if code in ("INVALID_PARAMETER_VALUE", "BAD_REQUEST"):
-                raise ConfigError(f"MLflow rejected the query: {first[:500]}", where="--filter",
-                                  hint=FILTER_HINT) from None
+                raise ConfigError(
+                    f"MLflow rejected the query: {first[:500]}", where="--filter", hint=FILTER_HINT
+                ) from None
             if code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
                 raise ConfigError(first[:500], where=uri) from None
-            raise UnreachableError(f"MLflow error while {what}: {first[:500]}", where=uri,
-                                   hint="re-run with --verbose for details") from None
+            raise UnreachableError(
+                f"MLflow error while {what}: {first[:500]}", where=uri, hint="re-run with --verbose for details"
+            ) from None
         if what == "opening the tracking store":  # whatever stops MLflow opening a store is the environment's
-            raise UnreachableError(f"cannot open the MLflow store: {first[:300]}", where=uri,
-                                   hint="check --tracking-uri / MLFLOW_TRACKING_URI") from None
+            raise UnreachableError(
+                f"cannot open the MLflow store: {first[:300]}",
+                where=uri,
+                hint="check --tracking-uri / MLFLOW_TRACKING_URI",
+            ) from None
         raise
 
 
@@ -122,9 +136,12 @@ def open_source(uri: str | None = None) -> Source:
     trackuri.check(uri, create=False)
     path = sqlite_path(uri)
     if path is not None and not path.is_file():
-        raise UnreachableError(f"no MLflow store at {path}", where=uri,
-                               hint="pass --tracking-uri (or set MLFLOW_TRACKING_URI) to the store your runs were "
-                                    "logged to, e.g. --tracking-uri sqlite:////abs/path/mlflow.db")
+        raise UnreachableError(
+            f"no MLflow store at {path}",
+            where=uri,
+            hint="pass --tracking-uri (or set MLFLOW_TRACKING_URI) to the store your runs were "
+            "logged to, e.g. --tracking-uri sqlite:////abs/path/mlflow.db",
+        )
     if _is_remote(uri):
         for key, value in HTTP_ENV.items():
             os.environ.setdefault(key, value)
@@ -142,7 +159,7 @@ def open_source(uri: str | None = None) -> Source:
 
 def _chunks(seq: Sequence[str], n: int = _CHUNK) -> Iterator[list[str]]:
     for i in range(0, len(seq), n):
-        yield list(seq[i:i + n])
+        yield list(seq[i : i + n])
 
 
 def quote(value: str) -> str:
@@ -156,8 +173,10 @@ def quote(value: str) -> str:
         return f"'{value}'"
     if '"' not in value:
         return f'"{value}"'
-    raise ConfigError(f"cannot search MLflow for a value containing both quote characters: {value!r}",
-                      hint="select the run by its id instead")
+    raise ConfigError(
+        f"cannot search MLflow for a value containing both quote characters: {value!r}",
+        hint="select the run by its id instead",
+    )
 
 
 class Source:
@@ -183,12 +202,18 @@ class Source:
                 out.append(name)
             else:
                 hint = suggestion(name, by_name)
-                raise ConfigError(f"no experiment named '{name}' in {self.uri}", where="--experiment",
-                                  hint=(hint + " " if hint else "") + "experiments: "
-                                  + ", ".join(sorted(by_name)[:20]) if by_name else "this store has no experiments")
+                raise ConfigError(
+                    f"no experiment named '{name}' in {self.uri}",
+                    where="--experiment",
+                    hint=(hint + " " if hint else "") + "experiments: " + ", ".join(sorted(by_name)[:20])
+                    if by_name
+                    else "this store has no experiments",
+                )
         return out
 
-    def search(self, experiment_ids: Sequence[str], filter_string: str = "", max_results: int | None = None) -> list[str]:
+    def search(
+        self, experiment_ids: Sequence[str], filter_string: str = "", max_results: int | None = None
+    ) -> list[str]:
         """Run ids in the experiments matching MLflow's `filter_string`, newest first."""
         raise NotImplementedError
 
@@ -246,8 +271,9 @@ class Source:
             import mlflow
 
             with tempfile.TemporaryDirectory(prefix="rlx-prov-") as tmp:
-                got = mlflow.artifacts.download_artifacts(run_id=info.run_id, artifact_path=PROVENANCE_ARTIFACT,
-                                                          tracking_uri=self.uri, dst_path=tmp)
+                got = mlflow.artifacts.download_artifacts(
+                    run_id=info.run_id, artifact_path=PROVENANCE_ARTIFACT, tracking_uri=self.uri, dst_path=tmp
+                )
                 return _parse_provenance(Path(got).read_text(encoding="utf-8"))
         except Exception:  # noqa: BLE001 - a missing or unreadable artifact only loses the provenance column
             return None
@@ -255,7 +281,7 @@ class Source:
 
 def _local_artifact_dir(uri: str) -> Path | None:
     if uri.startswith("file://"):
-        return Path(uri[len("file://"):])
+        return Path(uri[len("file://") :])
     if uri.startswith("/"):
         return Path(uri)
     return None
@@ -324,17 +350,26 @@ class SqlSource(Source):
 
     def find(self, selector: str, experiment_ids: Sequence[str]) -> list[str]:
         # Plain SQL: exact for any name (no filter-grammar quoting); an id is found in any experiment.
-        rows = self._rows("SELECT run_uuid FROM runs WHERE ((name = {n} AND experiment_id IN {e}) OR run_uuid = {i}) "
-                          "AND lifecycle_stage = 'active' ORDER BY start_time DESC",
-                          n=selector, i=selector.lower(), e=[int(e) for e in experiment_ids] or [-1])
+        rows = self._rows(
+            "SELECT run_uuid FROM runs WHERE ((name = {n} AND experiment_id IN {e}) OR run_uuid = {i}) "
+            "AND lifecycle_stage = 'active' ORDER BY start_time DESC",
+            n=selector,
+            i=selector.lower(),
+            e=[int(e) for e in experiment_ids] or [-1],
+        )
         return [r[0] for r in rows]
 
     def run_names(self, experiment_ids: Sequence[str], limit: int = 2000) -> list[str]:
-        rows = self._rows("SELECT DISTINCT name FROM runs WHERE experiment_id IN {e} AND lifecycle_stage = 'active' "
-                          "LIMIT {n}", e=[int(e) for e in experiment_ids] or [-1], n=limit)
+        rows = self._rows(
+            "SELECT DISTINCT name FROM runs WHERE experiment_id IN {e} AND lifecycle_stage = 'active' LIMIT {n}",
+            e=[int(e) for e in experiment_ids] or [-1],
+            n=limit,
+        )
         return [r[0] for r in rows if r[0]]
 
-    def search(self, experiment_ids: Sequence[str], filter_string: str = "", max_results: int | None = None) -> list[str]:
+    def search(
+        self, experiment_ids: Sequence[str], filter_string: str = "", max_results: int | None = None
+    ) -> list[str]:
         if not experiment_ids:
             return []
         try:
@@ -354,16 +389,22 @@ class SqlSource(Source):
             parsed = SearchUtils.parse_search_filter(filter_string or "")
             with self.store.ManagedSessionMaker() as session:
                 attribute_filters, non_attribute_filters, dataset_filters = S._get_sqlalchemy_filter_clauses(
-                    parsed, session, self.store._get_dialect())
+                    parsed, session, self.store._get_dialect()
+                )
                 stmt = select(SqlRun.run_uuid, SqlRun.start_time)
                 for f in non_attribute_filters:
                     stmt = stmt.join(f)
                 for f in dataset_filters:
                     stmt = stmt.join(f, SqlRun.run_uuid == f.c.destination_id)
-                stmt = (stmt.distinct()
-                        .filter(SqlRun.experiment_id.in_([int(e) for e in experiment_ids]),
-                                SqlRun.lifecycle_stage == "active", *attribute_filters)
-                        .order_by(SqlRun.start_time.desc(), SqlRun.run_uuid))
+                stmt = (
+                    stmt.distinct()
+                    .filter(
+                        SqlRun.experiment_id.in_([int(e) for e in experiment_ids]),
+                        SqlRun.lifecycle_stage == "active",
+                        *attribute_filters,
+                    )
+                    .order_by(SqlRun.start_time.desc(), SqlRun.run_uuid)
+                )
                 if max_results is not None:
                     stmt = stmt.limit(max_results)
                 return [r[0] for r in session.execute(stmt)]
@@ -372,8 +413,10 @@ class SqlSource(Source):
         exps = self.experiments()
         out: dict[str, RunInfo] = {}
         for rid, name, exp, status, start, end, art in self._by_ids(
-                "SELECT run_uuid, name, experiment_id, status, start_time, end_time, artifact_uri FROM runs "
-                "WHERE run_uuid IN {ids}", ids):
+            "SELECT run_uuid, name, experiment_id, status, start_time, end_time, artifact_uri FROM runs "
+            "WHERE run_uuid IN {ids}",
+            ids,
+        ):
             out[rid] = RunInfo(rid, name or "", exps.get(str(exp), str(exp)), status or "", start, end, art or "")
         for rid, key, value in self._by_ids("SELECT run_uuid, key, value FROM tags WHERE run_uuid IN {ids}", ids):
             if rid in out:
@@ -387,8 +430,9 @@ class SqlSource(Source):
         else:
             rows = []
             for part in _chunks(list(keys)):
-                rows += self._by_ids("SELECT run_uuid, key, value FROM params WHERE run_uuid IN {ids} AND key IN {k}",
-                                     ids, k=part)
+                rows += self._by_ids(
+                    "SELECT run_uuid, key, value FROM params WHERE run_uuid IN {ids} AND key IN {k}", ids, k=part
+                )
         for rid, key, value in rows:
             out[rid][key] = value
         return out
@@ -397,24 +441,33 @@ class SqlSource(Source):
         out: dict[str, dict[str, str]] = {rid: {} for rid in ids}
         # A key range, not LIKE (`_` is its wildcard) nor substr (no index): params' primary key starts with `key`.
         upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-        for rid, key, value in self._by_ids("SELECT run_uuid, key, value FROM params WHERE run_uuid IN {ids} "
-                                            "AND key >= {lo} AND key < {hi}", ids, lo=prefix, hi=upper):
+        for rid, key, value in self._by_ids(
+            "SELECT run_uuid, key, value FROM params WHERE run_uuid IN {ids} AND key >= {lo} AND key < {hi}",
+            ids,
+            lo=prefix,
+            hi=upper,
+        ):
             out[rid][key] = value
         return out
 
     def param_summary(self, ids: Sequence[str]) -> tuple[dict[str, int], list[str] | None]:
         # The database finds the differing keys: 1,000 verl runs hold ~950,000 params, almost all identical.
         counts = dict.fromkeys(ids, 0)
-        for rid, n in self._by_ids("SELECT run_uuid, COUNT(*) FROM params WHERE run_uuid IN {ids} GROUP BY run_uuid",
-                                   ids):
+        for rid, n in self._by_ids(
+            "SELECT run_uuid, COUNT(*) FROM params WHERE run_uuid IN {ids} GROUP BY run_uuid", ids
+        ):
             counts[rid] = int(n)
         having = [r for r in ids if counts[r]]
         if len(having) > _SINGLE_STATEMENT:
             return counts, None
         if not having:
             return counts, []
-        rows = self._rows("SELECT key FROM params WHERE run_uuid IN {ids} GROUP BY key "
-                          "HAVING COUNT(*) < {n} OR MIN(value) <> MAX(value)", ids=having, n=len(having))
+        rows = self._rows(
+            "SELECT key FROM params WHERE run_uuid IN {ids} GROUP BY key "
+            "HAVING COUNT(*) < {n} OR MIN(value) <> MAX(value)",
+            ids=having,
+            n=len(having),
+        )
         return counts, [r[0] for r in rows]
 
     def metric_keys(self, ids: Sequence[str]) -> dict[str, set[str]]:
@@ -459,7 +512,9 @@ class ClientSource(Source):
             self._exps = {e.experiment_id: e.name for e in exps}
         return self._exps
 
-    def search(self, experiment_ids: Sequence[str], filter_string: str = "", max_results: int | None = None) -> list[str]:
+    def search(
+        self, experiment_ids: Sequence[str], filter_string: str = "", max_results: int | None = None
+    ) -> list[str]:
         if not experiment_ids:
             return []
         ids: list[str] = []
@@ -467,8 +522,13 @@ class ClientSource(Source):
         with mlflow_errors(self.uri):
             while True:
                 page_size = 1000 if max_results is None else min(1000, max_results - len(ids))
-                page = self.client.search_runs(list(experiment_ids), filter_string or "", max_results=page_size,
-                                               order_by=["attributes.start_time DESC"], page_token=token)
+                page = self.client.search_runs(
+                    list(experiment_ids),
+                    filter_string or "",
+                    max_results=page_size,
+                    order_by=["attributes.start_time DESC"],
+                    page_token=token,
+                )
                 for run in page:
                     self._runs[run.info.run_id] = run
                     ids.append(run.info.run_id)
@@ -499,14 +559,21 @@ class ClientSource(Source):
         for rid in ids:
             run = self._get(rid)
             i = run.info
-            out[rid] = RunInfo(rid, i.run_name or "", exps.get(i.experiment_id, i.experiment_id), i.status,
-                               i.start_time, i.end_time, i.artifact_uri or "", dict(run.data.tags))
+            out[rid] = RunInfo(
+                rid,
+                i.run_name or "",
+                exps.get(i.experiment_id, i.experiment_id),
+                i.status,
+                i.start_time,
+                i.end_time,
+                i.artifact_uri or "",
+                dict(run.data.tags),
+            )
         return out
 
     def params(self, ids: Sequence[str], keys: Sequence[str] | None = None) -> dict[str, dict[str, str]]:
         want = None if keys is None else set(keys)
-        return {rid: {k: v for k, v in self._get(rid).data.params.items() if want is None or k in want}
-                for rid in ids}
+        return {rid: {k: v for k, v in self._get(rid).data.params.items() if want is None or k in want} for rid in ids}
 
     def metric_keys(self, ids: Sequence[str]) -> dict[str, set[str]]:
         return {rid: set(self._get(rid).data.metrics) for rid in ids}

@@ -15,8 +15,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 RLX_TAGS = ("rlx.algo", "rlx.preset", "rlx.version", "verl.version", "rlx.job_status")
-CURVE_KEYS = ("critic/score/mean", "response_length/mean", "actor/entropy", "actor/pg_clipfrac", "actor/ppo_kl",
-              "perf/throughput", "actor/pg_loss", "actor/grad_norm", "critic/advantages/mean", "timing_s/step")
+CURVE_KEYS = (
+    "critic/score/mean",
+    "response_length/mean",
+    "actor/entropy",
+    "actor/pg_clipfrac",
+    "actor/ppo_kl",
+    "perf/throughput",
+    "actor/pg_loss",
+    "actor/grad_norm",
+    "critic/advantages/mean",
+    "timing_s/step",
+)
 
 
 def verl_params(container: Mapping[str, Any]) -> dict[str, Any]:
@@ -55,10 +65,19 @@ def curves(steps: int, seed: int = 0, keys: Sequence[str] = CURVE_KEYS, gain: fl
     return out
 
 
-def log_run(client, experiment_id: str, name: str, *, params: Mapping[str, Any] | None = None,
-            metrics: Mapping[str, Sequence[float]] | None = None, first_step: int = 1,
-            tags: Mapping[str, str] | None = None, provenance: Sequence[Mapping[str, Any]] | None = None,
-            status: str | None = "FINISHED", start_ms: int | None = None) -> str:
+def log_run(
+    client,
+    experiment_id: str,
+    name: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, Sequence[float]] | None = None,
+    first_step: int = 1,
+    tags: Mapping[str, str] | None = None,
+    provenance: Sequence[Mapping[str, Any]] | None = None,
+    status: str | None = "FINISHED",
+    start_ms: int | None = None,
+) -> str:
     """Create one run as verl (and optionally rlx) would have logged it; returns its id.
 
     `status=None` leaves the run RUNNING (a killed driver); "FAILED"/"KILLED" end it that way.
@@ -69,12 +88,13 @@ def log_run(client, experiment_id: str, name: str, *, params: Mapping[str, Any] 
     rid = run.info.run_id
     plist = [Param(k, str(v)) for k, v in (params or {}).items()]
     for i in range(0, len(plist), 100):
-        client.log_batch(rid, params=plist[i:i + 100])
+        client.log_batch(rid, params=plist[i : i + 100])
     now = int(time.time() * 1000)
-    points = [Metric(k, float(v), now + s, first_step + s) for k, vs in (metrics or {}).items()
-              for s, v in enumerate(vs)]
+    points = [
+        Metric(k, float(v), now + s, first_step + s) for k, vs in (metrics or {}).items() for s, v in enumerate(vs)
+    ]
     for i in range(0, len(points), 1000):
-        client.log_batch(rid, metrics=points[i:i + 1000])
+        client.log_batch(rid, metrics=points[i : i + 1000])
     if provenance is not None:
         client.log_text(rid, json.dumps(list(provenance), indent=1), "rlx/provenance.json")
     if status is not None:
@@ -85,8 +105,13 @@ def log_run(client, experiment_id: str, name: str, *, params: Mapping[str, Any] 
 def rlx_tags(algo: str, status: str = "SUCCEEDED", preset: str | None = None) -> dict[str, str]:
     from rlx import __version__
 
-    return {"rlx.algo": algo, "rlx.preset": preset or algo, "rlx.version": __version__, "verl.version": "0.9.1",
-            "rlx.job_status": status}
+    return {
+        "rlx.algo": algo,
+        "rlx.preset": preset or algo,
+        "rlx.version": __version__,
+        "verl.version": "0.9.1",
+        "rlx.job_status": status,
+    }
 
 
 def provenance_of(algo: str) -> list[dict[str, Any]]:

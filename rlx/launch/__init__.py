@@ -96,22 +96,59 @@ def is_loopback(address: str) -> bool:
     return host in ("127.0.0.1", "localhost", "::1")
 
 
-def run_train(resolved, report, *, smoke: bool = False, local: bool = False, task: str = "copy",
-              steps: int | None = None, seed: int = 0, address: str | None = None, detach: bool = False,
-              tracking_uri: str | None = None, format: Any = "text", engine: str = "rlx") -> int:
+def run_train(
+    resolved,
+    report,
+    *,
+    smoke: bool = False,
+    local: bool = False,
+    task: str = "copy",
+    steps: int | None = None,
+    seed: int = 0,
+    address: str | None = None,
+    detach: bool = False,
+    tracking_uri: str | None = None,
+    format: Any = "text",
+    engine: str = "rlx",
+) -> int:
     """Launch a resolved, validated config; returns the exit code (0 success, 4 job failed, 130 interrupted).
 
     Raises `RlxError`s for everything a user can fix (invalid config 1, usage 2, unreachable or no resources 3).
     """
-    plan = prepare(resolved, report, smoke=smoke, local=local, task=task, steps=steps, seed=seed, address=address,
-                   detach=detach, tracking_uri=tracking_uri, format=format, engine=engine)
+    plan = prepare(
+        resolved,
+        report,
+        smoke=smoke,
+        local=local,
+        task=task,
+        steps=steps,
+        seed=seed,
+        address=address,
+        detach=detach,
+        tracking_uri=tracking_uri,
+        format=format,
+        engine=engine,
+    )
     from rlx.launch.run import launch, launch_local
 
     return launch_local(plan) if plan.local else launch(plan)
 
 
-def prepare(resolved, report, *, smoke: bool, local: bool, task: str, steps: int | None, seed: int,
-            address: str | None, detach: bool, tracking_uri: str | None, format: Any, engine: str = "rlx") -> Plan:
+def prepare(
+    resolved,
+    report,
+    *,
+    smoke: bool,
+    local: bool,
+    task: str,
+    steps: int | None,
+    seed: int,
+    address: str | None,
+    detach: bool,
+    tracking_uri: str | None,
+    format: Any,
+    engine: str = "rlx",
+) -> Plan:
     """Step 1: every offline check and decision. No network, no files."""
     from rlx.launch.cluster import local_gpu_count
     from rlx.launch.redact import secret_values
@@ -119,31 +156,45 @@ def prepare(resolved, report, *, smoke: bool, local: bool, task: str, steps: int
 
     if report is not None and getattr(report, "errors", None):
         _print_report(report)
-        raise ConfigError(f"the config has {len(report.errors)} validation error(s); nothing was launched",
-                          hint="fix them (see above), or `--ignore CODE` a rule you accept")
+        raise ConfigError(
+            f"the config has {len(report.errors)} validation error(s); nothing was launched",
+            hint="fix them (see above), or `--ignore CODE` a rule you accept",
+        )
     if local and not smoke:
-        raise UsageError("--local needs --smoke", hint="`rlx train --algo NAME --smoke --local` runs the CPU engine here")
+        raise UsageError(
+            "--local needs --smoke", hint="`rlx train --algo NAME --smoke --local` runs the CPU engine here"
+        )
     address = address or os.environ.get("RAY_ADDRESS") or None
     engine = str(getattr(engine, "value", engine))
     if engine not in ("rlx", "verl"):
         raise UsageError(f"unknown engine {engine!r}", where="--engine", hint="use --engine rlx or --engine verl")
     if engine == "verl" and not smoke:
-        raise UsageError("--engine picks the CPU smoke engine: it needs --smoke",
-                         hint="`rlx train --algo NAME --smoke --engine verl` runs this config through verl on CPU")
+        raise UsageError(
+            "--engine picks the CPU smoke engine: it needs --smoke",
+            hint="`rlx train --algo NAME --smoke --engine verl` runs this config through verl on CPU",
+        )
     if engine == "verl" and local:
-        raise UsageError("--engine verl runs verl's launcher as a Ray job: it takes no --local",
-                         hint="drop --local (rlx starts a local Ray head), or use --engine rlx --local")
+        raise UsageError(
+            "--engine verl runs verl's launcher as a Ray job: it takes no --local",
+            hint="drop --local (rlx starts a local Ray head), or use --engine rlx --local",
+        )
     if engine == "verl" and address is not None and not is_loopback(address):
-        raise UsageError("--engine verl rehearses on this machine's CPU: it needs the local head or a cluster on "
-                         "127.0.0.1", where="--address",
-                         hint="drop --address (and unset RAY_ADDRESS); on a GPU cluster run without --smoke")
+        raise UsageError(
+            "--engine verl rehearses on this machine's CPU: it needs the local head or a cluster on 127.0.0.1",
+            where="--address",
+            hint="drop --address (and unset RAY_ADDRESS); on a GPU cluster run without --smoke",
+        )
     if local and (address or detach):
-        raise UsageError("--local runs in this process: it takes neither --address nor --detach",
-                         hint="drop --local to run the smoke job on the cluster")
+        raise UsageError(
+            "--local runs in this process: it takes neither --address nor --detach",
+            hint="drop --local to run the smoke job on the cluster",
+        )
     if detach and address is None and not local:
-        raise UsageError("--detach needs a cluster: the local head rlx starts ends with this command",
-                         hint="start one (`ray start --head --dashboard-host 127.0.0.1`) and pass --address "
-                         "http://127.0.0.1:8265, or run without --detach")
+        raise UsageError(
+            "--detach needs a cluster: the local head rlx starts ends with this command",
+            hint="start one (`ray start --head --dashboard-host 127.0.0.1`) and pass --address "
+            "http://127.0.0.1:8265, or run without --detach",
+        )
     nnodes = int(resolved.get("trainer.nnodes", 1) or 1)
     per_node = int(resolved.get("trainer.n_gpus_per_node", 0) or 0)
     gpus_needed = 0 if smoke else nnodes * per_node
@@ -158,10 +209,21 @@ def prepare(resolved, report, *, smoke: bool, local: bool, task: str, steps: int
     container = resolved.container()
     secrets = tuple(secret_values(container, os.environ))
     plan = Plan(
-        resolved=resolved, smoke=smoke, local=local, task=task, steps=steps, seed=seed, address=address,
-        detach=detach, tracking_uri=normalize_uri(tracking_uri), json_mode=str(getattr(format, "value", format)) == "json",
-        experiment=str(resolved.get("trainer.project_name") or "rlx"), run_name=resolved.get("trainer.experiment_name"),
-        gpus_needed=gpus_needed, secrets=secrets, engine=engine,
+        resolved=resolved,
+        smoke=smoke,
+        local=local,
+        task=task,
+        steps=steps,
+        seed=seed,
+        address=address,
+        detach=detach,
+        tracking_uri=normalize_uri(tracking_uri),
+        json_mode=str(getattr(format, "value", format)) == "json",
+        experiment=str(resolved.get("trainer.project_name") or "rlx"),
+        run_name=resolved.get("trainer.experiment_name"),
+        gpus_needed=gpus_needed,
+        secrets=secrets,
+        engine=engine,
     )
     _check_tracking_uri(plan)
     plan.config_yaml, plan.redacted_paths = _job_config(container, secrets)
@@ -174,9 +236,11 @@ def prepare(resolved, report, *, smoke: bool, local: bool, task: str, steps: int
         plan.cpu, plan.cpu_assets = cpu_plan(resolved, task=task, steps=steps, seed=seed)
     shlex.join(plan.argv("resolved.yaml"))  # every part must be a str
     for path in plan.redacted_paths:
-        sys.stderr.write(f"warning: {path} holds a literal secret; it is neither sent to the job nor logged "
-                         "(replaced by ***REDACTED***)\nhint: write `${oc.env:NAME}` instead and set NAME on the "
-                         "cluster's nodes\n")
+        sys.stderr.write(
+            f"warning: {path} holds a literal secret; it is neither sent to the job nor logged "
+            "(replaced by ***REDACTED***)\nhint: write `${oc.env:NAME}` instead and set NAME on the "
+            "cluster's nodes\n"
+        )
     return plan
 
 

@@ -41,8 +41,10 @@ def _ray_executable() -> str:
     beside = Path(sys.executable).parent / "ray"
     found = str(beside) if beside.exists() else shutil.which("ray")
     if not found:
-        raise UnreachableError("cannot start a local Ray head: the `ray` command is not installed",
-                               hint="pip install 'ray[default]', or pass --address of a running cluster")
+        raise UnreachableError(
+            "cannot start a local Ray head: the `ray` command is not installed",
+            hint="pip install 'ray[default]', or pass --address of a running cluster",
+        )
     return found
 
 
@@ -69,8 +71,13 @@ def _die_with_parent() -> None:
 class LocalHead:
     """A private Ray head on loopback. Use as a context manager; `address` is its dashboard URL, `token` its token."""
 
-    def __init__(self, num_cpus: int | None = None, num_gpus: int | None = None, env_exclude=frozenset(),
-                 system_env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        num_cpus: int | None = None,
+        num_gpus: int | None = None,
+        env_exclude=frozenset(),
+        system_env: dict[str, str] | None = None,
+    ):
         self.env_exclude = frozenset(env_exclude)  # variables rlx set for itself (tight MLflow retries)
         self.system_env = dict(system_env or {})  # Ray system config (RAY_<name>) for this head only
         self.num_cpus = num_cpus
@@ -90,14 +97,24 @@ class LocalHead:
         # inside it can contain one of them, and Ray then refuses to start ("port ... used by other components").
         worker_base = 10000 + (self.dashboard_port % 22) * 1000
         cmd = [
-            _ray_executable(), "start", "--head", "--block", "--disable-usage-stats",
-            "--node-ip-address=127.0.0.1", f"--port={free_port()}",
-            "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}",
-            f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
-            f"--dashboard-agent-grpc-port={free_port()}", f"--runtime-env-agent-port={free_port()}",
-            f"--metrics-export-port={free_port()}", f"--node-manager-port={free_port()}",
+            _ray_executable(),
+            "start",
+            "--head",
+            "--block",
+            "--disable-usage-stats",
+            "--node-ip-address=127.0.0.1",
+            f"--port={free_port()}",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={self.dashboard_port}",
+            f"--ray-client-server-port={free_port()}",
+            f"--dashboard-agent-listen-port={free_port()}",
+            f"--dashboard-agent-grpc-port={free_port()}",
+            f"--runtime-env-agent-port={free_port()}",
+            f"--metrics-export-port={free_port()}",
+            f"--node-manager-port={free_port()}",
             f"--object-manager-port={free_port()}",
-            f"--min-worker-port={worker_base}", f"--max-worker-port={worker_base + 999}",
+            f"--min-worker-port={worker_base}",
+            f"--max-worker-port={worker_base + 999}",
             f"--temp-dir={self.tmp / 'ray'}",
         ]
         if self.num_cpus is not None:
@@ -110,8 +127,11 @@ class LocalHead:
         token_file = self.tmp / "auth_token"
         token_file.write_text(self.token)
         token_file.chmod(0o600)
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_AUTH_TOKEN") and k not in self.env_exclude}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_AUTH_TOKEN") and k not in self.env_exclude
+        }
         env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token_file), RAY_USAGE_STATS_ENABLED="0")
         env.update(self.system_env)
         return env
@@ -135,9 +155,15 @@ class LocalHead:
 
     def _start(self, timeout: float) -> LocalHead:
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(self.command(), env=self.env(), stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True,
-                                         preexec_fn=_die_with_parent)
+            self.proc = subprocess.Popen(
+                self.command(),
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
         self.pids.add(self.proc.pid)
         deadline = time.monotonic() + timeout
         try:
@@ -150,8 +176,11 @@ class LocalHead:
                         hint="retry (a port may have been taken meanwhile), or pass --address of a running cluster",
                     )
                 if time.monotonic() > deadline:
-                    raise UnreachableError(f"the local Ray head did not come up within {timeout:.0f}s",
-                                           where=str(self.log_path), hint="the machine may be overloaded; retry")
+                    raise UnreachableError(
+                        f"the local Ray head did not come up within {timeout:.0f}s",
+                        where=str(self.log_path),
+                        hint="the machine may be overloaded; retry",
+                    )
                 time.sleep(0.3)
         except BaseException as e:
             self.last_error = e

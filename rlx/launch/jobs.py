@@ -82,8 +82,13 @@ def _translate(e: BaseException, what: str, address: str) -> BaseException:
         )
     if re.search(r"status code 404", text) or "does not exist" in text:
         return JobNotFound(f"Ray at {address} has no such job ({what})")
-    if isinstance(e, (ConnectionError, OSError)) or name in ("ConnectionError", "ConnectTimeout", "ReadTimeout",
-                                                            "Timeout", "MaxRetryError"):
+    if isinstance(e, (ConnectionError, OSError)) or name in (
+        "ConnectionError",
+        "ConnectTimeout",
+        "ReadTimeout",
+        "Timeout",
+        "MaxRetryError",
+    ):
         return UnreachableError(
             f"cannot reach Ray at {address} ({what}): {redact_text(text.splitlines()[0] if text else name)}",
             hint="start a cluster (`ray start --head`) or pass its dashboard URL with --address http://HOST:8265; "
@@ -148,32 +153,53 @@ class Jobs:
                 "use a cluster that runs this one",
             )
         if self.server_version and self.server_version != ray.__version__:
-            return (f"the cluster at {self.address} runs Ray {self.server_version}, this machine Ray {ray.__version__}; "
-                    "install the same version if submission misbehaves")
+            return (
+                f"the cluster at {self.address} runs Ray {self.server_version}, this machine Ray {ray.__version__}; "
+                "install the same version if submission misbehaves"
+            )
         return None
 
     def _call(self, what: str, fn: Callable[[], T], timeout: float | None = None) -> T:
         return with_deadline(fn, timeout or self.timeout, what, self.address)
 
     # ---- jobs
-    def submit(self, *, entrypoint: str, submission_id: str, run_id: str, metadata: dict[str, str],
-               runtime_env: dict[str, Any], **resources: Any) -> str:
+    def submit(
+        self,
+        *,
+        entrypoint: str,
+        submission_id: str,
+        run_id: str,
+        metadata: dict[str, str],
+        runtime_env: dict[str, Any],
+        **resources: Any,
+    ) -> str:
         """Submit once. A retry of the same submission (same id, same rlx run id) adopts the existing job."""
         try:
-            return self._call("submit", lambda: self._client.submit_job(
-                entrypoint=entrypoint, submission_id=submission_id, metadata=metadata, runtime_env=runtime_env,
-                **resources), timeout=SUBMIT_TIMEOUT)
+            return self._call(
+                "submit",
+                lambda: self._client.submit_job(
+                    entrypoint=entrypoint,
+                    submission_id=submission_id,
+                    metadata=metadata,
+                    runtime_env=runtime_env,
+                    **resources,
+                ),
+                timeout=SUBMIT_TIMEOUT,
+            )
         except RuntimeError as e:
             if "already exists" not in str(e):
                 from rlx.launch.redact import redact_text
 
-                raise UnreachableError(f"Ray at {self.address} refused the job: "
-                                       f"{redact_text(str(e).strip().splitlines()[-1][:300])}",
-                                       hint="check the cluster's dashboard logs; nothing was left running") from None
+                raise UnreachableError(
+                    f"Ray at {self.address} refused the job: {redact_text(str(e).strip().splitlines()[-1][:300])}",
+                    hint="check the cluster's dashboard logs; nothing was left running",
+                ) from None
         info = self.info(submission_id)
         if (info.metadata or {}).get("rlx.run_id") != run_id:
-            raise RlxError(f"Ray already has a job {submission_id} that rlx did not submit for run {run_id}",
-                           hint="start a new run: rlx never reuses a submission id")
+            raise RlxError(
+                f"Ray already has a job {submission_id} that rlx did not submit for run {run_id}",
+                hint="start a new run: rlx never reuses a submission id",
+            )
         return submission_id
 
     def status(self, submission_id: str) -> str:
@@ -199,6 +225,7 @@ class Jobs:
 
         deadline = time.monotonic() + wait
         while True:
+
             def fetch():
                 r = self._client._do_request("GET", "/api/v0/nodes?limit=10000&detail=false")
                 if r.status_code != 200:

@@ -49,8 +49,10 @@ def token_from_env() -> str | None:
 def jobs_for(record: RunRecord) -> Jobs:
     """A Jobs client for a record's cluster (an embedded head's token file while its owner lives)."""
     if record.embedded_head and not owner_alive(record):
-        raise UnreachableError(f"the local Ray head of run {record.run_id} ended with the rlx that started it",
-                               hint="its job ended with it; `rlx runs show ID` shows what was recorded")
+        raise UnreachableError(
+            f"the local Ray head of run {record.run_id} ended with the rlx that started it",
+            hint="its job ended with it; `rlx runs show ID` shows what was recorded",
+        )
     token = None
     if record.token_path:
         try:
@@ -79,8 +81,15 @@ def _client(record: RunRecord):
     return connect(record.tracking_uri)
 
 
-def finish(record: RunRecord, state: State, *, client=None, job_status: str | None = None, message: str | None = None,
-           logs: str | None = None) -> RunRecord:
+def finish(
+    record: RunRecord,
+    state: State,
+    *,
+    client=None,
+    job_status: str | None = None,
+    message: str | None = None,
+    logs: str | None = None,
+) -> RunRecord:
     """Move `record` to terminal `state` and set its MLflow run's final status (log tail for FAILED/STOPPED).
 
     Ray's verdict is final whether or not MLflow answers: if the store cannot be reached, the calls that end the
@@ -102,8 +111,15 @@ def finish(record: RunRecord, state: State, *, client=None, job_status: str | No
             job_journal.replay(client)
         except Exception:  # noqa: BLE001 - still unreachable: ours wait behind them
             client = None
-    tracking.finish(client, record.run_id, mlflow_status=TO_MLFLOW[state], job_status=job_status, log_tail=tail,
-                    message=message, keep=client_journal)
+    tracking.finish(
+        client,
+        record.run_id,
+        mlflow_status=TO_MLFLOW[state],
+        job_status=job_status,
+        log_tail=tail,
+        message=message,
+        keep=client_journal,
+    )
     records.save(record, state, job_status=job_status, message=message)
     return record
 
@@ -119,8 +135,9 @@ def reconcile(record: RunRecord, *, jobs: Jobs | None = None, client=None) -> Ru
         return record
     if record.embedded_head and not owner_alive(record):
         state = State.LOST if record.state is State.SUBMITTED else State.ABORTED
-        return finish(record, state, client=client,
-                      message="the local Ray head ended with the rlx process that started it")
+        return finish(
+            record, state, client=client, message="the local Ray head ended with the rlx process that started it"
+        )
     if record.address == "local":  # --smoke --local: the run lived in its owner's process
         if owner_alive(record):
             return record
@@ -130,8 +147,12 @@ def reconcile(record: RunRecord, *, jobs: Jobs | None = None, client=None) -> Ru
         info = jobs.info(record.submission_id)
     except JobNotFound:
         if record.state is State.SUBMITTED:
-            return finish(record, State.LOST, client=client,
-                          message=f"Ray at {record.address} no longer knows job {record.submission_id}")
+            return finish(
+                record,
+                State.LOST,
+                client=client,
+                message=f"Ray at {record.address} no longer knows job {record.submission_id}",
+            )
         return finish(record, State.ABORTED, client=client, message="interrupted before Ray accepted the job")
     status = str(info.status.value if hasattr(info.status, "value") else info.status)
     if status not in _RAY_TERMINAL:
@@ -305,9 +326,17 @@ class Display:
             sys.stderr.flush()
 
 
-def follow(jobs: Jobs, record: RunRecord, display: Display, *, client=None, interval: float = 1.0,
-           lost_after: float | None = None, until: Callable[[str], bool] | None = None,
-           watch_record: bool = False) -> str:
+def follow(
+    jobs: Jobs,
+    record: RunRecord,
+    display: Display,
+    *,
+    client=None,
+    interval: float = 1.0,
+    lost_after: float | None = None,
+    until: Callable[[str], bool] | None = None,
+    watch_record: bool = False,
+) -> str:
     """Stream the job's logs and its status until it ends; returns Ray's final status (or "LOST").
 
     Ray unreachable for `lost_after` seconds in a row (default: `RLX_LOST_AFTER`, else 60) counts as the cluster
@@ -361,8 +390,10 @@ def follow(jobs: Jobs, record: RunRecord, display: Display, *, client=None, inte
         display.status(status)
         if job_status == "PENDING" and not pending_warned and time.monotonic() - status.started > PENDING_WARN:
             pending_warned = True
-            display.note(f"rlx: still PENDING after {PENDING_WARN:.0f}s: the cluster may lack the resources the job "
-                         f"asks for. `rlx runs stop {record.run_id[:12]}` stops it")
+            display.note(
+                f"rlx: still PENDING after {PENDING_WARN:.0f}s: the cluster may lack the resources the job "
+                f"asks for. `rlx runs stop {record.run_id[:12]}` stops it"
+            )
         if job_status != record.job_status:
             records.save(record, job_status=job_status)
         if job_status in _RAY_TERMINAL or (until is not None and until(job_status)):

@@ -44,8 +44,13 @@ TERMINAL = frozenset({State.SUCCEEDED, State.FAILED, State.STOPPED, State.LOST, 
 
 # Ray job status -> record state, and record state -> MLflow run status.
 FROM_RAY = {"SUCCEEDED": State.SUCCEEDED, "FAILED": State.FAILED, "STOPPED": State.STOPPED}
-TO_MLFLOW = {State.SUCCEEDED: "FINISHED", State.FAILED: "FAILED", State.STOPPED: "KILLED", State.LOST: "FAILED",
-             State.ABORTED: "KILLED"}
+TO_MLFLOW = {
+    State.SUCCEEDED: "FINISHED",
+    State.FAILED: "FAILED",
+    State.STOPPED: "KILLED",
+    State.LOST: "FAILED",
+    State.ABORTED: "KILLED",
+}
 
 
 @dataclass
@@ -173,18 +178,27 @@ def find(ref: str) -> RunRecord:
     that lists the candidates.
     """
     records = all_records()
-    matches = ([r for r in records if ref in (r.run_id, r.submission_id)]
-               or [r for r in records if r.run_name == ref]
-               or [r for r in records if r.run_id.startswith(ref) or r.submission_id.startswith(ref)
-                   or (r.run_name or "").startswith(ref)])
+    matches = (
+        [r for r in records if ref in (r.run_id, r.submission_id)]
+        or [r for r in records if r.run_name == ref]
+        or [
+            r
+            for r in records
+            if r.run_id.startswith(ref) or r.submission_id.startswith(ref) or (r.run_name or "").startswith(ref)
+        ]
+    )
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        raise UsageError(f"no run '{ref}' in {runs_dir()}",
-                         hint="`rlx runs ls` lists the runs launched from this directory (or set RLX_HOME)")
+        raise UsageError(
+            f"no run '{ref}' in {runs_dir()}",
+            hint="`rlx runs ls` lists the runs launched from this directory (or set RLX_HOME)",
+        )
     matches.sort(key=lambda r: r.created, reverse=True)
     shown = [f"  {r.run_id[:12]}  {r.run_name or '-'}  {r.state.value}" for r in matches[:10]]
     if len(matches) > 10:
         shown.append(f"  ... and {len(matches) - 10} more")
-    raise UsageError(f"'{ref}' matches {len(matches)} runs:\n" + "\n".join(shown),
-                     hint="give the run id (or more of it) or a longer part of the name")
+    raise UsageError(
+        f"'{ref}' matches {len(matches)} runs:\n" + "\n".join(shown),
+        hint="give the run id (or more of it) or a longer part of the name",
+    )

@@ -21,16 +21,34 @@ from typing import Any
 
 REDACTED = "***REDACTED***"
 
-_SECRET_WORDS = frozenset({"token", "key", "secret", "password", "passwd", "credential", "credentials", "auth",
-                           "apikey", "passphrase"})
+_SECRET_WORDS = frozenset(
+    {"token", "key", "secret", "password", "passwd", "credential", "credentials", "auth", "apikey", "passphrase"}
+)
 # Whole-segment names in verl 0.9.1's ppo_trainer config that contain a secret word but hold no secret.
 # tests/unit/test_redact.py checks that this list covers every such name in verl's defaults.
-VERL_NON_SECRET = frozenset({
-    "audio_key", "image_key", "video_key", "prompt_key", "response_key", "reward_fn_key", "teacher_key", "key",
-    "forward_max_token_len_per_gpu", "log_prob_max_token_len_per_gpu", "ppo_max_token_len_per_gpu",
-    "max_token_len", "max_token_len_per_gpu", "profile_token_start", "profile_token_end", "token2text",
-    "use_cls_token", "tokenization_sanity_check_mode", "balance_dp_token",
-})
+VERL_NON_SECRET = frozenset(
+    {
+        "audio_key",
+        "image_key",
+        "video_key",
+        "prompt_key",
+        "response_key",
+        "reward_fn_key",
+        "teacher_key",
+        "key",
+        "forward_max_token_len_per_gpu",
+        "log_prob_max_token_len_per_gpu",
+        "ppo_max_token_len_per_gpu",
+        "max_token_len",
+        "max_token_len_per_gpu",
+        "profile_token_start",
+        "profile_token_end",
+        "token2text",
+        "use_cls_token",
+        "tokenization_sanity_check_mode",
+        "balance_dp_token",
+    }
+)
 
 _TOKEN_SHAPES = re.compile(
     r"(?<![A-Za-z0-9])("
@@ -46,11 +64,15 @@ _TOKEN_SHAPES = re.compile(
 )
 # The lookbehinds anchor each match at the start of a word: without them a long run of letters (a 128 KiB value)
 # is rescanned from every position, which took 23 s.
-_URL_USERINFO = re.compile(r"(?<![A-Za-z0-9+.\-])(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]{0,31}://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@")
+_URL_USERINFO = re.compile(
+    r"(?<![A-Za-z0-9+.\-])(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]{0,31}://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@"
+)
 # `name=value` / `name: value` / `"name": "value"` pairs in free text (command lines, YAML, logs).
 # `==` is a version pin (`google-auth==2.40`), not an assignment.
-_PAIR = re.compile(r"(?<![A-Za-z0-9_.\-/])(?P<key>[A-Za-z_+~][A-Za-z0-9_.\-/]*)(?P<sep>['\"]?\s*(?:=(?!=)|:)\s*['\"]?)"
-                   r"(?P<value>[^\s'\",}\]=][^\s'\",}\]]*)")
+_PAIR = re.compile(
+    r"(?<![A-Za-z0-9_.\-/])(?P<key>[A-Za-z_+~][A-Za-z0-9_.\-/]*)(?P<sep>['\"]?\s*(?:=(?!=)|:)\s*['\"]?)"
+    r"(?P<value>[^\s'\",}\]=][^\s'\",}\]]*)"
+)
 _ENV_REF = re.compile(r"^\$\{oc\.env:[^}]*\}$")
 # A decimal or exponent float is a logged number (verl's `rollout_corr/chi2_token:-0.0148`), not a credential
 _METRIC_VALUE = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?\d+[eE][-+]?\d+")
@@ -83,8 +105,12 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     text = _TOKEN_SHAPES.sub(REDACTED, text)
 
     def pair(m: re.Match) -> str:
-        if (not is_secret_key(m["key"]) or m["value"] == REDACTED or m["value"].startswith("${")
-                or _METRIC_VALUE.fullmatch(m["value"])):
+        if (
+            not is_secret_key(m["key"])
+            or m["value"] == REDACTED
+            or m["value"].startswith("${")
+            or _METRIC_VALUE.fullmatch(m["value"])
+        ):
             return m.group(0)
         return f"{m['key']}{m['sep']}{REDACTED}"
 
@@ -147,5 +173,8 @@ def _describes_a_secret(name: str) -> bool:
 
 def secret_paths(flat: Mapping[str, Any]) -> list[str]:
     """Dotted config paths whose literal values are secrets (for the "not sent to the job" warning)."""
-    return [k for k, v in flat.items()
-            if isinstance(v, str) and v and not _ENV_REF.match(v) and (is_secret_key(k) or _TOKEN_SHAPES.search(v))]
+    return [
+        k
+        for k, v in flat.items()
+        if isinstance(v, str) and v and not _ENV_REF.match(v) and (is_secret_key(k) or _TOKEN_SHAPES.search(v))
+    ]

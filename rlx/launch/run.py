@@ -43,8 +43,10 @@ def _check_resources(plan: Plan, jobs: Jobs) -> None:
             "(an autoscaling cluster that adds GPU nodes on demand: set RLX_SKIP_RESOURCE_CHECK=1)",
         )
     if have.get("CPU", 0.0) < 1:
-        raise UnreachableError(f"the cluster at {jobs.address} reports no CPU for the job's driver",
-                               hint="check `ray status` on the cluster")
+        raise UnreachableError(
+            f"the cluster at {jobs.address} reports no CPU for the job's driver",
+            hint="check `ray status` on the cluster",
+        )
 
 
 def _tags(plan: Plan, address: str) -> dict[str, str]:
@@ -57,7 +59,8 @@ def _tags(plan: Plan, address: str) -> dict[str, str]:
         "rlx.smoke": str(plan.smoke).lower(),
         "rlx.cluster_address": address,
         "rlx.job_status": "PREPARED",
-        "rlx.entrypoint": resolved.entrypoint if not plan.smoke or plan.verl_engine
+        "rlx.entrypoint": resolved.entrypoint
+        if not plan.smoke or plan.verl_engine
         else (os.environ.get(SMOKE_ENTRY_ENV) or "rlx.smoke"),
     }
     if plan.smoke:
@@ -71,7 +74,11 @@ def _trusted_tags(git: tracking.GitState | None) -> dict[str, str]:
     """Tags rlx computes itself and that redaction would mangle (a git sha is 40 hex digits, like a W&B key)."""
     if git is None:
         return {}
-    return {"mlflow.source.git.commit": git.commit, "rlx.git.commit": git.commit, "rlx.git.dirty": str(git.dirty).lower()}
+    return {
+        "mlflow.source.git.commit": git.commit,
+        "rlx.git.commit": git.commit,
+        "rlx.git.dirty": str(git.dirty).lower(),
+    }
 
 
 def _params(plan: Plan) -> dict[str, str]:
@@ -102,8 +109,9 @@ def _artifacts(plan: Plan, entrypoint: str, git: tracking.GitState | None) -> di
     arts = {
         "rlx/resolved.yaml": plan.config_yaml,
         "rlx/provenance.json": json.dumps(redact(changes, secrets=plan.secrets), indent=2, default=str) + "\n",
-        "rlx/command.txt": redact_text("rlx " + shlex.join(sys.argv[1:]) + "\n\n# job entrypoint\n" + entrypoint + "\n",
-                                       plan.secrets),
+        "rlx/command.txt": redact_text(
+            "rlx " + shlex.join(sys.argv[1:]) + "\n\n# job entrypoint\n" + entrypoint + "\n", plan.secrets
+        ),
         "rlx/pip-freeze.txt": redact_text(tracking.installed_packages(), plan.secrets),
     }
     if git is not None and git.dirty:
@@ -141,11 +149,19 @@ def _create(plan: Plan, client, address: str, head) -> tuple[RunRecord, str, dic
     job_config = "resolved.yaml" if plan.smoke and not plan.on_this_machine else str(config_path)
     entrypoint = shlex.join(plan.argv(job_config))
     record = RunRecord(
-        run_id=run_id, submission_id=sid, experiment=plan.experiment, experiment_id=exp_id,
-        tracking_uri=plan.tracking_uri, address=address, embedded_head=head is not None,
+        run_id=run_id,
+        submission_id=sid,
+        experiment=plan.experiment,
+        experiment_id=exp_id,
+        tracking_uri=plan.tracking_uri,
+        address=address,
+        embedded_head=head is not None,
         algo=plan.resolved.algorithm.name if plan.resolved.algorithm else None,
-        preset=plan.resolved.preset.name if plan.resolved.preset else None, smoke=plan.smoke,
-        run_name=plan.run_name, entrypoint=redact_text(entrypoint, plan.secrets), config_path=str(config_path),
+        preset=plan.resolved.preset.name if plan.resolved.preset else None,
+        smoke=plan.smoke,
+        run_name=plan.run_name,
+        entrypoint=redact_text(entrypoint, plan.secrets),
+        config_path=str(config_path),
         token_path=str(head.tmp / "auth_token") if head is not None else None,
         head_pids=sorted(head.pids) if head is not None else [],
     )
@@ -154,8 +170,13 @@ def _create(plan: Plan, client, address: str, head) -> tuple[RunRecord, str, dic
     try:
         atomic_write_text(config_path, plan.config_yaml)
         records.save(record, State.PREPARED, create=True)
-        tracking.log_launch(client, run_id, params=_params(plan), artifacts=_artifacts(plan, entrypoint, git),
-                            tags={"rlx.submission_id": sid})
+        tracking.log_launch(
+            client,
+            run_id,
+            params=_params(plan),
+            artifacts=_artifacts(plan, entrypoint, git),
+            tags={"rlx.submission_id": sid},
+        )
     except BaseException:
         finish(record, State.ABORTED, client=client, message="launch failed before submission")
         raise
@@ -164,13 +185,26 @@ def _create(plan: Plan, client, address: str, head) -> tuple[RunRecord, str, dic
 
 def _submit(plan: Plan, jobs: Jobs, record: RunRecord, entrypoint: str, runtime_env: dict[str, Any], client) -> None:
     """Step 5. If the POST fails or is interrupted, ask Ray whether the job exists before giving up on it."""
-    metadata = redact({"rlx.run_id": record.run_id, "rlx.version": __version__, "rlx.experiment": plan.experiment,
-                       "rlx.algo": record.algo or "", "rlx.run_name": plan.run_name or ""}, secrets=plan.secrets)
+    metadata = redact(
+        {
+            "rlx.run_id": record.run_id,
+            "rlx.version": __version__,
+            "rlx.experiment": plan.experiment,
+            "rlx.algo": record.algo or "",
+            "rlx.run_name": plan.run_name or "",
+        },
+        secrets=plan.secrets,
+    )
     records.save(record, State.SUBMITTING)
     try:
-        jobs.submit(entrypoint=entrypoint, submission_id=record.submission_id, run_id=record.run_id,
-                    metadata={k: str(v) for k, v in metadata.items()}, runtime_env=runtime_env,
-                    entrypoint_num_cpus=1)
+        jobs.submit(
+            entrypoint=entrypoint,
+            submission_id=record.submission_id,
+            run_id=record.run_id,
+            metadata={k: str(v) for k, v in metadata.items()},
+            runtime_env=runtime_env,
+            entrypoint_num_cpus=1,
+        )
     except BaseException as e:
         try:
             reconcile(record, jobs=jobs, client=client)  # 404: ABORTED; found: SUBMITTED (adopted)
@@ -201,18 +235,31 @@ def _stop_and_settle(jobs: Jobs, record: RunRecord, client) -> None:
         pass
     if not record.state.terminal:
         try:
-            finish(record, State.STOPPED, client=client, job_status="STOPPED",
-                   message="stopped with the local Ray head when rlx exited")
+            finish(
+                record,
+                State.STOPPED,
+                client=client,
+                job_status="STOPPED",
+                message="stopped with the local Ray head when rlx exited",
+            )
         except Exception:  # noqa: BLE001 - Ray is down too: the record stays open and `rlx runs ls` settles it
             pass
 
 
 def _summary(plan: Plan, record: RunRecord, code: int) -> dict[str, Any]:
-    return {"run_id": record.run_id, "submission_id": record.submission_id, "state": record.state.value,
-            "job_status": record.job_status, "exit_code": code, "experiment": record.experiment,
-            "tracking_uri": redact_text(record.tracking_uri), "address": record.address,
-            "run_dir": str(records.run_dir(record.run_id)), "message": record.message,
-            "tracking_pending": tracking_pending(record)}
+    return {
+        "run_id": record.run_id,
+        "submission_id": record.submission_id,
+        "state": record.state.value,
+        "job_status": record.job_status,
+        "exit_code": code,
+        "experiment": record.experiment,
+        "tracking_uri": redact_text(record.tracking_uri),
+        "address": record.address,
+        "run_dir": str(records.run_dir(record.run_id)),
+        "message": record.message,
+        "tracking_pending": tracking_pending(record),
+    }
 
 
 def _report_end(plan: Plan, record: RunRecord, code: int) -> int:
@@ -220,9 +267,12 @@ def _report_end(plan: Plan, record: RunRecord, code: int) -> int:
 
     pending = tracking_pending(record)
     if pending:  # the run ended as Ray says; MLflow gets the rest later (stderr in every format)
-        _note(plan, f"warning: the tracking store {redact_text(record.tracking_uri)} did not answer at the end: "
-                    f"{pending} tracking calls of this run wait in {records.run_dir(record.run_id)}\n"
-                    f"hint: `rlx runs sync {record.run_id}` sends them once it answers (`rlx runs ls` tries too)")
+        _note(
+            plan,
+            f"warning: the tracking store {redact_text(record.tracking_uri)} did not answer at the end: "
+            f"{pending} tracking calls of this run wait in {records.run_dir(record.run_id)}\n"
+            f"hint: `rlx runs sync {record.run_id}` sends them once it answers (`rlx runs ls` tries too)",
+        )
     if plan.json_mode:
         emit_json(_summary(plan, record, code))
         return code
@@ -236,9 +286,12 @@ def _report_end(plan: Plan, record: RunRecord, code: int) -> int:
         headline = f"{what} ended {record.state.value}{msg}"
         if record.state is State.FAILED and (record.message or "").startswith("failed"):  # rlx.launch.failure's line
             headline = f"{what} {record.message}"
-        _note(plan, f"error: {headline}\n  --> {where}\n"
-                    f"hint: `rlx runs show {short}` shows it; the last log lines are the artifact "
-                    "rlx/job-log-tail.txt")
+        _note(
+            plan,
+            f"error: {headline}\n  --> {where}\n"
+            f"hint: `rlx runs show {short}` shows it; the last log lines are the artifact "
+            "rlx/job-log-tail.txt",
+        )
     return code
 
 
@@ -253,8 +306,11 @@ def _announce_engine(plan: Plan) -> None:
 
         write_assets(plan.cpu_assets)
         data = "the experiment's own data" if plan.cpu.own_data else f"task {plan.task}"
-        _note(plan, f"rlx: {plan.resolved.entrypoint} on CPU, {plan.cpu.steps} steps, {data}; shrunk keys (every "
-                    "other key is the resolved config's):\n" + plan.cpu.table())
+        _note(
+            plan,
+            f"rlx: {plan.resolved.entrypoint} on CPU, {plan.cpu.steps} steps, {data}; shrunk keys (every "
+            "other key is the resolved config's):\n" + plan.cpu.table(),
+        )
 
 
 def launch(plan: Plan) -> int:
@@ -273,16 +329,23 @@ def launch(plan: Plan) -> int:
             if plan.verl_engine:
                 from rlx.verl_cpu.engine import HEAD_CPUS, HEAD_GPUS, HEAD_SYSTEM_ENV
 
-                head = LocalHead(num_cpus=HEAD_CPUS, num_gpus=HEAD_GPUS, env_exclude=tracking.set_by_rlx(),
-                                 system_env=HEAD_SYSTEM_ENV).start()
+                head = LocalHead(
+                    num_cpus=HEAD_CPUS,
+                    num_gpus=HEAD_GPUS,
+                    env_exclude=tracking.set_by_rlx(),
+                    system_env=HEAD_SYSTEM_ENV,
+                ).start()
             else:
                 head = LocalHead(env_exclude=tracking.set_by_rlx()).start()
             jobs = Jobs(head.address, token=head.token)
         else:
             jobs = Jobs(plan.address, token=token_from_env())
             if tracking.is_local_store(plan.tracking_uri) and not plan.on_this_machine:
-                _note(plan, f"warning: the job on {jobs.address} will write to {plan.tracking_uri} on the cluster's "
-                            "node; use a shared path or a tracking server (--tracking-uri http://HOST:5000)")
+                _note(
+                    plan,
+                    f"warning: the job on {jobs.address} will write to {plan.tracking_uri} on the cluster's "
+                    "node; use a shared path or a tracking server (--tracking-uri http://HOST:5000)",
+                )
         if skew := jobs.version_skew():
             _note(plan, f"warning: {skew}")
         _check_resources(plan, jobs)
@@ -296,8 +359,11 @@ def launch(plan: Plan) -> int:
                 emit_json(_summary(plan, record, 0))
             else:
                 print(record.run_id)
-                _note(plan, f"rlx: submitted {record.submission_id} to {jobs.address}. "
-                            f"Follow: rlx runs logs {short} -f   Stop: rlx runs stop {short}")
+                _note(
+                    plan,
+                    f"rlx: submitted {record.submission_id} to {jobs.address}. "
+                    f"Follow: rlx runs logs {short} -f   Stop: rlx runs stop {short}",
+                )
             return 0
         _note(plan, f"rlx: run {short} submitted as {record.submission_id} to {jobs.address}")
         try:
@@ -308,8 +374,11 @@ def launch(plan: Plan) -> int:
                 _note(plan, "\nrlx: interrupted: stopping the job (the local Ray head ends with this command)")
                 _stop_and_settle(jobs, record, client)
             else:
-                _note(plan, f"\nrlx: detached; the job keeps running on {jobs.address}.\n"
-                            f"  re-attach: rlx runs logs {short} -f\n  stop:      rlx runs stop {short}")
+                _note(
+                    plan,
+                    f"\nrlx: detached; the job keeps running on {jobs.address}.\n"
+                    f"  re-attach: rlx runs logs {short} -f\n  stop:      rlx runs stop {short}",
+                )
             return EXIT_INTERRUPTED
         if final == "LOST":
             finish(record, State.LOST, client=client, message=f"lost contact with Ray at {jobs.address}")
@@ -334,8 +403,10 @@ def launch_local(plan: Plan) -> int:
             raise
         from rlx.errors import UsageError
 
-        raise UsageError("the CPU smoke engine is not available in this build",
-                         hint="run without --local against a cluster, or install rlx with its smoke engine") from None
+        raise UsageError(
+            "the CPU smoke engine is not available in this build",
+            hint="run without --local against a cluster, or install rlx with its smoke engine",
+        ) from None
     from mlflow.entities import Metric
 
     client = tracking.connect(plan.tracking_uri)
@@ -352,7 +423,7 @@ def launch_local(plan: Plan) -> int:
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, int(step)) for k, v in metrics.items() if v is not None]
         for i in range(0, len(batch), 1000):
-            client.log_batch(record.run_id, metrics=batch[i:i + 1000], synchronous=True)
+            client.log_batch(record.run_id, metrics=batch[i : i + 1000], synchronous=True)
         status.step = step
         status.reward = metrics.get("critic/score/mean", status.reward)
         doctor.apply(status, note=None if plan.json_mode else lambda text: _note(plan, text))
@@ -367,8 +438,14 @@ def launch_local(plan: Plan) -> int:
     except Exception as e:
         import traceback
 
-        finish(record, State.FAILED, client=client, job_status="FAILED", message=f"{type(e).__name__}: {e}",
-               logs=traceback.format_exc())
+        finish(
+            record,
+            State.FAILED,
+            client=client,
+            job_status="FAILED",
+            message=f"{type(e).__name__}: {e}",
+            logs=traceback.format_exc(),
+        )
         if os.environ.get("RLX_VERBOSE"):
             raise
         return _report_end(plan, record, 4)
@@ -386,7 +463,7 @@ def _log_verl_params(client, run_id: str, plan: Plan) -> None:
     params = verl_style_params(yaml.safe_load(plan.config_yaml))
     items = list(params.items())
     for i in range(0, len(items), 100):
-        client.log_batch(run_id, params=[Param(k, v) for k, v in items[i:i + 100]], synchronous=True)
+        client.log_batch(run_id, params=[Param(k, v) for k, v in items[i : i + 100]], synchronous=True)
 
 
 __all__ = ["launch", "launch_local", "JobNotFound"]

@@ -27,15 +27,14 @@ DEFAULT_ADDRESS = "http://127.0.0.1:8265"  # Ray's dashboard on the head node
 _DOUBLE_QUOTE_UNSAFE = frozenset('"$`\\!')  # special inside "..." (and ! in interactive bash)
 
 
-
 VERL_TRACKING = "RLX_VERL_TRACKING"  # rlx.track.verl_tracking.ENV_FLAG (not imported: it needs nothing of it here)
 
 
 def base_env(tracking_uri: str, run_id: str) -> dict[str, str]:
     """The environment every job rlx submits gets: verl (and rlx's smoke loop) log into rlx's MLflow run, and verl's
     MLflow logger sends through rlx's journal (`rlx.track.verl_tracking`)."""
-    return {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_RUN_ID": run_id, "PYTHONUNBUFFERED": "1",
-            VERL_TRACKING: "1"}
+    return {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_RUN_ID": run_id, "PYTHONUNBUFFERED": "1", VERL_TRACKING: "1"}
+
 
 def quote(word: str) -> str:
     """A shell quoting of `word` that reads well: `a=b` stays bare, `k='~/x y'` becomes `"k='~/x y'"`."""
@@ -121,10 +120,15 @@ def submit_command(
         "run id, created at launch, before the job is submitted",
     )
     rlx_env = sorted(k for k in env if k.startswith("RLX_") and k != VERL_TRACKING)
-    why = "rlx.verl_entry sets RLX_ALGO_CFG itself, inside the job" if resolved.entrypoint == "rlx.verl_entry" \
+    why = (
+        "rlx.verl_entry sets RLX_ALGO_CFG itself, inside the job"
+        if resolved.entrypoint == "rlx.verl_entry"
         else "a GPU job needs no other"
-    notes.append(f"RLX_* variables sent: {', '.join([VERL_TRACKING, *rlx_env])} (verl's MLflow logger sends through "
-                 f"rlx's journal, so a tracking outage neither stalls a step nor drops it; {why})")
+    )
+    notes.append(
+        f"RLX_* variables sent: {', '.join([VERL_TRACKING, *rlx_env])} (verl's MLflow logger sends through "
+        f"rlx's journal, so a tracking outage neither stalls a step nor drops it; {why})"
+    )
     if given is None:
         notes.append(f"--address: none given (--address or RAY_ADDRESS); {DEFAULT_ADDRESS} is a head node's dashboard")
     return SubmitCommand(

@@ -48,12 +48,20 @@ def main(argv: list[str] | None = None) -> int:
     mlflow.start_run()  # attaches to MLFLOW_RUN_ID, as verl's Tracking does
     params = list(verl_style_params(config).items())
     for i in range(0, len(params), 100):
-        mlflow.log_params(dict(params[i:i + 100]))
+        mlflow.log_params(dict(params[i : i + 100]))
     steps = 10**6 if args.task == "sleep" else args.steps
     for step in range(1, steps + 1):
         reward = step / (step + 1)
-        mlflow.log_metrics({"critic/score/mean": reward, "actor/pg_loss": 1.0 / step, "actor/entropy": 2.0 - reward,
-                            "response_length/mean": 8.0, "training/global_step": step}, step=step)
+        mlflow.log_metrics(
+            {
+                "critic/score/mean": reward,
+                "actor/pg_loss": 1.0 / step,
+                "actor/entropy": 2.0 - reward,
+                "response_length/mean": 8.0,
+                "training/global_step": step,
+            },
+            step=step,
+        )
         print(f"step:{step} - critic/score/mean:{reward:.3f} - actor/pg_loss:{1.0 / step:.3f}", flush=True)
         if args.task == "fail":
             print("testjob: failing on purpose (task=fail)", file=sys.stderr, flush=True)

@@ -68,7 +68,7 @@ def normalize_uri(uri: str | None) -> str:
     if not uri:
         return default_uri()
     if uri.startswith("sqlite:///"):
-        path = uri[len("sqlite:///"):]
+        path = uri[len("sqlite:///") :]
         if not path.startswith("/"):
             return f"sqlite:///{Path(path).absolute()}"
         return uri
@@ -78,7 +78,7 @@ def normalize_uri(uri: str | None) -> str:
 
 
 def sqlite_path(uri: str) -> Path | None:
-    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
 
 
 def is_local_store(uri: str) -> bool:
@@ -97,8 +97,11 @@ def _store_lock(uri: str):
         db.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(str(db) + ".lock", os.O_CREAT | os.O_RDWR, 0o644)
     except OSError as e:
-        raise UnreachableError(f"cannot open the MLflow store {db}: {e.strerror}", where=str(db),
-                               hint="pass a writable location with --tracking-uri sqlite:////ABS/PATH/mlflow.db") from None
+        raise UnreachableError(
+            f"cannot open the MLflow store {db}: {e.strerror}",
+            where=str(db),
+            hint="pass a writable location with --tracking-uri sqlite:////ABS/PATH/mlflow.db",
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -156,9 +159,12 @@ def experiment_id(client, name: str, uri: str) -> str:
                 if exp is None:
                     raise
     if exp.lifecycle_stage == "deleted":
-        raise ConfigError(f"the MLflow experiment '{name}' is deleted", where="trainer.project_name",
-                          hint=f"restore it (`mlflow experiments restore --experiment-id {exp.experiment_id}`) "
-                          "or pick another name with --experiment NAME")
+        raise ConfigError(
+            f"the MLflow experiment '{name}' is deleted",
+            where="trainer.project_name",
+            hint=f"restore it (`mlflow experiments restore --experiment-id {exp.experiment_id}`) "
+            "or pick another name with --experiment NAME",
+        )
     return exp.experiment_id
 
 
@@ -176,8 +182,7 @@ def git_state(cwd: str | os.PathLike | None = None) -> GitState | None:
     """The working tree's commit and whether it is dirty; None outside a git repository."""
 
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=20,
-                              check=True).stdout
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=20, check=True).stdout
 
     try:
         commit = git("rev-parse", "HEAD").strip()
@@ -240,15 +245,16 @@ def log_launch(client, run_id: str, *, params: dict[str, str], artifacts: dict[s
 
     items = list(params.items())
     for i in range(0, len(items), 100):
-        client.log_batch(run_id, params=[Param(k, v) for k, v in items[i:i + 100]], synchronous=True)
+        client.log_batch(run_id, params=[Param(k, v) for k, v in items[i : i + 100]], synchronous=True)
     if tags:
         client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()], synchronous=True)
     for path, text in artifacts.items():
         client.log_text(run_id, text, path)
 
 
-def finish_calls(run_id: str, *, mlflow_status: str, job_status: str, log_tail: str | None = None,
-                 message: str | None = None) -> list[dict[str, Any]]:
+def finish_calls(
+    run_id: str, *, mlflow_status: str, job_status: str, log_tail: str | None = None, message: str | None = None
+) -> list[dict[str, Any]]:
     """The calls that end a run: the log tail when it failed, Ray's verdict as tags, then the final status."""
     from rlx.track import journal
 
@@ -261,14 +267,21 @@ def finish_calls(run_id: str, *, mlflow_status: str, job_status: str, log_tail: 
     return calls
 
 
-def finish(client, run_id: str, *, mlflow_status: str, job_status: str, log_tail: str | None = None,
-           message: str | None = None, keep=None) -> int:
+def finish(
+    client,
+    run_id: str,
+    *,
+    mlflow_status: str,
+    job_status: str,
+    log_tail: str | None = None,
+    message: str | None = None,
+    keep=None,
+) -> int:
     """Set the run's final status from Ray's verdict (never trust MLflow's own), with the log tail when it failed.
 
     With `keep` (a `Journal`), a store that cannot be reached (`client` None, or a call failing) does not lose the
     calls: they go to the journal, after any it already holds, and the number kept is returned."""
-    calls = finish_calls(run_id, mlflow_status=mlflow_status, job_status=job_status, log_tail=log_tail,
-                         message=message)
+    calls = finish_calls(run_id, mlflow_status=mlflow_status, job_status=job_status, log_tail=log_tail, message=message)
     return send_or_keep(client, calls, keep)
 
 

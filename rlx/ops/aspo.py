@@ -67,15 +67,21 @@ def aspo_bias(
     bs = advantages.shape[0]
     mask = response_mask.to(advantages.dtype)
     token_lengths = mask.sum(-1)
-    length = token_lengths.to(torch.float64) if lengths is None else per_sample(
-        lengths, bs, dtype=torch.float64, device=device, name="lengths")
+    length = (
+        token_lengths.to(torch.float64)
+        if lengths is None
+        else per_sample(lengths, bs, dtype=torch.float64, device=device, name="lengths")
+    )
     pos = per_sample(first_code_pos, bs, dtype=torch.float64, device=device, name="first_code_pos")
     used = per_sample(used_code, bs, dtype=torch.float64, device=device, name="used_code") > 0
     ok = per_sample(correct, bs, dtype=torch.float64, device=device, name="correct") > 0
     eligible = ok & used & (pos >= 0) & (token_lengths > 0)
     if require_code_pass:
-        passed = (per_sample(code_pass, bs, dtype=torch.float64, device=device, name="code_pass") > 0
-                  if code_pass is not None else torch.zeros_like(eligible))
+        passed = (
+            per_sample(code_pass, bs, dtype=torch.float64, device=device, name="code_pass") > 0
+            if code_pass is not None
+            else torch.zeros_like(eligible)
+        )
         eligible = eligible & passed
 
     gidx, n_groups = group_index(index, device=device)

@@ -86,8 +86,9 @@ def detect_code(
     return (True, min(positions)) if positions else (False, -1)
 
 
-def code_extras(text: str | None, messages: Iterable[Mapping[str, Any]] | None = None,
-                options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def code_extras(
+    text: str | None, messages: Iterable[Mapping[str, Any]] | None = None, options: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Reward extras for ASPO from one response: `used_code`, `first_code_pos` (-1: none) and `response_chars`.
 
     Args:
@@ -114,5 +115,9 @@ def detector_switches(options: Mapping[str, Any] | None) -> dict[str, bool]:
         if key not in DETECTION_DEFAULTS:
             raise ValueError(f"aspo.code_detection.{key}: unknown switch (known: {', '.join(DETECTION_DEFAULTS)})")
         opts[key] = bool(value)
-    return {"use_messages": opts["messages"], "markdown_fences": opts["markdown_fences"],
-            "html_tags": opts["html_tags"], "tool_json": opts["tool_json"]}
+    return {
+        "use_messages": opts["messages"],
+        "markdown_fences": opts["markdown_fences"],
+        "html_tags": opts["html_tags"],
+        "tool_json": opts["tool_json"],
+    }

@@ -72,12 +72,15 @@ def _raise_non_finite(old_log_prob: torch.Tensor, response_mask: torch.Tensor) -
     where = "a valid response token"
     if bool(bad.any()):
         row, pos = (int(v) for v in bad.nonzero()[0])
-        where = (f"{int(bad.sum())} valid response token(s) (first: row {row}, position {pos}, value "
-                 f"{float(old_log_prob[row, pos])})")
+        where = (
+            f"{int(bad.sum())} valid response token(s) (first: row {row}, position {pos}, value "
+            f"{float(old_log_prob[row, pos])})"
+        )
     raise ValueError(
         f"rlx_gepo: the old log-prob is not finite at {where}; GEPO's group expectation E_q[q] would be undefined. "
         "hint: check the actor's old log-prob recomputation (NaN usually means a diverged model or a low-precision "
-        "overflow)")
+        "overflow)"
+    )
 
 
 class GepoLoss(NamedTuple):

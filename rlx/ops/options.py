@@ -19,8 +19,13 @@ ENV_VAR = "RLX_ALGO_CFG"
 DEFAULTS: dict[str, dict[str, Any]] = {
     "aepo": {"alpha": 0.2, "sg_scope": "high_entropy", "weight_floor": 0.0, "stats_scope": "batch"},
     "gepo": {"log_w_max": 10.0},
-    "aspo": {"base": "grpo", "delta": -2.0, "k": 0.7, "require_code_pass": False,
-             "code_detection": {"messages": True, "markdown_fences": True, "html_tags": True, "tool_json": True}},
+    "aspo": {
+        "base": "grpo",
+        "delta": -2.0,
+        "k": 0.7,
+        "require_code_pass": False,
+        "code_detection": {"messages": True, "markdown_fences": True, "html_tags": True, "tool_json": True},
+    },
     "vapo": {"alpha": 0.05, "lambda_critic": 1.0, "nll_coef": 0.1},
 }
 
@@ -51,12 +56,15 @@ def env_config() -> dict[str, Any]:
     try:
         parsed = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{ENV_VAR} is not valid JSON: {exc}", where=f"env {ENV_VAR}",
-                          hint=f"set {ENV_VAR} to the algorithm.rlx section as JSON, e.g. "
-                          '\'{"aepo": {"alpha": 0.2}}\'') from exc
+        raise ConfigError(
+            f"{ENV_VAR} is not valid JSON: {exc}",
+            where=f"env {ENV_VAR}",
+            hint=f'set {ENV_VAR} to the algorithm.rlx section as JSON, e.g. \'{{"aepo": {{"alpha": 0.2}}}}\'',
+        ) from exc
     if not isinstance(parsed, dict):
-        raise ConfigError(f"{ENV_VAR} must be a JSON object", where=f"env {ENV_VAR}",
-                          hint='e.g. {"aspo": {"delta": -2.0, "k": 0.7}}')
+        raise ConfigError(
+            f"{ENV_VAR} must be a JSON object", where=f"env {ENV_VAR}", hint='e.g. {"aspo": {"delta": -2.0, "k": 0.7}}'
+        )
     _cache.env = (text, parsed)
     return parsed
 

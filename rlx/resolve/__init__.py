@@ -221,8 +221,11 @@ def flatten(container: Any, prefix: str = "") -> dict[str, Any]:
 
 # Sections verl turns into strict dataclasses, and the free-form maps inside them that accept new keys.
 _STRICT_ROOTS = ("actor_rollout_ref.", "critic.")
-_FREE_MAPS = ("actor_rollout_ref.model.override_config.", "actor_rollout_ref.rollout.engine_kwargs.",
-              "critic.model.override_config.")
+_FREE_MAPS = (
+    "actor_rollout_ref.model.override_config.",
+    "actor_rollout_ref.rollout.engine_kwargs.",
+    "critic.model.override_config.",
+)
 
 
 def _unknown_key_error(cfg, path: str, text: str, where: str, *, op: str = "") -> ConfigError:
@@ -234,11 +237,15 @@ def _unknown_key_error(cfg, path: str, text: str, where: str, *, op: str = "") -
     if op == "~":
         hint = "there is nothing to delete: remove the override"
     elif kind == "moved":
-        return ConfigError(message + f": verl {_verl_version()} moved it to {home}", where=where or text,
-                           hint=f"write `{home}={value}` instead" if value else f"use {home} instead")
+        return ConfigError(
+            message + f": verl {_verl_version()} moved it to {home}",
+            where=where or text,
+            hint=f"write `{home}={value}` instead" if value else f"use {home} instead",
+        )
     elif kind == "removed":
-        return ConfigError(message + f": verl {_verl_version()} removed it", where=where or text,
-                           hint=f"delete the override: {home}")
+        return ConfigError(
+            message + f": verl {_verl_version()} removed it", where=where or text, hint=f"delete the override: {home}"
+        )
     else:
         hint = ""
     parts = path.split(".")
@@ -266,8 +273,10 @@ def _unknown_key_error(cfg, path: str, text: str, where: str, *, op: str = "") -
         hint = f"{hint}; {mean}" if hint else mean
     if op != "~":
         if not free:
-            add = (f"{parts[0]}.* is turned into verl dataclasses, which refuse keys they lack: `+{path}` would fail "
-                   "inside the job")
+            add = (
+                f"{parts[0]}.* is turned into verl dataclasses, which refuse keys they lack: `+{path}` would fail "
+                "inside the job"
+            )
         else:
             # In a free-form map the key is the user's own (engine kwargs): `+` with the value is the fix.
             shown = value if path.startswith(_FREE_MAPS) else "VALUE"
@@ -512,8 +521,9 @@ def resolve(
             loaded_preset = load_preset(preset_ref)
             own = ALGORITHMS.get(loaded_preset.algo) if loaded_preset.algo else _algorithm_from_chain(loaded_preset)
             if algorithm is not None and own is not None and own.name != algorithm.name:
-                raise _conflicting_algorithms(algorithm, own, loaded_preset, algo_from_cli=algo_given, exp=exp,
-                                              preset_from_cli=preset is not None)
+                raise _conflicting_algorithms(
+                    algorithm, own, loaded_preset, algo_from_cli=algo_given, exp=exp, preset_from_cli=preset is not None
+                )
             if algorithm is None:
                 algorithm = own
         elif algorithm is not None:
@@ -571,19 +581,20 @@ def resolve(
     )
 
 
-def _conflicting_algorithms(named: Algorithm, own: Algorithm, preset: Preset, *, algo_from_cli: bool, exp,
-                            preset_from_cli: bool) -> ConfigError:
+def _conflicting_algorithms(
+    named: Algorithm, own: Algorithm, preset: Preset, *, algo_from_cli: bool, exp, preset_from_cli: bool
+) -> ConfigError:
     """Two inputs name different algorithms: the title would say one and the losses train the other."""
     said = "--algo" if algo_from_cli else f"{exp.source.name} (`algo: {exp.algo}`)"
     given = f"--preset {preset.source.name}" if preset_from_cli else f"{exp.source.name} (`preset:`)"
     lineage = " <- ".join(p.name for p in [preset, *reversed(preset.chain)])
     return ConfigError(
-        f"conflicting algorithm sources: {said} names {named.title}, but {given} is a {own.title} preset "
-        f"({lineage})",
+        f"conflicting algorithm sources: {said} names {named.title}, but {given} is a {own.title} preset ({lineage})",
         where=str(exp.source) if exp is not None and not algo_from_cli else "",
         hint=f"keep one: drop `algo: {named.name}` (the preset decides), or use a preset that extends {named.name} "
-        f"(`extends: {named.name}`)" if not algo_from_cli else
-        f"keep one: drop --algo {named.name} (the preset decides), or use a preset that extends {named.name}",
+        f"(`extends: {named.name}`)"
+        if not algo_from_cli
+        else f"keep one: drop --algo {named.name} (the preset decides), or use a preset that extends {named.name}",
     )
 
 

@@ -16,9 +16,14 @@ import sys
 import time
 from typing import Any
 
-PROGRESS_KEYS = (("critic/advantages/mean", "adv", 2), ("actor/pg_clipfrac", "pg_clipfrac", 3),
-                 ("actor/ppo_kl", "ppo_kl", 4), ("actor/entropy", "entropy", 2), ("critic/vf_loss", "vf_loss", 3),
-                 ("code/first_pos/mean", "first_code_pos", 2))
+PROGRESS_KEYS = (
+    ("critic/advantages/mean", "adv", 2),
+    ("actor/pg_clipfrac", "pg_clipfrac", 3),
+    ("actor/ppo_kl", "ppo_kl", 4),
+    ("actor/entropy", "entropy", 2),
+    ("critic/vf_loss", "vf_loss", 3),
+    ("code/first_pos/mean", "first_code_pos", 2),
+)
 
 
 def progress_line(step: int, total: int, metrics: dict[str, float], steps_per_s: float | None = None) -> str:
@@ -56,24 +61,30 @@ def main(argv: list[str] | None = None) -> int:
 
             trainer = config.get("trainer") or {}
             try:
-                logger = MlflowLogger(experiment=str(trainer.get("project_name") or "rlx"),
-                                      run_name=trainer.get("experiment_name"))
+                logger = MlflowLogger(
+                    experiment=str(trainer.get("project_name") or "rlx"), run_name=trainer.get("experiment_name")
+                )
                 logger.log_params(config_params(config))
             except RlxError:
                 raise
             except Exception as e:  # noqa: BLE001 - any MLflow/store failure
-                raise UnreachableError(f"cannot log to MLflow: {str(e).splitlines()[0]}",
-                                       hint="check MLFLOW_TRACKING_URI and MLFLOW_RUN_ID") from None
+                raise UnreachableError(
+                    f"cannot log to MLflow: {str(e).splitlines()[0]}",
+                    hint="check MLFLOW_TRACKING_URI and MLFLOW_RUN_ID",
+                ) from None
         total = {"n": args.steps}
         t0 = time.monotonic()
 
         def on_start(info: dict[str, Any]) -> None:
             sizes = info["sizes"]
             total["n"] = sizes.steps
-            print(f"rlx smoke: {info['algorithm'] or 'config'} (adv_estimator={info['adv_estimator']}, "
-                  f"loss_mode={info['loss_mode']}, loss_agg_mode={info['loss_agg_mode']}, clip="
-                  f"{info['clip_ratio_low']}/{info['clip_ratio_high']}) task={info['task']} seed={info['seed']} "
-                  f"reward={info['reward_fn']}", flush=True)
+            print(
+                f"rlx smoke: {info['algorithm'] or 'config'} (adv_estimator={info['adv_estimator']}, "
+                f"loss_mode={info['loss_mode']}, loss_agg_mode={info['loss_agg_mode']}, clip="
+                f"{info['clip_ratio_low']}/{info['clip_ratio_high']}) task={info['task']} seed={info['seed']} "
+                f"reward={info['reward_fn']}",
+                flush=True,
+            )
             print("shrunk sizes (every other key comes from the resolved config):\n" + info["shrunk"], flush=True)
             if logger is not None:
                 logger.log_params(sizes.params() | {"rlx/smoke/task": info["task"], "rlx/smoke/seed": info["seed"]})
@@ -83,11 +94,21 @@ def main(argv: list[str] | None = None) -> int:
                 logger.log_metrics(metrics, step)
             print(progress_line(step, total["n"], metrics, step / max(time.monotonic() - t0, 1e-9)), flush=True)
 
-        result = run(config, task=args.task, steps=args.steps, seed=args.seed, on_step=on_step, on_start=on_start,
-                     algorithm=args.algo)
+        result = run(
+            config,
+            task=args.task,
+            steps=args.steps,
+            seed=args.seed,
+            on_step=on_step,
+            on_start=on_start,
+            algorithm=args.algo,
+        )
         s = result.summary()
-        print(f"done: {s['steps']} steps in {s['wall_s']} s, score {s['score_first']:.2f} -> {s['score_final']:.2f} "
-              f"(mean of the last 5 steps)" + (f", mlflow run {logger.run_id}" if logger else ""), flush=True)
+        print(
+            f"done: {s['steps']} steps in {s['wall_s']} s, score {s['score_first']:.2f} -> {s['score_final']:.2f} "
+            f"(mean of the last 5 steps)" + (f", mlflow run {logger.run_id}" if logger else ""),
+            flush=True,
+        )
         if logger is not None:
             logger.finish("FINISHED")
         return 0

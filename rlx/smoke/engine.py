@@ -73,8 +73,13 @@ class SmokeResult:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "algorithm": self.algorithm, "adv_estimator": self.adv_estimator, "loss_mode": self.loss_mode,
-            "task": self.task, "seed": self.seed, "steps": self.steps, "wall_s": round(self.wall_s, 2),
+            "algorithm": self.algorithm,
+            "adv_estimator": self.adv_estimator,
+            "loss_mode": self.loss_mode,
+            "task": self.task,
+            "seed": self.seed,
+            "steps": self.steps,
+            "wall_s": round(self.wall_s, 2),
             "score_first": self.history[0].get("critic/score/mean") if self.history else None,
             "score_final": self.final(),
         }
@@ -88,8 +93,10 @@ def _as_dictconfig(config: Any):
         return config
     if isinstance(config, Mapping):
         return OmegaConf.create(dict(config))
-    raise ConfigError(f"the smoke engine needs a verl config mapping, got {type(config).__name__}",
-                      hint="pass rlx.resolve.resolve(...).config or .container()")
+    raise ConfigError(
+        f"the smoke engine needs a verl config mapping, got {type(config).__name__}",
+        hint="pass rlx.resolve.resolve(...).config or .container()",
+    )
 
 
 def _getter(cfg) -> Callable[[str, Any], Any]:
@@ -177,8 +184,11 @@ def _actor_config(cfg, sz: sizes_mod.SmokeSizes):
     try:
         return omega_conf_to_dataclass(actor)
     except Exception as e:  # noqa: BLE001 - verl's __post_init__ checks raise several types
-        raise ConfigError(f"verl refused the actor config: {str(e).splitlines()[0]}",
-                          where="actor_rollout_ref.actor", hint="run `rlx validate config` on this config") from None
+        raise ConfigError(
+            f"verl refused the actor config: {str(e).splitlines()[0]}",
+            where="actor_rollout_ref.actor",
+            hint="run `rlx validate config` on this config",
+        ) from None
 
 
 # ------------------------------------------------------------------------------------------------------------ reward
@@ -194,22 +204,32 @@ def _reward_fn(get) -> tuple[Callable[..., Any], str]:
         return compute_score, "rlx.smoke.tasks.compute_score"
     name = section.get("name") or "compute_score"
     if not os.path.exists(path):
-        raise ConfigError(f"custom reward file not found: {path}", where=f"{where}.path",
-                          hint="give an absolute path to a .py file defining "
-                          f"{name}(data_source, solution_str, ground_truth, extra_info)")
+        raise ConfigError(
+            f"custom reward file not found: {path}",
+            where=f"{where}.path",
+            hint="give an absolute path to a .py file defining "
+            f"{name}(data_source, solution_str, ground_truth, extra_info)",
+        )
     from verl.utils.import_utils import load_extern_object
 
     try:
         fn = load_extern_object(module_path=path, object_name=name)
     except Exception as e:  # noqa: BLE001 - user code: any import error
-        raise ConfigError(f"cannot load reward function {name!r} from {path}: {e}", where=f"{where}.name",
-                          hint=f"define `def {name}(data_source, solution_str, ground_truth, extra_info=None)`") \
-            from None
+        raise ConfigError(
+            f"cannot load reward function {name!r} from {path}: {e}",
+            where=f"{where}.name",
+            hint=f"define `def {name}(data_source, solution_str, ground_truth, extra_info=None)`",
+        ) from None
     kwargs = dict(section.get("reward_kwargs") or {})
 
     def call(data_source, solution_str, ground_truth, extra_info=None):
-        return fn(data_source=data_source, solution_str=solution_str, ground_truth=ground_truth,
-                  extra_info=extra_info, **kwargs)
+        return fn(
+            data_source=data_source,
+            solution_str=solution_str,
+            ground_truth=ground_truth,
+            extra_info=extra_info,
+            **kwargs,
+        )
 
     return call, f"{path}:{name}"
 
@@ -219,20 +239,24 @@ def _score(fn, row: Mapping[str, Any], solution: str) -> tuple[float, dict[str, 
     try:
         out = fn(row["data_source"], solution, row["reward_model"]["ground_truth"], row.get("extra_info"))
     except Exception as e:
-        raise JobFailedError(f"the reward function raised {type(e).__name__}: {e}",
-                             where=f"data_source={row['data_source']}",
-                             hint="fix the reward function; the smoke run calls it exactly as verl does") from e
+        raise JobFailedError(
+            f"the reward function raised {type(e).__name__}: {e}",
+            where=f"data_source={row['data_source']}",
+            hint="fix the reward function; the smoke run calls it exactly as verl does",
+        ) from e
     if isinstance(out, Mapping):
         if "score" not in out:
-            raise JobFailedError("the reward function returned a dict without a 'score' key",
-                                 hint="return a float, or a dict with 'score' and extra metrics (verl's contract)")
+            raise JobFailedError(
+                "the reward function returned a dict without a 'score' key",
+                hint="return a float, or a dict with 'score' and extra metrics (verl's contract)",
+            )
         return float(out["score"]), dict(out)
     return float(out), {}
 
 
 # -------------------------------------------------------------------------------------------------------- tensors
 def _response_logits(model, seqs, prompt_len: int, temperature: float):
-    logits = model(input_ids=seqs).logits[:, prompt_len - 1:-1, :]
+    logits = model(input_ids=seqs).logits[:, prompt_len - 1 : -1, :]
     return logits / temperature
 
 
@@ -247,8 +271,9 @@ def _logprob_entropy(model, seqs, prompt_len: int, temperature: float, want_entr
     return logp, ent
 
 
-def _sample(model, prompts, max_new: int, eos: int, pad: int, *, temperature: float, top_p: float, top_k: int,
-            greedy: bool, gen):
+def _sample(
+    model, prompts, max_new: int, eos: int, pad: int, *, temperature: float, top_p: float, top_k: int, greedy: bool, gen
+):
     """Autoregressive sampling with temperature / top-k / top-p (verl's rollout semantics); EOS ends a response."""
     import torch
 
@@ -308,9 +333,16 @@ def _mean_metrics(acc: dict[str, list[float]]) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------------------------------------------- run
-def run(config: Any, *, task: str = "copy", steps: int | None = None, seed: int = 0,
-        on_step: Callable[[int, dict[str, float]], Any] | None = None,
-        on_start: Callable[[dict[str, Any]], Any] | None = None, algorithm: str | None = None) -> SmokeResult:
+def run(
+    config: Any,
+    *,
+    task: str = "copy",
+    steps: int | None = None,
+    seed: int = 0,
+    on_step: Callable[[int, dict[str, float]], Any] | None = None,
+    on_start: Callable[[dict[str, Any]], Any] | None = None,
+    algorithm: str | None = None,
+) -> SmokeResult:
     """Train the resolved verl `config` on a tiny model and synthetic task, on CPU; return the per-step metrics.
 
     Args:
@@ -334,8 +366,9 @@ def run(config: Any, *, task: str = "copy", steps: int | None = None, seed: int 
     cfg = _as_dictconfig(config)
     get = _getter(cfg)
     the_task = get_task(task)
-    sz = sizes_mod.plan(get, max_prompt_length=the_task.max_prompt_length,
-                        max_response_length=the_task.max_response_length, steps=steps)
+    sz = sizes_mod.plan(
+        get, max_prompt_length=the_task.max_prompt_length, max_response_length=the_task.max_response_length, steps=steps
+    )
     options = _rlx_options(get)
     core_algos, plugin_problem = _import_verl(options)
 
@@ -346,10 +379,22 @@ def run(config: Any, *, task: str = "copy", steps: int | None = None, seed: int 
 
     adv_name = str(get("algorithm.adv_estimator", "gae"))
     loss_mode = str(get("actor_rollout_ref.actor.policy_loss.loss_mode", "vanilla"))
-    adv_fn = _registry_fn(core_algos.get_adv_estimator_fn, adv_name, core_algos.ADV_ESTIMATOR_REGISTRY,
-                          "advantage estimator", "algorithm.adv_estimator", plugin_problem)
-    loss_fn = _registry_fn(core_algos.get_policy_loss_fn, loss_mode, core_algos.POLICY_LOSS_REGISTRY,
-                           "policy loss", "actor_rollout_ref.actor.policy_loss.loss_mode", plugin_problem)
+    adv_fn = _registry_fn(
+        core_algos.get_adv_estimator_fn,
+        adv_name,
+        core_algos.ADV_ESTIMATOR_REGISTRY,
+        "advantage estimator",
+        "algorithm.adv_estimator",
+        plugin_problem,
+    )
+    loss_fn = _registry_fn(
+        core_algos.get_policy_loss_fn,
+        loss_mode,
+        core_algos.POLICY_LOSS_REGISTRY,
+        "policy loss",
+        "actor_rollout_ref.actor.policy_loss.loss_mode",
+        plugin_problem,
+    )
     adv_params, adv_varkw = _params(adv_fn)
     loss_params, _ = _params(loss_fn)
     actor_cfg = _actor_config(cfg, sz)
@@ -363,8 +408,11 @@ def run(config: Any, *, task: str = "copy", steps: int | None = None, seed: int 
     gad_key = get("algorithm.rlx.gad.teacher_key", None)
     gad = gad_key is not None and str(gad_key).strip() != ""
     if gad and not use_critic:
-        raise ConfigError("GAD's discriminator runs on the critic, but the critic is disabled", where="critic.enable",
-                          hint="set critic.enable=true")
+        raise ConfigError(
+            "GAD's discriminator runs on the critic, but the critic is disabled",
+            where="critic.enable",
+            hint="set critic.enable=true",
+        )
     use_kl_in_reward = bool(get("algorithm.use_kl_in_reward", False))
     use_ref = bool(actor_cfg.use_kl_loss) or use_kl_in_reward
     nll_coef = float(_find_option(options, "nll_coef") or 0.0)
@@ -393,19 +441,22 @@ def run(config: Any, *, task: str = "copy", steps: int | None = None, seed: int 
         ref.eval().requires_grad_(False)
     optim_cfg = cfg.actor_rollout_ref.actor.optim
     betas = tuple(get("actor_rollout_ref.actor.optim.betas", None) or (0.9, 0.999))
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=sz.actor_lr, betas=betas,
-                                  weight_decay=float(optim_cfg.get("weight_decay", 0.0) or 0.0))
+    optimizer = torch.optim.AdamW(
+        policy.parameters(), lr=sz.actor_lr, betas=betas, weight_decay=float(optim_cfg.get("weight_decay", 0.0) or 0.0)
+    )
     critic = critic_opt = None
     critic_cfg = None
     disc = disc_opt = None
     if gad:
         disc = build_discriminator(tok, policy)
-        disc_opt = torch.optim.AdamW(disc.parameters(), lr=sz.critic_lr,
-                                     weight_decay=float(get("critic.optim.weight_decay", 0.0) or 0.0))
+        disc_opt = torch.optim.AdamW(
+            disc.parameters(), lr=sz.critic_lr, weight_decay=float(get("critic.optim.weight_decay", 0.0) or 0.0)
+        )
     elif use_critic:
         critic = build_critic(tok)
-        critic_opt = torch.optim.AdamW(critic.parameters(), lr=sz.critic_lr,
-                                       weight_decay=float(get("critic.optim.weight_decay", 0.0) or 0.0))
+        critic_opt = torch.optim.AdamW(
+            critic.parameters(), lr=sz.critic_lr, weight_decay=float(get("critic.optim.weight_decay", 0.0) or 0.0)
+        )
         critic_cfg = {
             "cliprange_value": float(get("critic.cliprange_value", 0.5)),
             "loss_agg_mode": str(get("critic.loss_agg_mode", "token-mean")),
@@ -433,16 +484,34 @@ def run(config: Any, *, task: str = "copy", steps: int | None = None, seed: int 
             teacher_ids.append(ids + [tok.pad_id] * (R - len(ids)))
 
     info = {
-        "algorithm": algorithm, "adv_estimator": adv_name, "loss_mode": loss_mode,
-        "task": the_task.name, "seed": seed, "sizes": sz, "shrunk": sz.table(), "reward_fn": reward_name,
-        "critic": use_critic, "gad": gad, "reference": use_ref, "kl_in_reward": use_kl_in_reward, "filter_groups": filter_metric,
-        "loss_agg_mode": actor_cfg.loss_agg_mode, "clip_ratio_low": actor_cfg.clip_ratio_low,
-        "clip_ratio_high": actor_cfg.clip_ratio_high, "ppo_epochs": actor_cfg.ppo_epochs,
+        "algorithm": algorithm,
+        "adv_estimator": adv_name,
+        "loss_mode": loss_mode,
+        "task": the_task.name,
+        "seed": seed,
+        "sizes": sz,
+        "shrunk": sz.table(),
+        "reward_fn": reward_name,
+        "critic": use_critic,
+        "gad": gad,
+        "reference": use_ref,
+        "kl_in_reward": use_kl_in_reward,
+        "filter_groups": filter_metric,
+        "loss_agg_mode": actor_cfg.loss_agg_mode,
+        "clip_ratio_low": actor_cfg.clip_ratio_low,
+        "clip_ratio_high": actor_cfg.clip_ratio_high,
+        "ppo_epochs": actor_cfg.ppo_epochs,
     }
     if on_start is not None:
         on_start(info)
-    result = SmokeResult(algorithm=info["algorithm"], adv_estimator=adv_name, loss_mode=loss_mode,
-                         task=the_task.name, seed=seed, sizes=sz)
+    result = SmokeResult(
+        algorithm=info["algorithm"],
+        adv_estimator=adv_name,
+        loss_mode=loss_mode,
+        task=the_task.name,
+        seed=seed,
+        sizes=sz,
+    )
 
     order = rng.permutation(len(rows))
     cursor = 0
@@ -454,7 +523,7 @@ def run(config: Any, *, task: str = "copy", steps: int | None = None, seed: int 
         metrics: dict[str, float] = {}
         if cursor + sz.prompts > len(order):
             order, cursor, epoch = rng.permutation(len(rows)), 0, epoch + 1
-        picked = order[cursor:cursor + sz.prompts]
+        picked = order[cursor : cursor + sz.prompts]
         cursor += sz.prompts
 
         # 1. rollout: n samples per prompt
@@ -464,8 +533,18 @@ def run(config: Any, *, task: str = "copy", steps: int | None = None, seed: int 
         sample_rows = [rows[i] for i in picked for _ in range(sz.n)]
         policy.eval()
         with torch.no_grad():
-            resp, mask = _sample(policy, prompts, sz.max_response_length, tok.eos_id, tok.pad_id,
-                                 temperature=temperature, top_p=top_p, top_k=top_k, greedy=not do_sample, gen=gen)
+            resp, mask = _sample(
+                policy,
+                prompts,
+                sz.max_response_length,
+                tok.eos_id,
+                tok.pad_id,
+                temperature=temperature,
+                top_p=top_p,
+                top_k=top_k,
+                greedy=not do_sample,
+                gen=gen,
+            )
         seqs = torch.cat([prompts, resp], dim=1)
         timing["gen"] = time.monotonic() - t
 
@@ -513,7 +592,7 @@ def run(config: Any, *, task: str = "copy", steps: int | None = None, seed: int 
             t = time.monotonic()
             critic.eval()
             with torch.no_grad():
-                values = critic(seqs)[:, P - 1:-1] * mask
+                values = critic(seqs)[:, P - 1 : -1] * mask
             timing["values"] = time.monotonic() - t
         metrics["actor/entropy"] = float(core_algos.agg_loss(old_ent, mask, "token-mean"))
 
@@ -533,19 +612,42 @@ def run(config: Any, *, task: str = "copy", steps: int | None = None, seed: int 
             elif filter_metric in extras:
                 fvals = [float(v) for v in extras[filter_metric]]
             else:
-                raise ConfigError(f"algorithm.filter_groups.metric={filter_metric!r} is not a key the reward "
-                                  "function returns", where="algorithm.filter_groups.metric",
-                                  hint="use 'reward', or return a dict with that key from compute_score; keys: "
-                                  + ", ".join(sorted(extras)))
+                raise ConfigError(
+                    f"algorithm.filter_groups.metric={filter_metric!r} is not a key the reward function returns",
+                    where="algorithm.filter_groups.metric",
+                    hint="use 'reward', or return a dict with that key from compute_score; keys: "
+                    + ", ".join(sorted(extras)),
+                )
             fv = torch.tensor(fvals).view(-1, sz.n)
             keep = (fv.std(dim=1, unbiased=False) > 0).repeat_interleave(sz.n)
             metrics["training/filter_groups/evicted_samples"] = float((~keep).sum())
 
         # 5. advantages from verl's registry
         t = time.monotonic()
-        advantages, returns = _advantages(core_algos, adv_fn, adv_params, adv_varkw, algo_cfg, get, token_rewards,
-                                          mask, uid, values, extras, old_lp, policy, prompts, sz, tok, reward_fn,
-                                          sample_rows, temperature, top_p, top_k, gen)
+        advantages, returns = _advantages(
+            core_algos,
+            adv_fn,
+            adv_params,
+            adv_varkw,
+            algo_cfg,
+            get,
+            token_rewards,
+            mask,
+            uid,
+            values,
+            extras,
+            old_lp,
+            policy,
+            prompts,
+            sz,
+            tok,
+            reward_fn,
+            sample_rows,
+            temperature,
+            top_p,
+            top_k,
+            gen,
+        )
         timing["adv"] = time.monotonic() - t
         metrics.update(_estimator_diagnostics())
 
@@ -560,8 +662,9 @@ def run(config: Any, *, task: str = "copy", steps: int | None = None, seed: int 
             ret_v, val_v = returns[vmask], values[vmask]
             metrics["critic/vf_explained_var"] = float(1 - (ret_v - val_v).var() / (ret_v.var() + 1e-5))
         metrics.update(_stats("response_length", lengths))
-        metrics["response_length/clip_ratio"] = float((resp[:, -1] != tok.pad_id).logical_and(
-            resp[:, -1] != tok.eos_id).float().mean())
+        metrics["response_length/clip_ratio"] = float(
+            (resp[:, -1] != tok.pad_id).logical_and(resp[:, -1] != tok.eos_id).float().mean()
+        )
         metrics.update(_stats("prompt_length", torch.full((len(scores),), float(P))))
         used = torch.tensor([bool(u) for u in extras["used_code"]])
         pos = torch.tensor([float(p) for p in extras["first_code_pos"]])
@@ -580,13 +683,28 @@ def run(config: Any, *, task: str = "copy", steps: int | None = None, seed: int 
         sel = keep.nonzero().squeeze(-1)
         if disc is not None:
             t = time.monotonic()
-            metrics.update(_update_discriminator(disc, disc_opt, seqs, mask, teacher_seqs, teacher_mask, P, sel, sz,
-                                                 float(get("critic.grad_clip", 1.0) or 1.0), step, seed))
+            metrics.update(
+                _update_discriminator(
+                    disc,
+                    disc_opt,
+                    seqs,
+                    mask,
+                    teacher_seqs,
+                    teacher_mask,
+                    P,
+                    sel,
+                    sz,
+                    float(get("critic.grad_clip", 1.0) or 1.0),
+                    step,
+                    seed,
+                )
+            )
             timing["update_critic"] = time.monotonic() - t
         if critic is not None:
             t = time.monotonic()
-            metrics.update(_update_critic(core_algos, critic, critic_opt, critic_cfg, seqs, P, mask, values,
-                                          returns, sel, sz))
+            metrics.update(
+                _update_critic(core_algos, critic, critic_opt, critic_cfg, seqs, P, mask, values, returns, sel, sz)
+            )
             timing["update_critic"] = time.monotonic() - t
         if step > sz.critic_warmup:
             t = time.monotonic()
@@ -599,9 +717,30 @@ def run(config: Any, *, task: str = "copy", steps: int | None = None, seed: int 
             from rlx.verl_plugin import loss_extras
 
             with loss_extras(**extras):
-                metrics.update(_update_actor(core_algos, loss_fn, loss_params, actor_cfg, policy, optimizer, seqs, P,
-                                             mask, old_lp, ref_lp, advantages, log_denom, correct, nll_coef, sel, sz,
-                                             temperature, step, seed))
+                metrics.update(
+                    _update_actor(
+                        core_algos,
+                        loss_fn,
+                        loss_params,
+                        actor_cfg,
+                        policy,
+                        optimizer,
+                        seqs,
+                        P,
+                        mask,
+                        old_lp,
+                        ref_lp,
+                        advantages,
+                        log_denom,
+                        correct,
+                        nll_coef,
+                        sel,
+                        sz,
+                        temperature,
+                        step,
+                        seed,
+                    )
+                )
             timing["update_actor"] = time.monotonic() - t
         metrics["actor/lr"] = sz.actor_lr
         timing["step"] = time.monotonic() - t0
@@ -612,8 +751,10 @@ def run(config: Any, *, task: str = "copy", steps: int | None = None, seed: int 
         metrics["training/epoch"] = float(epoch)
         bad = [k for k in ("actor/pg_loss", "actor/grad_norm") if k in metrics and metrics[k] != metrics[k]]
         if bad:
-            raise JobFailedError(f"training diverged at step {step}: {', '.join(bad)} is NaN",
-                                 hint="lower the learning rate or check the loss settings")
+            raise JobFailedError(
+                f"training diverged at step {step}: {', '.join(bad)} is NaN",
+                hint="lower the learning rate or check the loss settings",
+            )
         result.history.append(metrics)
         if on_step is not None:
             on_step(step, metrics)
@@ -621,24 +762,61 @@ def run(config: Any, *, task: str = "copy", steps: int | None = None, seed: int 
     return result
 
 
-def _advantages(core_algos, adv_fn, params, varkw, algo_cfg, get, token_rewards, mask, uid, values, extras, old_lp,
-                policy, prompts, sz, tok, reward_fn, sample_rows, temperature, top_p, top_k, gen):
+def _advantages(
+    core_algos,
+    adv_fn,
+    params,
+    varkw,
+    algo_cfg,
+    get,
+    token_rewards,
+    mask,
+    uid,
+    values,
+    extras,
+    old_lp,
+    policy,
+    prompts,
+    sz,
+    tok,
+    reward_fn,
+    sample_rows,
+    temperature,
+    top_p,
+    top_k,
+    gen,
+):
     """Call the estimator the way verl's `compute_advantage` does; extra inputs by what its signature names."""
     import torch
 
     if adv_fn is core_algos.get_adv_estimator_fn("gae"):
-        return adv_fn(token_level_rewards=token_rewards, values=values, response_mask=mask,
-                      gamma=float(get("algorithm.gamma", 1.0)), lam=float(get("algorithm.lam", 1.0)))
+        return adv_fn(
+            token_level_rewards=token_rewards,
+            values=values,
+            response_mask=mask,
+            gamma=float(get("algorithm.gamma", 1.0)),
+            lam=float(get("algorithm.lam", 1.0)),
+        )
     if adv_fn is core_algos.get_adv_estimator_fn("grpo"):
-        return adv_fn(token_level_rewards=token_rewards, response_mask=mask, index=uid,
-                      norm_adv_by_std_in_grpo=bool(get("algorithm.norm_adv_by_std_in_grpo", True)))
-    kwargs: dict[str, Any] = {"token_level_rewards": token_rewards, "response_mask": mask, "config": algo_cfg,
-                              "index": uid}
+        return adv_fn(
+            token_level_rewards=token_rewards,
+            response_mask=mask,
+            index=uid,
+            norm_adv_by_std_in_grpo=bool(get("algorithm.norm_adv_by_std_in_grpo", True)),
+        )
+    kwargs: dict[str, Any] = {
+        "token_level_rewards": token_rewards,
+        "response_mask": mask,
+        "config": algo_cfg,
+        "index": uid,
+    }
     if "reward_baselines" in params:
-        kwargs["reward_baselines"] = _greedy_baselines(policy, prompts, sz, tok, reward_fn, sample_rows, temperature,
-                                                       top_p, top_k, gen)
+        kwargs["reward_baselines"] = _greedy_baselines(
+            policy, prompts, sz, tok, reward_fn, sample_rows, temperature, top_p, top_k, gen
+        )
     available = {
-        "values": values, "old_log_probs": old_lp,
+        "values": values,
+        "old_log_probs": old_lp,
         "first_code_pos": torch.tensor([float(p) for p in extras["first_code_pos"]]),
         "used_code": torch.tensor([bool(u) for u in extras["used_code"]]),
         "correct": torch.tensor([bool(c) for c in extras["correct"]]),
@@ -647,9 +825,12 @@ def _advantages(core_algos, adv_fn, params, varkw, algo_cfg, get, token_rewards,
     for name, value in available.items():
         if name in params:
             if value is None and inspect.signature(adv_fn).parameters[name].default is inspect.Parameter.empty:
-                raise ConfigError(f"advantage estimator {get('algorithm.adv_estimator')!r} needs {name!r}, which "
-                                  "this run does not produce", where="algorithm.adv_estimator",
-                                  hint="enable the critic (critic.enable=true)" if name == "values" else None)
+                raise ConfigError(
+                    f"advantage estimator {get('algorithm.adv_estimator')!r} needs {name!r}, which "
+                    "this run does not produce",
+                    where="algorithm.adv_estimator",
+                    hint="enable the critic (critic.enable=true)" if name == "values" else None,
+                )
             if value is not None:
                 kwargs[name] = value
     kwargs = {k: v for k, v in kwargs.items() if k in params or varkw}
@@ -672,10 +853,20 @@ def _greedy_baselines(policy, prompts, sz, tok, reward_fn, sample_rows, temperat
     """ReMax's baseline: the reward of a greedy response per prompt, broadcast to its samples."""
     import torch
 
-    first = prompts[::sz.n]
+    first = prompts[:: sz.n]
     with torch.no_grad():
-        resp, _ = _sample(policy, first, sz.max_response_length, tok.eos_id, tok.pad_id, temperature=temperature,
-                          top_p=top_p, top_k=top_k, greedy=True, gen=gen)
+        resp, _ = _sample(
+            policy,
+            first,
+            sz.max_response_length,
+            tok.eos_id,
+            tok.pad_id,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            greedy=True,
+            gen=gen,
+        )
     base = [_score(reward_fn, sample_rows[i * sz.n], tok.decode(r))[0] for i, r in enumerate(resp.tolist())]
     return torch.tensor(base, dtype=torch.float32).repeat_interleave(sz.n)
 
@@ -692,8 +883,28 @@ def _mini_batches(sel, sz, step: int, epoch: int, seed: int, shuffle: bool):
     return [c for c in torch.tensor_split(idx, n_chunks) if len(c)]
 
 
-def _update_actor(core_algos, loss_fn, loss_params, actor_cfg, policy, optimizer, seqs, P, mask, old_lp, ref_lp,  # noqa: N803
-                  advantages, log_denom, correct, nll_coef, sel, sz, temperature, step, seed) -> dict[str, float]:
+def _update_actor(
+    core_algos,
+    loss_fn,
+    loss_params,
+    actor_cfg,
+    policy,
+    optimizer,
+    seqs,
+    P,
+    mask,
+    old_lp,
+    ref_lp,  # noqa: N803
+    advantages,
+    log_denom,
+    correct,
+    nll_coef,
+    sel,
+    sz,
+    temperature,
+    step,
+    seed,
+) -> dict[str, float]:
     """`ppo_epochs` x mini-batches x micro-batches of policy-loss updates, as verl's actor worker runs them."""
     import torch
 
@@ -701,7 +912,9 @@ def _update_actor(core_algos, loss_fn, loss_params, actor_cfg, policy, optimizer
     grad_norms: list[float] = []
     skipped = 0
     correct_t = torch.tensor(correct, dtype=torch.float32)
-    want_entropy = bool(actor_cfg.calculate_entropy) or float(actor_cfg.entropy_coeff) != 0.0 or "entropy" in loss_params
+    want_entropy = (
+        bool(actor_cfg.calculate_entropy) or float(actor_cfg.entropy_coeff) != 0.0 or "entropy" in loss_params
+    )
     policy.train()
     for epoch in range(int(actor_cfg.ppo_epochs)):
         for mb in _mini_batches(sel, sz, step, epoch, seed, bool(actor_cfg.shuffle)):
@@ -713,14 +926,23 @@ def _update_actor(core_algos, loss_fn, loss_params, actor_cfg, policy, optimizer
             nll_tokens = float((mask[mb] * correct_t[mb].unsqueeze(-1)).sum())
             for micro in torch.tensor_split(mb, min(sz.micro_per_mini, len(mb))):
                 # workers/utils/losses.py::ppo_loss sets these before each micro-batch (dp_size 1 on one CPU)
-                actor_cfg.global_batch_info.update(dp_size=1, batch_num_tokens=batch_num_tokens,
-                                                   global_batch_size=len(mb),
-                                                   loss_scale_factor=actor_cfg.loss_scale_factor)
+                actor_cfg.global_batch_info.update(
+                    dp_size=1,
+                    batch_num_tokens=batch_num_tokens,
+                    global_batch_size=len(mb),
+                    loss_scale_factor=actor_cfg.loss_scale_factor,
+                )
                 m = mask[micro]
                 logp, ent = _logprob_entropy(policy, seqs[micro], P, temperature, want_entropy=want_entropy)
-                kwargs: dict[str, Any] = dict(old_log_prob=old_lp[micro], log_prob=logp, advantages=advantages[micro],
-                                              response_mask=m.bool(), loss_agg_mode=actor_cfg.loss_agg_mode,
-                                              config=actor_cfg, rollout_is_weights=None)
+                kwargs: dict[str, Any] = dict(
+                    old_log_prob=old_lp[micro],
+                    log_prob=logp,
+                    advantages=advantages[micro],
+                    response_mask=m.bool(),
+                    loss_agg_mode=actor_cfg.loss_agg_mode,
+                    config=actor_cfg,
+                    rollout_is_weights=None,
+                )
                 if "entropy" in loss_params:
                     kwargs["entropy"] = ent.detach()
                 if "log_denom" in loss_params:
@@ -731,17 +953,24 @@ def _update_actor(core_algos, loss_fn, loss_params, actor_cfg, policy, optimizer
                 for k, v in (pg_metrics or {}).items():
                     _acc(from_loss, k if "/" in k else f"actor/{k}", v)
                 if ent is not None:
-                    entropy_loss = core_algos.agg_loss(loss_mat=ent, loss_mask=m.bool(),
-                                                       loss_agg_mode=actor_cfg.loss_agg_mode,
-                                                       **actor_cfg.global_batch_info)
+                    entropy_loss = core_algos.agg_loss(
+                        loss_mat=ent,
+                        loss_mask=m.bool(),
+                        loss_agg_mode=actor_cfg.loss_agg_mode,
+                        **actor_cfg.global_batch_info,
+                    )
                     loss = loss - float(actor_cfg.entropy_coeff) * entropy_loss
                     _acc(from_loss, "actor/entropy_loss", entropy_loss)
                 if actor_cfg.use_kl_loss:
-                    kld = core_algos.kl_penalty(logprob=logp, ref_logprob=ref_lp[micro],
-                                                kl_penalty=actor_cfg.kl_loss_type)
-                    kl_loss = core_algos.agg_loss(loss_mat=kld, loss_mask=m.bool(),
-                                                  loss_agg_mode=actor_cfg.loss_agg_mode,
-                                                  **actor_cfg.global_batch_info)
+                    kld = core_algos.kl_penalty(
+                        logprob=logp, ref_logprob=ref_lp[micro], kl_penalty=actor_cfg.kl_loss_type
+                    )
+                    kl_loss = core_algos.agg_loss(
+                        loss_mat=kld,
+                        loss_mask=m.bool(),
+                        loss_agg_mode=actor_cfg.loss_agg_mode,
+                        **actor_cfg.global_batch_info,
+                    )
                     loss = loss + kl_loss * float(actor_cfg.kl_loss_coef)
                     _acc(from_loss, "actor/kl_loss", kl_loss)
                     _acc(from_loss, "actor/kl_coef", actor_cfg.kl_loss_coef)
@@ -777,8 +1006,20 @@ def _d_scores(disc, seqs, mask, P):  # noqa: N803
     return out[torch.arange(out.shape[0]), pos]
 
 
-def _update_discriminator(disc, opt, seqs, mask, teacher_seqs, teacher_mask, P, sel, sz, grad_clip, step,  # noqa: N803
-                          seed) -> dict[str, float]:
+def _update_discriminator(
+    disc,
+    opt,
+    seqs,
+    mask,
+    teacher_seqs,
+    teacher_mask,
+    P,
+    sel,
+    sz,
+    grad_clip,
+    step,  # noqa: N803
+    seed,
+) -> dict[str, float]:
     """GAD's D step: Bradley-Terry loss on (teacher, student) pairs of the same prompt, one update per mini-batch.
 
     Metrics are those of the forward passes before each update (verl logs the critic's pre-update losses too)."""
@@ -794,8 +1035,9 @@ def _update_discriminator(disc, opt, seqs, mask, teacher_seqs, teacher_mask, P, 
         if not len(mb):
             continue
         opt.zero_grad()
-        r = gad_disc_loss(_d_scores(disc, teacher_seqs[mb], teacher_mask[mb], P),
-                          _d_scores(disc, seqs[mb], mask[mb], P))
+        r = gad_disc_loss(
+            _d_scores(disc, teacher_seqs[mb], teacher_mask[mb], P), _d_scores(disc, seqs[mb], mask[mb], P)
+        )
         r.loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(disc.parameters(), grad_clip)
         opt.step()
@@ -818,11 +1060,18 @@ def _update_critic(core_algos, critic, opt, ccfg, seqs, P, mask, values, returns
             opt.zero_grad(set_to_none=True)
             batch_num_tokens = int(mask[mb].sum())
             for micro in torch.tensor_split(mb, min(sz.micro_per_mini, len(mb))):
-                vpreds = critic(seqs[micro])[:, P - 1:-1]
+                vpreds = critic(seqs[micro])[:, P - 1 : -1]
                 vf_loss, vf_clipfrac = core_algos.compute_value_loss(
-                    vpreds=vpreds, returns=returns[micro], values=values[micro], response_mask=mask[micro].bool(),
-                    cliprange_value=ccfg["cliprange_value"], loss_agg_mode=ccfg["loss_agg_mode"], dp_size=1,
-                    batch_num_tokens=batch_num_tokens, global_batch_size=len(mb))
+                    vpreds=vpreds,
+                    returns=returns[micro],
+                    values=values[micro],
+                    response_mask=mask[micro].bool(),
+                    cliprange_value=ccfg["cliprange_value"],
+                    loss_agg_mode=ccfg["loss_agg_mode"],
+                    dp_size=1,
+                    batch_num_tokens=batch_num_tokens,
+                    global_batch_size=len(mb),
+                )
                 vf_loss.backward()
                 _acc(acc, "critic/vf_loss", vf_loss)
                 _acc(acc, "critic/vf_clipfrac", vf_clipfrac)

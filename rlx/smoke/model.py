@@ -74,10 +74,18 @@ def build_policy(tokenizer: CharTokenizer, spec: ModelSpec = ModelSpec()):
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     cfg = Qwen2Config(
-        vocab_size=tokenizer.vocab_size, hidden_size=spec.hidden, intermediate_size=spec.intermediate,
-        num_hidden_layers=spec.layers, num_attention_heads=spec.heads, num_key_value_heads=spec.heads,
-        max_position_embeddings=spec.max_positions, tie_word_embeddings=spec.tie_embeddings, use_cache=False,
-        pad_token_id=tokenizer.pad_id, bos_token_id=tokenizer.bos_id, eos_token_id=tokenizer.eos_id,
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=spec.hidden,
+        intermediate_size=spec.intermediate,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        num_key_value_heads=spec.heads,
+        max_position_embeddings=spec.max_positions,
+        tie_word_embeddings=spec.tie_embeddings,
+        use_cache=False,
+        pad_token_id=tokenizer.pad_id,
+        bos_token_id=tokenizer.bos_id,
+        eos_token_id=tokenizer.eos_id,
         attn_implementation="eager",
     )
     return Qwen2ForCausalLM(cfg)
@@ -90,9 +98,15 @@ def build_critic(tokenizer: CharTokenizer, spec: ModelSpec = ModelSpec()):
     from transformers import Qwen2Config, Qwen2Model
 
     cfg = Qwen2Config(
-        vocab_size=tokenizer.vocab_size, hidden_size=spec.hidden, intermediate_size=spec.intermediate,
-        num_hidden_layers=spec.layers, num_attention_heads=spec.heads, num_key_value_heads=spec.heads,
-        max_position_embeddings=spec.max_positions, use_cache=False, pad_token_id=tokenizer.pad_id,
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=spec.hidden,
+        intermediate_size=spec.intermediate,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        num_key_value_heads=spec.heads,
+        max_position_embeddings=spec.max_positions,
+        use_cache=False,
+        pad_token_id=tokenizer.pad_id,
         attn_implementation="eager",
     )
 

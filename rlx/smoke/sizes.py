@@ -121,31 +121,56 @@ def plan(get, *, max_prompt_length: int, max_response_length: int, steps: int | 
     mb_prompts = prompts // mini_batches
     micro = MICRO_PER_MINI if mb_prompts * n >= 2 * MICRO_PER_MINI else 1
     sizes = dict(
-        steps=total_steps, n=n, prompts=prompts, mini_batches=mini_batches, micro_per_mini=micro,
-        max_prompt_length=max_prompt_length, max_response_length=max_response_length, actor_lr=ACTOR_LR,
-        critic_lr=CRITIC_LR, critic_warmup=min(warmup, MAX_CRITIC_WARMUP) if warmup > 0 else 0,
+        steps=total_steps,
+        n=n,
+        prompts=prompts,
+        mini_batches=mini_batches,
+        micro_per_mini=micro,
+        max_prompt_length=max_prompt_length,
+        max_response_length=max_response_length,
+        actor_lr=ACTOR_LR,
+        critic_lr=CRITIC_LR,
+        critic_warmup=min(warmup, MAX_CRITIC_WARMUP) if warmup > 0 else 0,
         loss_scale_factor=float(max_response_length) if lsf is not None else None,
     )
     shrunk = [
-        Shrunk("actor_rollout_ref.model.path", get("actor_rollout_ref.model.path", None), "rlx-smoke-qwen2-tiny",
-               "tiny random Qwen2 built in code"),
+        Shrunk(
+            "actor_rollout_ref.model.path",
+            get("actor_rollout_ref.model.path", None),
+            "rlx-smoke-qwen2-tiny",
+            "tiny random Qwen2 built in code",
+        ),
         Shrunk("data.train_files", get("data.train_files", None), "<task parquet>", "synthetic task"),
         Shrunk("data.max_prompt_length", get("data.max_prompt_length", None), max_prompt_length, "task size"),
         Shrunk("data.max_response_length", get("data.max_response_length", None), max_response_length, "task size"),
         Shrunk("actor_rollout_ref.rollout.n", n_resolved, n, f"group size capped at {MAX_GROUP}"),
         Shrunk("data.train_batch_size", train_batch, prompts, f"{SAMPLES_PER_STEP} samples per step"),
-        Shrunk("actor_rollout_ref.actor.ppo_mini_batch_size", mini, mb_prompts,
-               f"{mini_batches} mini-batches per step"),
-        Shrunk("actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu",
-               get("actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu", None), mb_prompts * n // micro,
-               f"{micro} micro-batches per mini-batch"),
-        Shrunk("actor_rollout_ref.actor.optim.lr", get("actor_rollout_ref.actor.optim.lr", None), ACTOR_LR,
-               "random init needs a large lr; no lr schedule"),
+        Shrunk(
+            "actor_rollout_ref.actor.ppo_mini_batch_size", mini, mb_prompts, f"{mini_batches} mini-batches per step"
+        ),
+        Shrunk(
+            "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu",
+            get("actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu", None),
+            mb_prompts * n // micro,
+            f"{micro} micro-batches per mini-batch",
+        ),
+        Shrunk(
+            "actor_rollout_ref.actor.optim.lr",
+            get("actor_rollout_ref.actor.optim.lr", None),
+            ACTOR_LR,
+            "random init needs a large lr; no lr schedule",
+        ),
         Shrunk("trainer.total_training_steps", get("trainer.total_training_steps", None), total_steps, "--steps"),
     ]
     if lsf is not None:
-        shrunk.append(Shrunk("actor_rollout_ref.actor.loss_scale_factor", lsf, sizes["loss_scale_factor"],
-                             "a length: the smoke max_response_length"))
+        shrunk.append(
+            Shrunk(
+                "actor_rollout_ref.actor.loss_scale_factor",
+                lsf,
+                sizes["loss_scale_factor"],
+                "a length: the smoke max_response_length",
+            )
+        )
     if warmup > 0:
         shrunk.append(Shrunk("trainer.critic_warmup", warmup, sizes["critic_warmup"], "a short run"))
     return SmokeSizes(**sizes, shrunk=tuple(shrunk))

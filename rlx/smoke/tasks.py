@@ -84,15 +84,17 @@ class Task:
         out = []
         for i, combo in enumerate(itertools.product("0123456789", repeat=self.digits)):
             digits = "".join(combo)
-            out.append({
-                "data_source": self.data_source,
-                "prompt": [{"role": "user", "content": digits + "="}],
-                "ability": "smoke",
-                "reward_model": {"style": "rule", "ground_truth": self.answer(digits)},
-                "extra_info": {"split": "train", "index": i},
-                # GAD's teacher column (its preset's algorithm.rlx.gad.teacher_key); unread by every other algorithm
-                TEACHER_COLUMN: self.answer(digits),
-            })
+            out.append(
+                {
+                    "data_source": self.data_source,
+                    "prompt": [{"role": "user", "content": digits + "="}],
+                    "ability": "smoke",
+                    "reward_model": {"style": "rule", "ground_truth": self.answer(digits)},
+                    "extra_info": {"split": "train", "index": i},
+                    # GAD's teacher column (its preset's algorithm.rlx.gad.teacher_key); unread by every other algorithm
+                    TEACHER_COLUMN: self.answer(digits),
+                }
+            )
         return out
 
     def write_parquet(self, path: str | Path) -> Path:
@@ -111,8 +113,12 @@ class Task:
 TASKS: dict[str, Task] = {
     "copy": Task("copy", "copy 3 digits (default; learns in seconds)", answer=lambda d: d),
     "reverse": Task("reverse", "reverse 3 digits (harder; algorithms' curves differ)", answer=lambda d: d[::-1]),
-    "code": Task("code", "copy 3 digits and call code (#) once; ASPO moves the call earlier", answer=lambda d: d,
-                 max_response_length=5),
+    "code": Task(
+        "code",
+        "copy 3 digits and call code (#) once; ASPO moves the call earlier",
+        answer=lambda d: d,
+        max_response_length=5,
+    ),
 }
 
 
@@ -127,8 +133,11 @@ def get_task(name: str) -> Task:
     from rlx.errors import UsageError, suggestion
 
     if name not in TASKS:
-        raise UsageError(f"unknown smoke task {name!r}", where="--task",
-                         hint=suggestion(name, TASKS, fallback="choose one of: " + ", ".join(TASKS)))
+        raise UsageError(
+            f"unknown smoke task {name!r}",
+            where="--task",
+            hint=suggestion(name, TASKS, fallback="choose one of: " + ", ".join(TASKS)),
+        )
     return TASKS[name]
 
 

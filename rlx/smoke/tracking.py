@@ -49,14 +49,22 @@ def config_params(config: Any) -> dict[str, Any]:
     if isinstance(config, DictConfig):
         config = OmegaConf.to_container(config, resolve=False)
     params = _compute_mlflow_params_from_objects(config)
-    return {k: ("***" if _SECRET.search(k.rsplit("/", 1)[-1]) and v not in (None, "") else v) for k, v in params.items()}
+    return {
+        k: ("***" if _SECRET.search(k.rsplit("/", 1)[-1]) and v not in (None, "") else v) for k, v in params.items()
+    }
 
 
 class MlflowLogger:
     """Attach to (or create) an MLflow run, log params once and metrics per step, then end the run."""
 
-    def __init__(self, *, experiment: str, run_name: str | None = None, tracking_uri: str | None = None,
-                 run_id: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        experiment: str,
+        run_name: str | None = None,
+        tracking_uri: str | None = None,
+        run_id: str | None = None,
+    ) -> None:
         import mlflow
         from mlflow.tracking import MlflowClient
 
@@ -90,7 +98,7 @@ class MlflowLogger:
         existing = self.client.get_run(self.run_id).data.params
         items = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in existing]
         for i in range(0, len(items), 100):
-            self._outbox.put(journal.batch(self.run_id, params=items[i:i + 100]))
+            self._outbox.put(journal.batch(self.run_id, params=items[i : i + 100]))
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         """Queue one step's metrics; written with `log_batch` about once a second."""
@@ -98,7 +106,9 @@ class MlflowLogger:
 
         ts = int(time.time() * 1000)
         for k, v in metrics.items():
-            if v is None or v != v:  # MLflow stores NaN, but compare/plots read it as noise; skip it as verl's reduce does
+            if (
+                v is None or v != v
+            ):  # MLflow stores NaN, but compare/plots read it as noise; skip it as verl's reduce does
                 continue
             self._pending.append(Metric(sanitize_metric_key(k), float(v), ts, int(step)))
         if time.monotonic() - self._last_flush >= FLUSH_EVERY_S:
@@ -108,7 +118,7 @@ class MlflowLogger:
         """Hand the queued metrics to the sender (1000 per call, MLflow's limit)."""
         pending, self._pending = self._pending, []
         for i in range(0, len(pending), 1000):
-            self._outbox.put(journal.batch(self.run_id, metrics=pending[i:i + 1000]))
+            self._outbox.put(journal.batch(self.run_id, metrics=pending[i : i + 1000]))
         self._last_flush = time.monotonic()
 
     def finish(self, status: str = "FINISHED") -> int:
@@ -121,8 +131,10 @@ class MlflowLogger:
         wait = float(os.environ.get(FINISH_WAIT_ENV) or FINISH_WAIT)
         self.buffered = self._outbox.close(wait)
         if self.buffered:
-            _note(f"rlx: the tracking server is still unreachable; {self.buffered} calls are kept in "
-                  f"{self.journal.path}. `rlx runs sync {self.run_id}` sends them when it is back")
+            _note(
+                f"rlx: the tracking server is still unreachable; {self.buffered} calls are kept in "
+                f"{self.journal.path}. `rlx runs sync {self.run_id}` sends them when it is back"
+            )
         return self.buffered
 
 

@@ -49,9 +49,13 @@ Entry = dict[str, Any]
 
 def batch(run_id: str, *, metrics: Iterable = (), params: Iterable = (), tags: Iterable = ()) -> Entry:
     """A `log_batch` call from MLflow entities (or `(key, value)` pairs for params and tags)."""
-    return {"op": "batch", "run_id": run_id,
-            "metrics": [[m.key, m.value, m.timestamp, m.step] for m in metrics],
-            "params": [list(_pair(p)) for p in params], "tags": [list(_pair(t)) for t in tags]}
+    return {
+        "op": "batch",
+        "run_id": run_id,
+        "metrics": [[m.key, m.value, m.timestamp, m.step] for m in metrics],
+        "params": [list(_pair(p)) for p in params],
+        "tags": [list(_pair(t)) for t in tags],
+    }
 
 
 def text(run_id: str, path: str, body: str) -> Entry:
@@ -59,8 +63,12 @@ def text(run_id: str, path: str, body: str) -> Entry:
 
 
 def terminated(run_id: str, status: str, end_time: int | None = None) -> Entry:
-    return {"op": "terminated", "run_id": run_id, "status": status,
-            "end_time": end_time if end_time is not None else int(time.time() * 1000)}
+    return {
+        "op": "terminated",
+        "run_id": run_id,
+        "status": status,
+        "end_time": end_time if end_time is not None else int(time.time() * 1000),
+    }
 
 
 def _pair(item) -> tuple[str, str]:
@@ -75,10 +83,13 @@ def apply(client, entry: Entry) -> None:
 
     run_id, op = entry["run_id"], entry["op"]
     if op == "batch":
-        client.log_batch(run_id, metrics=[Metric(k, float(v), int(ts), int(step)) for k, v, ts, step in
-                                          entry["metrics"]],
-                         params=[Param(k, v) for k, v in entry["params"]],
-                         tags=[RunTag(k, v) for k, v in entry["tags"]], synchronous=True)
+        client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), int(ts), int(step)) for k, v, ts, step in entry["metrics"]],
+            params=[Param(k, v) for k, v in entry["params"]],
+            tags=[RunTag(k, v) for k, v in entry["tags"]],
+            synchronous=True,
+        )
     elif op == "text":
         client.log_text(run_id, entry["text"], entry["path"])
     elif op == "terminated":
@@ -175,8 +186,9 @@ class Outbox:
     `probe_every` seconds; `close` waits up to `wait` seconds for the journal to drain and returns what is left.
     """
 
-    def __init__(self, client, journal: Journal, *, probe_every: float = PROBE_EVERY,
-                 note: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, client, journal: Journal, *, probe_every: float = PROBE_EVERY, note: Callable[[str], None] | None = None
+    ) -> None:
         self.client, self.journal, self.probe_every = client, journal, probe_every
         self.note = note or (lambda _text: None)
         self.offline = journal.pending() > 0  # a journal left by an earlier attempt is replayed first
@@ -208,8 +220,10 @@ class Outbox:
             except Exception as e:  # noqa: BLE001 - any failure to send: keep the call, send it later
                 self.offline = True
                 self._next_probe = time.monotonic() + self.probe_every
-                self.note(f"rlx: tracking unreachable ({_first_line(e)}); keeping metrics in {self.journal.path} "
-                          "and training on")
+                self.note(
+                    f"rlx: tracking unreachable ({_first_line(e)}); keeping metrics in {self.journal.path} "
+                    "and training on"
+                )
         self.journal.append(entry)
         self._replay()
 

@@ -81,7 +81,7 @@ def _adapter_class(base: type) -> type:
                     continue  # verl's adapter would have MLflow refuse the whole step for one non-number
                 metrics.append(Metric(self._sanitize_key(k), value, ts, int(step)))
             for i in range(0, len(metrics), METRICS_PER_CALL):
-                self._outbox.put(journal.batch(self.run_id, metrics=metrics[i:i + METRICS_PER_CALL]))
+                self._outbox.put(journal.batch(self.run_id, metrics=metrics[i : i + METRICS_PER_CALL]))
 
         def finish(self) -> None:
             """Drain the sender (up to `RLX_TRACKING_FINISH_WAIT` s for a server that is down), then end the run as
@@ -90,8 +90,10 @@ def _adapter_class(base: type) -> type:
 
             self.buffered = self._outbox.close(float(os.environ.get(FINISH_WAIT_ENV) or FINISH_WAIT))
             if self.buffered:
-                _note(f"rlx: the tracking server is still unreachable; {self.buffered} calls are kept in "
-                      f"{self.journal.path}. `rlx runs sync {self.run_id}` sends them when it is back")
+                _note(
+                    f"rlx: the tracking server is still unreachable; {self.buffered} calls are kept in "
+                    f"{self.journal.path}. `rlx runs sync {self.run_id}` sends them when it is back"
+                )
                 return
             try:
                 super().finish()
@@ -105,4 +107,3 @@ def _note(text: str) -> None:
     from rlx.launch.redact import redact_text
 
     print(redact_text(text), file=sys.stderr, flush=True)
-

@@ -36,8 +36,9 @@ def _problem(ctx, code: str, f: Finding) -> Problem:
     return Problem(code, severity, f.path, f.message, f.hint, source)
 
 
-def validate(resolved, *, ignore: Iterable[str] = (), strict: bool = False, pre: Iterable[Problem] = (),
-             deep: bool = False) -> Report:
+def validate(
+    resolved, *, ignore: Iterable[str] = (), strict: bool = False, pre: Iterable[Problem] = (), deep: bool = False
+) -> Report:
     """Run every rule on a resolved config and return the report (never raises for a bad config).
 
     `ignore` (plus the experiment file's `ignore:` list) suppresses rule codes; with `strict`, warnings fail too.
@@ -66,13 +67,21 @@ def validate(resolved, *, ignore: Iterable[str] = (), strict: bool = False, pre:
     if deep:
         from rlx.validate.deep import deep_problems
 
-        explained = any(p.code.startswith("RLX2") or p.code in ("RLX103", "RLX112", "RLX501") for p in problems
-                        if p.severity is ERROR)
-        problems.extend(p for p in deep_problems(resolved, ctx)
-                        if p.code not in skip and not (p.code == "RLX290" and explained))
+        explained = any(
+            p.code.startswith("RLX2") or p.code in ("RLX103", "RLX112", "RLX501")
+            for p in problems
+            if p.severity is ERROR
+        )
+        problems.extend(
+            p for p in deep_problems(resolved, ctx) if p.code not in skip and not (p.code == "RLX290" and explained)
+        )
     problems = [_plus_in_hint(p, ctx) for p in problems]
-    return Report(problems=_scrub(_dedupe(problems), ctx.leaves), strict=strict,
-                  subject=_subject(resolved, algorithms, inferred), facts=_facts(ctx))
+    return Report(
+        problems=_scrub(_dedupe(problems), ctx.leaves),
+        strict=strict,
+        subject=_subject(resolved, algorithms, inferred),
+        facts=_facts(ctx),
+    )
 
 
 # An override a hint proposes: `[+|++|~]dotted.key=`, not inside `${...}` or a longer word.
@@ -98,10 +107,16 @@ def _plus_in_hint(p: Problem, ctx) -> Problem:
 def _facts(ctx) -> dict[str, Any]:
     """The resources the config asks for (static: the cluster's, not this machine's)."""
     r = "actor_rollout_ref.rollout"
-    sizes = [ctx.int(f"{r}.{k}") or 1 for k in ("tensor_model_parallel_size", "data_parallel_size",
-                                                   "pipeline_model_parallel_size")]
-    return {"gpus": ctx.n_gpus, "nnodes": ctx.int("trainer.nnodes"),
-            "gpus_per_node": ctx.int("trainer.n_gpus_per_node"), "replica": sizes[0] * sizes[1] * sizes[2]}
+    sizes = [
+        ctx.int(f"{r}.{k}") or 1
+        for k in ("tensor_model_parallel_size", "data_parallel_size", "pipeline_model_parallel_size")
+    ]
+    return {
+        "gpus": ctx.n_gpus,
+        "nnodes": ctx.int("trainer.nnodes"),
+        "gpus_per_node": ctx.int("trainer.n_gpus_per_node"),
+        "replica": sizes[0] * sizes[1] * sizes[2],
+    }
 
 
 def _scrub(problems: list[Problem], leaves: dict[str, Any] | None = None) -> list[Problem]:
@@ -111,8 +126,15 @@ def _scrub(problems: list[Problem], leaves: dict[str, Any] | None = None) -> lis
     from rlx.launch.redact import redact_text, secret_values
 
     secrets = secret_values(leaves or {}, dict(os.environ))
-    return [replace(p, message=redact_text(p.message, secrets), hint=redact_text(p.hint, secrets),
-                    source=redact_text(p.source, secrets)) for p in problems]
+    return [
+        replace(
+            p,
+            message=redact_text(p.message, secrets),
+            hint=redact_text(p.hint, secrets),
+            source=redact_text(p.source, secrets),
+        )
+        for p in problems
+    ]
 
 
 def _dedupe(problems: list[Problem]) -> list[Problem]:
@@ -235,7 +257,7 @@ def _apply_collecting(resolved, overrides: list[str]) -> list[Problem]:
 
 
 def file_kind(data: dict[str, Any]) -> str:
-    """"verl" (a full verl config), "preset" or "experiment", from a YAML file's top-level keys."""
+    """ "verl" (a full verl config), "preset" or "experiment", from a YAML file's top-level keys."""
     from rlx.presets import PRESET_KEYS
     from rlx.resolve.experiment import TOP_KEYS
 
@@ -250,8 +272,14 @@ def file_kind(data: dict[str, Any]) -> str:
 
 
 # Where a verl config file may hold keys verl's schema lacks (what `+key=` adds in rlx presets and verl's recipes).
-FREE_PREFIXES = ("algorithm.rlx.", "reward.reward_kwargs.", "ray_kwargs.", "actor_rollout_ref.model.override_config.",
-                 "actor_rollout_ref.rollout.engine_kwargs.", "critic.model.override_config.")
+FREE_PREFIXES = (
+    "algorithm.rlx.",
+    "reward.reward_kwargs.",
+    "ray_kwargs.",
+    "actor_rollout_ref.model.override_config.",
+    "actor_rollout_ref.rollout.engine_kwargs.",
+    "critic.model.override_config.",
+)
 
 
 def _unknown_file_keys(resolved, doc) -> list[Problem]:
@@ -276,8 +304,16 @@ def _unknown_file_keys(resolved, doc) -> list[Problem]:
         else:
             close = did_you_mean(key, list(base), n=1, cutoff=0.8)
             hint = f"did you mean '{close[0]}'?" if close else "remove it"
-        out.append(Problem("RLX102", ERROR, key, f"unknown config key '{key}' (not in verl's ppo_trainer config)",
-                           hint, resolved.source_of(key).where or doc.source))
+        out.append(
+            Problem(
+                "RLX102",
+                ERROR,
+                key,
+                f"unknown config key '{key}' (not in verl's ppo_trainer config)",
+                hint,
+                resolved.source_of(key).where or doc.source,
+            )
+        )
     return out
 
 
@@ -324,11 +360,13 @@ def validate_source(
             preset = str(file)
         else:
             experiment = Path(file)
-    resolved, pre = resolve_collecting(algo, preset=preset, experiment=experiment, overrides=overrides,
-                                       verl_only=verl)
+    resolved, pre = resolve_collecting(algo, preset=preset, experiment=experiment, overrides=overrides, verl_only=verl)
     if resolved is None:
-        return Report(problems=_scrub([p for p in pre if p.code not in _codes(ignore)]), strict=strict,
-                      subject=str(file or preset or algo or "verl overrides"))
+        return Report(
+            problems=_scrub([p for p in pre if p.code not in _codes(ignore)]),
+            strict=strict,
+            subject=str(file or preset or algo or "verl overrides"),
+        )
     pre = _labelled(resolved, pre, _labels)
     return validate(resolved, ignore=ignore, strict=strict, pre=pre, deep=deep)
 

@@ -16,8 +16,14 @@ class Context:
     preset, experiment file, command line or file set it (as opposed to verl's default); `source(path)` names who.
     """
 
-    def __init__(self, resolved, *, algorithms: list[Algorithm] | None = None, inferred: bool = False,
-                 added: set[str] | None = None):
+    def __init__(
+        self,
+        resolved,
+        *,
+        algorithms: list[Algorithm] | None = None,
+        inferred: bool = False,
+        added: set[str] | None = None,
+    ):
         self.resolved = resolved
         self._getter = resolved.getter()
         self._cache: dict[str, Any] = {}

@@ -44,7 +44,9 @@ def _quiet_warnings():
 
 def _is_local_path_problem(text: str) -> bool:
     # verl's critic check loads the tokenizer from critic.model.path: absent models are a cluster fact, not an error.
-    return any(s in text for s in ("OSError", "Repo id", "does not appear to have", "No such file", "HFValidationError"))
+    return any(
+        s in text for s in ("OSError", "Repo id", "does not appear to have", "No such file", "HFValidationError")
+    )
 
 
 def deep_problems(resolved, ctx) -> list[Problem]:
@@ -59,13 +61,22 @@ def deep_problems(resolved, ctx) -> list[Problem]:
         with contextlib.suppress(Exception):
             ensure_registered()
     out: list[Problem] = []
-    for path, registry, what in ((K.ADV_ESTIMATOR, core_algos.ADV_ESTIMATOR_REGISTRY, "advantage estimator"),
-                                 (K.LOSS_MODE, core_algos.POLICY_LOSS_REGISTRY, "policy loss")):
+    for path, registry, what in (
+        (K.ADV_ESTIMATOR, core_algos.ADV_ESTIMATOR_REGISTRY, "advantage estimator"),
+        (K.LOSS_MODE, core_algos.POLICY_LOSS_REGISTRY, "policy loss"),
+    ):
         name = ctx.value(path)
         if isinstance(name, str) and name.startswith("rlx_") and name not in registry:
-            out.append(Problem("RLX304", ERROR, path, f"{what} '{name}' is not in verl's registry after import: rlx's "
-                               "verl plugin did not register it", "check `pip show rlx` in this environment and "
-                               "that VERL_USE_EXTERNAL_PLUGINS does not exclude rlx", ctx.source(path)))
+            out.append(
+                Problem(
+                    "RLX304",
+                    ERROR,
+                    path,
+                    f"{what} '{name}' is not in verl's registry after import: rlx's verl plugin did not register it",
+                    "check `pip show rlx` in this environment and that VERL_USE_EXTERNAL_PLUGINS does not exclude rlx",
+                    ctx.source(path),
+                )
+            )
     try:
         cfg = copy.deepcopy(resolved.config)
         from rlx.resolve import Resolved  # noqa: F401 - the type of `resolved`
@@ -74,6 +85,14 @@ def deep_problems(resolved, ctx) -> list[Problem]:
     except Exception as e:  # noqa: BLE001
         raised = f"{type(e).__name__}: {e}"
     if raised and not _is_local_path_problem(raised):
-        out.append(Problem("RLX290", ERROR, "", f"verl's validate_config raised {raised}",
-                           "see the static problems above; report a bug if none explains it", "verl"))
+        out.append(
+            Problem(
+                "RLX290",
+                ERROR,
+                "",
+                f"verl's validate_config raised {raised}",
+                "see the static problems above; report a bug if none explains it",
+                "verl",
+            )
+        )
     return out

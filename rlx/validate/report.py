@@ -97,8 +97,10 @@ def render_text(report: Report, console) -> None:
     subject = f" for {report.subject}" if report.subject else ""
     if report.facts.get("gpus"):
         f = report.facts
-        console.print(f"[dim]asks for {f['gpus']} GPU(s): {f['nnodes']} node(s) x {f['gpus_per_node']}; "
-                      f"rollout replicas of {f['replica']} GPU(s)[/dim]")
+        console.print(
+            f"[dim]asks for {f['gpus']} GPU(s): {f['nnodes']} node(s) x {f['gpus_per_node']}; "
+            f"rollout replicas of {f['replica']} GPU(s)[/dim]"
+        )
     if not report.problems:
         console.print(f"[green]validation passed{escape(subject)}: no problems[/green]")
         return
@@ -125,11 +127,15 @@ def render_text(report: Report, console) -> None:
 
 
 def _describe_source(source: str) -> str:
-    """"set by preset gspo (presets/gspo.yaml:7)" for a provenance label; a location (file:line, an override's
+    """ "set by preset gspo (presets/gspo.yaml:7)" for a provenance label; a location (file:line, an override's
     text) as it is."""
     import re
 
-    if source.startswith("command line:") or re.match(r"^\S+\.(?:ya?ml|sh|bash)(:\d+)*(: .*)?$", source) or source == "verl":
+    if (
+        source.startswith("command line:")
+        or re.match(r"^\S+\.(?:ya?ml|sh|bash)(:\d+)*(: .*)?$", source)
+        or source == "verl"
+    ):
         return source
     return f"set by {source}"
 

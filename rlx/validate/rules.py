@@ -119,14 +119,28 @@ def all_rules() -> list[Rule]:
     for code, c in ALGORITHMS.constraint_codes().items():
         if code in out:
             raise ValueError(f"{code} is both a validator rule and an algorithm constraint")
-        out[code] = Rule(code, c.title, c.severity, "algorithm", " ".join(c.explanation.split()),
-                         origin=", ".join(users[code]), when=c.describe())
+        out[code] = Rule(
+            code,
+            c.title,
+            c.severity,
+            "algorithm",
+            " ".join(c.explanation.split()),
+            origin=", ".join(users[code]),
+            when=c.describe(),
+        )
     for h in _health_checks():
         if h.code in out:
             raise ValueError(f"{h.code} is both a validator rule and a health check")
         explanation = h.explanation + (f" Thresholds: {h.thresholds_text()}." if h.thresholds else "")
-        out[h.code] = Rule(h.code, h.title, ERROR if h.can_fail else WARNING, "health", explanation,
-                           origin=h.applies_text(), when=h.when_text)
+        out[h.code] = Rule(
+            h.code,
+            h.title,
+            ERROR if h.can_fail else WARNING,
+            "health",
+            explanation,
+            origin=h.applies_text(),
+            when=h.when_text,
+        )
     return [out[k] for k in sorted(out)]
 
 

@@ -43,15 +43,24 @@ def unresolved_problems(script: Script) -> list[Problem]:
         shown = name if not re.fullmatch(r"\w+", name) else f"${name}"
         marks = (name,) if not re.fullmatch(r"\w+", name) else ("$" + name,)
         texts = [a.text for a in script.overrides if a.line in lines and any(m in a.text for m in marks)]
-        hint = (f"set it in the script ({name}=...) or give it a default (${{{name}:-VALUE}})"
-                if re.fullmatch(r"\w+", name) else "replace the command substitution with its value")
+        hint = (
+            f"set it in the script ({name}=...) or give it a default (${{{name}:-VALUE}})"
+            if re.fullmatch(r"\w+", name)
+            else "replace the command substitution with its value"
+        )
         quoted = ", ".join(f"`{t}`" for t in texts)
         verb = "was" if len(texts) == 1 else "were"
         what = "is not set in the script" if re.fullmatch(r"\w+", name) else "is shell that rlx does not run"
-        out.append(Problem(
-            "RLX012", INFO if name in LOGIN_VARIABLES else WARNING, _key(texts[0]) if texts else "",
-            f"{shown} {what}, so {quoted} {verb} not validated (verl's default stands in)",
-            hint, script.where(lines[0])))
+        out.append(
+            Problem(
+                "RLX012",
+                INFO if name in LOGIN_VARIABLES else WARNING,
+                _key(texts[0]) if texts else "",
+                f"{shown} {what}, so {quoted} {verb} not validated (verl's default stands in)",
+                hint,
+                script.where(lines[0]),
+            )
+        )
     return out
 
 
@@ -66,8 +75,14 @@ def _key(text: str) -> str:
     return text.split("=", 1)[0].lstrip("+~")
 
 
-def validate_script(file: str | os.PathLike, overrides: Iterable[str] = (), *, ignore: Iterable[str] = (),
-                    strict: bool = False, deep: bool = False) -> Report:
+def validate_script(
+    file: str | os.PathLike,
+    overrides: Iterable[str] = (),
+    *,
+    ignore: Iterable[str] = (),
+    strict: bool = False,
+    deep: bool = False,
+) -> Report:
     from rlx.validate import _from_error, validate_source
 
     try:
@@ -79,23 +94,35 @@ def validate_script(file: str | os.PathLike, overrides: Iterable[str] = (), *, i
     try:
         base = _base_config(script)
     except ConfigError as e:
-        return Report(problems=[_from_error(e, source=script.where(script.line))], strict=strict,
-                      subject=f"script {script.path.name}")
+        return Report(
+            problems=[_from_error(e, source=script.where(script.line))],
+            strict=strict,
+            subject=f"script {script.path.name}",
+        )
     try:
         if base is None:
-            report = validate_source(None, overrides=texts + extra, verl=True, ignore=ignore, strict=strict,
-                                     deep=deep, _labels=(script, lines))
+            report = validate_source(
+                None,
+                overrides=texts + extra,
+                verl=True,
+                ignore=ignore,
+                strict=strict,
+                deep=deep,
+                _labels=(script, lines),
+            )
         else:
-            report = validate_source(base, overrides=texts + extra, ignore=ignore, strict=strict, deep=deep,
-                                     _labels=(script, lines))
+            report = validate_source(
+                base, overrides=texts + extra, ignore=ignore, strict=strict, deep=deep, _labels=(script, lines)
+            )
     finally:
         if base is not None:
             Path(base).unlink(missing_ok=True)
     ignored = {c.strip().upper() for c in ignore}
     skipped = {_key(a.text) for a in script.overrides if a.text not in lines}
     # A key whose override was not applied is not judged on verl's stand-in default (RLX012 names it instead).
-    report.problems = [p for p in report.problems
-                       if p.path not in skipped and not any(f"{k} " in p.message + " " for k in skipped)]
+    report.problems = [
+        p for p in report.problems if p.path not in skipped and not any(f"{k} " in p.message + " " for k in skipped)
+    ]
     report.problems[:0] = [p for p in unresolved_problems(script) if p.code not in ignored]
     report.subject = f"script {script.path.name}" + (f" ({script.config_name})" if base is not None else "")
     return report
@@ -160,8 +187,10 @@ def _base_config(script: Script) -> str | None:
         with initialize_config_dir(config_dir=str(config_dir), version_base=None):
             cfg = compose(config_name=name, overrides=[f"hydra.searchpath=[file://{verl_dir}]"])
     except Exception as e:  # noqa: BLE001 - Hydra raises many kinds; each is a config the script cannot compose
-        raise ConfigError(f"--config-name {name} does not compose: {e}",
-                          hint=f"check {config_dir / (name + '.yaml')} and its `defaults:` list") from None
+        raise ConfigError(
+            f"--config-name {name} does not compose: {e}",
+            hint=f"check {config_dir / (name + '.yaml')} and its `defaults:` list",
+        ) from None
     finally:
         GlobalHydra.instance().clear()
     # Megatron configs are read against verl's Megatron schema, the rest against ppo_trainer's

@@ -54,8 +54,12 @@ def _enum(tree: ast.Module) -> dict[str, str]:
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.name == "AdvantageEstimator":
             for stmt in node.body:
-                if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
-                        and isinstance(stmt.value, ast.Constant)):
+                if (
+                    isinstance(stmt, ast.Assign)
+                    and len(stmt.targets) == 1
+                    and isinstance(stmt.targets[0], ast.Name)
+                    and isinstance(stmt.value, ast.Constant)
+                ):
                     enum[stmt.targets[0].id] = stmt.value.value
     return enum
 
@@ -122,8 +126,14 @@ def parse_reward_managers(sources: list[str]) -> list[str]:
             if not isinstance(node, ast.ClassDef):
                 continue
             for dec in node.decorator_list:
-                if (isinstance(dec, ast.Call) and isinstance(dec.func, ast.Name) and dec.func.id in aliases
-                        and dec.args and isinstance(dec.args[0], ast.Constant) and isinstance(dec.args[0].value, str)):
+                if (
+                    isinstance(dec, ast.Call)
+                    and isinstance(dec.func, ast.Name)
+                    and dec.func.id in aliases
+                    and dec.args
+                    and isinstance(dec.args[0], ast.Constant)
+                    and isinstance(dec.args[0].value, str)
+                ):
                     names.add(dec.args[0].value)
     return sorted(names)
 
@@ -164,12 +174,23 @@ def parse_reward_kwargs(sources: list[str]) -> list[str]:
     trees = [ast.parse(s) for s in sources]
     for tree in trees:
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
-                    and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "get"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
                 inner = node.func.value
-                if (isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute) and inner.func.attr == "get"
-                        and inner.args and isinstance(inner.args[0], ast.Constant)
-                        and inner.args[0].value == "reward_kwargs"):
+                if (
+                    isinstance(inner, ast.Call)
+                    and isinstance(inner.func, ast.Attribute)
+                    and inner.func.attr == "get"
+                    and inner.args
+                    and isinstance(inner.args[0], ast.Constant)
+                    and inner.args[0].value == "reward_kwargs"
+                ):
                     top.add(node.args[0].value)
     keys = set(top)
     for tree in trees:

@@ -48,14 +48,19 @@ def constraint_findings(ctx: Context) -> Iterator[Finding]:
                 continue
             value = fmt_value(ctx.value(c.path))
             hint = c.hint_for(ctx.get).format(value=value)
-            yield Finding(c.path, c.message.format(value=value), hint, severity=c.severity,
-                          code=c.code)
+            yield Finding(c.path, c.message.format(value=value), hint, severity=c.severity, code=c.code)
 
 
-@rule("RLX406", "clip_ratio set alone", ERROR, category="algorithm", explanation="""
+@rule(
+    "RLX406",
+    "clip_ratio set alone",
+    ERROR,
+    category="algorithm",
+    explanation="""
     verl's losses clip with clip_ratio_low and clip_ratio_high whenever they are not null, and both default to 0.2.
     Setting only actor.clip_ratio (as older scripts do) therefore changes nothing: the run clips at 0.2/0.2. The
-    user's intent is lost, so this is an error. clip_cov reads clip_ratio itself and is exempt.""")
+    user's intent is lost, so this is an error. clip_cov reads clip_ratio itself and is exempt.""",
+)
 def clip_ratio_alone(ctx: Context) -> Iterator[Finding]:
     v = ctx.num(K.CLIP_RATIO)
     if not ctx.user_set(K.CLIP_RATIO) or v is None or v == ctx.defaults.get(K.CLIP_RATIO):
@@ -86,15 +91,24 @@ LOSS_ONLY_KEYS = {
 }
 
 
-@rule("RLX407", "setting unused by the chosen loss", ERROR, category="algorithm", explanation="""
+@rule(
+    "RLX407",
+    "setting unused by the chosen loss",
+    ERROR,
+    category="algorithm",
+    explanation="""
     Some actor settings are read by one policy loss only: tau_pos/tau_neg by sapo, clip_cov_* by clip_cov,
     kl_cov_ratio and ppo_kl_coef by kl_cov, dro_beta by dro. Set with another loss_mode they are silently ignored,
-    which usually means the loss_mode was forgotten.""")
+    which usually means the loss_mode was forgotten.""",
+)
 def loss_only_keys(ctx: Context) -> Iterator[Finding]:
     loss = ctx.value(K.LOSS_MODE)
     for path, owner in LOSS_ONLY_KEYS.items():
         if loss == owner or not ctx.user_set(path) or ctx.value(path) == ctx.defaults.get(path):
             continue
-        yield ctx.finding(path, f"{path.rpartition('.')[2]}={fmt_value(ctx.value(path))} is only read by the "
-                          f"{owner} loss, but loss_mode={loss}: it is ignored",
-                          f"set {K.LOSS_MODE}={owner}, or remove {path}")
+        yield ctx.finding(
+            path,
+            f"{path.rpartition('.')[2]}={fmt_value(ctx.value(path))} is only read by the "
+            f"{owner} loss, but loss_mode={loss}: it is ignored",
+            f"set {K.LOSS_MODE}={owner}, or remove {path}",
+        )

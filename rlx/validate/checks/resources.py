@@ -16,22 +16,37 @@ from rlx.validate.rules import ERROR, Finding, rule
 R = K.ROLLOUT
 
 
-@rule("RLX501", "no GPUs asked for", ERROR, category="resources", explanation="""
+@rule(
+    "RLX501",
+    "no GPUs asked for",
+    ERROR,
+    category="resources",
+    explanation="""
     trainer.n_gpus_per_node x trainer.nnodes is the number of GPUs the job asks Ray for. Zero or a negative count
-    cannot place a single worker (verl fails with `Total available GPUs ... is less than total desired GPUs`).""")
+    cannot place a single worker (verl fails with `Total available GPUs ... is less than total desired GPUs`).""",
+)
 def total_gpus(ctx: Context) -> Iterator[Finding]:
     per, nodes = ctx.int(K.GPUS_PER_NODE), ctx.int(K.NNODES)
     if per is not None and per < 1:
-        yield ctx.finding(K.GPUS_PER_NODE, f"trainer.n_gpus_per_node={per}: the job asks for no GPUs",
-                          "set trainer.n_gpus_per_node to the GPUs per node of the cluster, e.g. 8")
+        yield ctx.finding(
+            K.GPUS_PER_NODE,
+            f"trainer.n_gpus_per_node={per}: the job asks for no GPUs",
+            "set trainer.n_gpus_per_node to the GPUs per node of the cluster, e.g. 8",
+        )
     if nodes is not None and nodes < 1:
         yield ctx.finding(K.NNODES, f"trainer.nnodes={nodes}: the job asks for no nodes", "set trainer.nnodes=1")
 
 
-@rule("RLX502", "rollout parallelism does not fit a node", ERROR, category="resources", explanation="""
+@rule(
+    "RLX502",
+    "rollout parallelism does not fit a node",
+    ERROR,
+    category="resources",
+    explanation="""
     Each rollout replica uses tensor x data x pipeline parallel GPUs. verl places replicas on the GPUs of the
     trainer's nodes: a replica must divide the GPUs of one node, or (multi-node tensor parallelism) span whole nodes
-    and divide the total GPU count.""")
+    and divide the total GPU count.""",
+)
 def rollout_layout(ctx: Context) -> Iterator[Finding]:
     per = ctx.int(K.GPUS_PER_NODE)
     tp = ctx.int(f"{R}.tensor_model_parallel_size")
@@ -56,9 +71,15 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-@rule("RLX503", "prompt + response longer than the engine's context", ERROR, category="resources", explanation="""
+@rule(
+    "RLX503",
+    "prompt + response longer than the engine's context",
+    ERROR,
+    category="resources",
+    explanation="""
     The rollout engine must hold max_prompt_length + max_response_length tokens. When rollout.max_model_len is set
-    below that, vLLM truncates or rejects long prompts at run time.""")
+    below that, vLLM truncates or rejects long prompts at run time.""",
+)
 def context_length(ctx: Context) -> Iterator[Finding]:
     prompt, resp, limit = ctx.int(K.MAX_PROMPT_LEN), ctx.int(K.MAX_RESPONSE_LEN), ctx.int(f"{R}.max_model_len")
     if prompt is None or resp is None or limit is None:
@@ -72,22 +93,33 @@ def context_length(ctx: Context) -> Iterator[Finding]:
         )
 
 
-@rule("RLX504", "dynamic batch token budget below one sequence", ERROR, category="resources", explanation="""
+@rule(
+    "RLX504",
+    "dynamic batch token budget below one sequence",
+    ERROR,
+    category="resources",
+    explanation="""
     With use_dynamic_bsz, micro-batches are packed up to ppo_max_token_len_per_gpu tokens; verl asserts that one
-    full sequence (prompt + response) fits (`max_token_len must be greater than the sequence length`).""")
+    full sequence (prompt + response) fits (`max_token_len must be greater than the sequence length`).""",
+)
 def dynamic_budget(ctx: Context) -> Iterator[Finding]:
     prompt, resp = ctx.int(K.MAX_PROMPT_LEN), ctx.int(K.MAX_RESPONSE_LEN)
     if prompt is None or resp is None:
         return
-    pairs = [(K.USE_DYNAMIC_BSZ, f"{K.ACTOR}.ppo_max_token_len_per_gpu"),
-             (f"{R}.log_prob_use_dynamic_bsz", f"{R}.log_prob_max_token_len_per_gpu")]
+    pairs = [
+        (K.USE_DYNAMIC_BSZ, f"{K.ACTOR}.ppo_max_token_len_per_gpu"),
+        (f"{R}.log_prob_use_dynamic_bsz", f"{R}.log_prob_max_token_len_per_gpu"),
+    ]
     if ctx.uses_critic:
         pairs.append(("critic.use_dynamic_bsz", "critic.ppo_max_token_len_per_gpu"))
     for flag, path in pairs:
         budget = ctx.int(path)
         if ctx.flag(flag) and budget is not None and budget < prompt + resp:
-            yield ctx.finding(path, f"{path}={budget} is below one full sequence ({prompt} + {resp} = {prompt + resp} "
-                              "tokens)", f"set {path} to at least {prompt + resp} (typically 2-3x that)")
+            yield ctx.finding(
+                path,
+                f"{path}={budget} is below one full sequence ({prompt} + {resp} = {prompt + resp} tokens)",
+                f"set {path} to at least {prompt + resp} (typically 2-3x that)",
+            )
 
 
 def _dynamic_sections(ctx: Context) -> list[str]:
@@ -97,26 +129,38 @@ def _dynamic_sections(ctx: Context) -> list[str]:
     return out
 
 
-@rule("RLX505", "mini batch larger than the train batch (dynamic batch size)", ERROR, category="resources",
-      explanation="""
+@rule(
+    "RLX505",
+    "mini batch larger than the train batch (dynamic batch size)",
+    ERROR,
+    category="resources",
+    explanation="""
     verl skips its batch checks when use_dynamic_bsz=true, but the update still splits data.train_batch_size
     prompts into mini-batches of ppo_mini_batch_size: a mini-batch larger than the train batch never fills, so the
-    configured number of updates per step is not what runs (RLX205 without dynamic batch size).""")
+    configured number of updates per step is not what runs (RLX205 without dynamic batch size).""",
+)
 def dynamic_mini_le_train(ctx: Context) -> Iterator[Finding]:
     train = ctx.int(K.TRAIN_BATCH)
     for section in _dynamic_sections(ctx):
         mini = ctx.int(f"{section}.ppo_mini_batch_size")
         if train is not None and mini is not None and train < mini:
-            yield ctx.finding(f"{section}.ppo_mini_batch_size",
-                              f"{section}.ppo_mini_batch_size={mini} is larger than data.train_batch_size={train}",
-                              f"set {section}.ppo_mini_batch_size={train}")
+            yield ctx.finding(
+                f"{section}.ppo_mini_batch_size",
+                f"{section}.ppo_mini_batch_size={mini} is larger than data.train_batch_size={train}",
+                f"set {section}.ppo_mini_batch_size={train}",
+            )
 
 
-@rule("RLX506", "rollout batch not divisible across GPUs (dynamic batch size)", ERROR, category="resources",
-      explanation="""
+@rule(
+    "RLX506",
+    "rollout batch not divisible across GPUs (dynamic batch size)",
+    ERROR,
+    category="resources",
+    explanation="""
     The trainer splits data.train_batch_size * rollout.n responses evenly across the data-parallel workers
     (trainer.n_gpus_per_node * trainer.nnodes), also under use_dynamic_bsz=true, where verl skips the assertion:
-    a remainder fails the split at the first step (RLX201 without dynamic batch size).""")
+    a remainder fails the split at the first step (RLX201 without dynamic batch size).""",
+)
 def dynamic_batch_divisible(ctx: Context) -> Iterator[Finding]:
     import math
 
@@ -134,6 +178,8 @@ def dynamic_batch_divisible(ctx: Context) -> Iterator[Finding]:
     if train is None or n is None or (train * n) % workers == 0:
         return
     step = workers // math.gcd(n, workers)
-    yield ctx.finding(K.TRAIN_BATCH, f"data.train_batch_size * rollout.n = {train} * {n} = {train * n} is not "
-                      f"divisible by {what} ({workers})",
-                      f"set {K.TRAIN_BATCH}={-(-train // step) * step}")
+    yield ctx.finding(
+        K.TRAIN_BATCH,
+        f"data.train_batch_size * rollout.n = {train} * {n} = {train * n} is not divisible by {what} ({workers})",
+        f"set {K.TRAIN_BATCH}={-(-train // step) * step}",
+    )

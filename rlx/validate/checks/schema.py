@@ -18,19 +18,28 @@ from rlx.validate.rules import ERROR, WARNING, Finding, declare, rule
 from rlx.verl_moves import legacy_reward_target, new_home
 
 OVERRIDE_SYNTAX = declare(
-    "RLX101", "override syntax error", ERROR, category="schema",
+    "RLX101",
+    "override syntax error",
+    ERROR,
+    category="schema",
     explanation="An override is not valid in Hydra's grammar, which is what `python -m verl.trainer.main_ppo` "
     "parses: a comma makes a sweep (write a list `[a,b]`), an `=` or `$` in a value needs quotes, a bare `~` needs a "
     "key after it. The problem quotes the override as written.",
 )
 UNKNOWN_KEY = declare(
-    "RLX102", "unknown config key", ERROR, category="schema",
+    "RLX102",
+    "unknown config key",
+    ERROR,
+    category="schema",
     explanation="The key is not in verl 0.9.1's ppo_trainer config, so Hydra refuses it (`Could not override`). "
     "The hint names the closest real key (`clip_ratoi` -> `clip_ratio`). To add a key verl's schema lacks on "
     "purpose, write `+key=value`.",
 )
 OVERRIDE_OP = declare(
-    "RLX108", "`+` on an existing key or `~` on a missing one", ERROR, category="schema",
+    "RLX108",
+    "`+` on an existing key or `~` on a missing one",
+    ERROR,
+    category="schema",
     explanation="`+key=value` adds a key and fails if it exists; `~key` deletes one and fails if it does not. Drop "
     "the `+` to change an existing key (or use `++` to set-or-add).",
 )
@@ -84,7 +93,9 @@ def _fits(value: Any, expected: type) -> bool:
     if expected is bool:
         return isinstance(value, bool)
     if expected is int:
-        return not isinstance(value, bool) and (isinstance(value, int) or (isinstance(value, float) and value.is_integer()))
+        return not isinstance(value, bool) and (
+            isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        )
     if expected is float:
         return not isinstance(value, bool) and isinstance(value, (int, float))
     if expected is str:
@@ -97,13 +108,26 @@ def _fits(value: Any, expected: type) -> bool:
     return True
 
 
-_TYPE_WORD = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping"}
+_TYPE_WORD = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    dict: "a mapping",
+}
 
 
-@rule("RLX103", "value of the wrong type", ERROR, category="schema", explanation="""
+@rule(
+    "RLX103",
+    "value of the wrong type",
+    ERROR,
+    category="schema",
+    explanation="""
     Hydra's compose does not check types: `rollout.n=abc` composes, and verl fails only when it turns the section
     into a dataclass inside the job, or does arithmetic with the value. The expected type is that of verl's default
-    (or, for keys whose default is null, verl's dataclass field type).""")
+    (or, for keys whose default is null, verl's dataclass field type).""",
+)
 def wrong_type(ctx: Context) -> Iterator[Finding]:
     for ch in ctx.changed:
         if type(ch.value).__name__ == "_Absent" or ch.key in ctx.added:
@@ -159,16 +183,23 @@ RANGES: list[tuple[str, Callable[[float], bool], str, str]] = [
 ]
 
 
-@rule("RLX104", "value out of range", ERROR, category="schema", explanation="""
+@rule(
+    "RLX104",
+    "value out of range",
+    ERROR,
+    category="schema",
+    explanation="""
     A number outside the range where it means anything: a negative clip ratio, ppo_epochs=0, rollout.n=0, a negative
     temperature, top_p outside (0, 1], gamma or lambda outside [0, 1], a dual-clip bound <= 1, a negative learning
-    rate. verl checks almost none of these; most fail deep in training or train silently on nonsense.""")
+    rate. verl checks almost none of these; most fail deep in training or train silently on nonsense.""",
+)
 def out_of_range(ctx: Context) -> Iterator[Finding]:
     for path, ok, must, hint in RANGES:
         v = ctx.num(path)
         if v is not None and not ok(v):
-            yield ctx.finding(path, f"{path}={fmt_value(v)} is out of range: it must be {must}",
-                              _range_hint(path, hint))
+            yield ctx.finding(
+                path, f"{path}={fmt_value(v)} is out of range: it must be {must}", _range_hint(path, hint)
+            )
 
 
 def _range_hint(path: str, hint: str) -> str:
@@ -177,9 +208,15 @@ def _range_hint(path: str, hint: str) -> str:
     return f"set {path}={m.group(1)}: {hint}" if m else f"set {path}: {hint}"
 
 
-@rule("RLX105", "learning rate is zero", WARNING, category="schema", explanation="""
+@rule(
+    "RLX105",
+    "learning rate is zero",
+    WARNING,
+    category="schema",
+    explanation="""
     With lr=0 the optimizer never changes the weights: the run spends its GPUs and learns nothing. Sometimes useful
-    for a dry pipeline test, hence a warning.""")
+    for a dry pipeline test, hence a warning.""",
+)
 def zero_lr(ctx: Context) -> Iterator[Finding]:
     paths = [f"{A}.optim.lr"] + (["critic.optim.lr"] if ctx.uses_critic else [])
     for path in paths:
@@ -197,9 +234,15 @@ REMOVED_VALUES: dict[str, dict[Any, str]] = {
 REMOVED_HINTS = {f"{K.ROLLOUT}.mode": "remove the setting (async is the default)", K.ROLLOUT_NAME: "set it to vllm"}
 
 
-@rule("RLX106", "value removed from verl", ERROR, category="schema", explanation="""
+@rule(
+    "RLX106",
+    "value removed from verl",
+    ERROR,
+    category="schema",
+    explanation="""
     A value earlier verl versions accepted and 0.9.1 refuses: `rollout.mode=sync` (RolloutConfig raises
-    "Rollout mode 'sync' has been removed"), `rollout.name=hf`. Old example scripts still use them.""")
+    "Rollout mode 'sync' has been removed"), `rollout.name=hf`. Old example scripts still use them.""",
+)
 def removed_value(ctx: Context) -> Iterator[Finding]:
     for path, values in REMOVED_VALUES.items():
         v = ctx.value(path)
@@ -207,20 +250,28 @@ def removed_value(ctx: Context) -> Iterator[Finding]:
             yield ctx.finding(path, f"{path}={v}: {values[v]}", REMOVED_HINTS[path])
 
 
-@rule("RLX107", "legacy reward setting that main_ppo ignores", ERROR, category="schema", explanation="""
+@rule(
+    "RLX107",
+    "legacy reward setting that main_ppo ignores",
+    ERROR,
+    category="schema",
+    explanation="""
     verl 0.9.1 keeps the old top-level `reward_model.*`, `custom_reward_function.*` and `sandbox_fusion.*` sections in
     its config, but `verl.trainer.main_ppo` never reads them: only the fully-async entry point migrates them (verl's
     `migrate_legacy_reward_impl`). A DAPO overlong penalty under `reward_model.reward_kwargs`, a reward manager under
     `reward_model.reward_manager` or a custom reward under `custom_reward_function.path` is silently dropped. The
     user's intent is lost, so this is an error; the hint gives the key under `reward.` that main_ppo reads, as
-    `migrate_legacy_reward_impl` maps it, or says that the key has no home in verl 0.9.1.""")
+    `migrate_legacy_reward_impl` maps it, or says that the key has no home in verl 0.9.1.""",
+)
 def legacy_reward(ctx: Context) -> Iterator[Finding]:
     for ch in ctx.changed:
         target = legacy_reward_target(ch.key)
         if target is None or ch.value is None or type(ch.value).__name__ == "_Absent":
             continue
-        message = (f"{ch.key}={fmt_value(ch.value)} is a legacy setting that verl 0.9.1's main_ppo never reads: it is "
-                   "silently dropped")
+        message = (
+            f"{ch.key}={fmt_value(ch.value)} is a legacy setting that verl 0.9.1's main_ppo never reads: it is "
+            "silently dropped"
+        )
         if target:
             # `+` or not is decided for every hint in one place (rlx.validate._plus_in_hint)
             hint = f"write `{target}={fmt_value(ch.value)}` instead"
@@ -243,23 +294,39 @@ DEPRECATED: dict[str, str] = {
 }
 
 
-@rule("RLX109", "deprecated setting", WARNING, category="schema", explanation="""
+@rule(
+    "RLX109",
+    "deprecated setting",
+    WARNING,
+    category="schema",
+    explanation="""
     Settings verl 0.9.1 still accepts but has deprecated: the global micro batch sizes (use the `_per_gpu` forms),
-    `data.val_batch_size` (ignored), and `trainer.use_v1=false` (the legacy trainer, announced for removal).""")
+    `data.val_batch_size` (ignored), and `trainer.use_v1=false` (the legacy trainer, announced for removal).""",
+)
 def deprecated(ctx: Context) -> Iterator[Finding]:
     for path, hint in DEPRECATED.items():
         if ctx.value(path) is not None:
             yield ctx.finding(path, f"{path} is deprecated in verl 0.9.1", hint)
     # ReMax needs the legacy trainer (RLX446): the deprecation hint would lead straight into that error.
     if ctx.get(K.USE_V1) is False and ctx.get(K.ADV_ESTIMATOR) != "remax":
-        yield ctx.finding(K.USE_V1, "trainer.use_v1=false selects verl's legacy trainer (main_ppo_v0), which is "
-                          "deprecated and lacks group filtering", "set trainer.use_v1=true")
+        yield ctx.finding(
+            K.USE_V1,
+            "trainer.use_v1=false selects verl's legacy trainer (main_ppo_v0), which is "
+            "deprecated and lacks group filtering",
+            "set trainer.use_v1=true",
+        )
 
 
-@rule("RLX110", "broken interpolation", ERROR, category="schema", explanation="""
+@rule(
+    "RLX110",
+    "broken interpolation",
+    ERROR,
+    category="schema",
+    explanation="""
     A `${...}` reference that cannot be resolved: it points to a missing key, or it is cyclic. verl resolves the whole
     config at start-up (`OmegaConf.resolve`) and fails there. Environment references `${oc.env:VAR}` are not resolved
-    here: they describe the cluster, not this machine.""")
+    here: they describe the cluster, not this machine.""",
+)
 def broken_interpolation(ctx: Context) -> Iterator[Finding]:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
@@ -270,14 +337,23 @@ def broken_interpolation(ctx: Context) -> Iterator[Finding]:
         try:
             OmegaConf.select(ctx.resolved.config, ch.key, throw_on_resolution_failure=True)
         except OmegaConfBaseException as e:
-            yield ctx.finding(ch.key, f"{ch.key}={ch.value} cannot be resolved: {str(e).splitlines()[0]}",
-                              "point the reference at an existing key, e.g. ${data.max_response_length}")
+            yield ctx.finding(
+                ch.key,
+                f"{ch.key}={ch.value} cannot be resolved: {str(e).splitlines()[0]}",
+                "point the reference at an existing key, e.g. ${data.max_response_length}",
+            )
 
 
-@rule("RLX113", "environment variable not set here", WARNING, category="schema", explanation="""
+@rule(
+    "RLX113",
+    "environment variable not set here",
+    WARNING,
+    category="schema",
+    explanation="""
     A `${oc.env:VAR}` reference with no default, while VAR is not set in this environment. It is resolved by the job
     on the cluster, where VAR may well be set; if it is not, verl fails at start-up. Only the variable's name is
-    reported, never a value.""")
+    reported, never a value.""",
+)
 def unset_env_reference(ctx: Context) -> Iterator[Finding]:
     import os
 
@@ -286,13 +362,22 @@ def unset_env_reference(ctx: Context) -> Iterator[Finding]:
             continue
         for name, default in re.findall(r"\$\{oc\.env:\s*([A-Za-z_][A-Za-z0-9_]*)\s*(,[^}]*)?\}", ch.value):
             if not default and name not in os.environ:
-                yield ctx.finding(ch.key, f"{ch.key} reads ${{oc.env:{name}}}, and {name} is not set here",
-                                  f"set {name} on the cluster's nodes, or give a default: ${{oc.env:{name},VALUE}}")
+                yield ctx.finding(
+                    ch.key,
+                    f"{ch.key} reads ${{oc.env:{name}}}, and {name} is not set here",
+                    f"set {name} on the cluster's nodes, or give a default: ${{oc.env:{name},VALUE}}",
+                )
 
 
-@rule("RLX111", "required value not set", ERROR, category="schema", explanation="""
+@rule(
+    "RLX111",
+    "required value not set",
+    ERROR,
+    category="schema",
+    explanation="""
     verl marks some keys `???` (mandatory): most importantly `actor_rollout_ref.rollout.name`, which has no default.
-    The job fails at start-up with MissingMandatoryValue. rlx presets set it to vllm.""")
+    The job fails at start-up with MissingMandatoryValue. rlx presets set it to vllm.""",
+)
 def mandatory(ctx: Context) -> Iterator[Finding]:
     for key, value in ctx.leaves.items():
         if value != "???":
@@ -309,11 +394,17 @@ def mandatory(ctx: Context) -> Iterator[Finding]:
 STRICT_ROOTS = ("actor_rollout_ref.", "critic.")
 
 
-@rule("RLX112", "key added to a strict verl section", ERROR, category="schema", explanation="""
+@rule(
+    "RLX112",
+    "key added to a strict verl section",
+    ERROR,
+    category="schema",
+    explanation="""
     `+key=value` adds a key Hydra's schema lacks, and Hydra accepts it. But verl turns the actor, rollout, ref, model
     and critic sections into dataclasses (`omega_conf_to_dataclass`), and a key the dataclass lacks fails that
     merge inside the job. Free-form maps such as `model.override_config` and `rollout.engine_kwargs` accept new keys;
-    algorithm knobs belong under `algorithm.rlx.*` or `reward.reward_kwargs.*`.""")
+    algorithm knobs belong under `algorithm.rlx.*` or `reward.reward_kwargs.*`.""",
+)
 def added_to_strict(ctx: Context) -> Iterator[Finding]:
     for path in sorted(ctx.added):
         if not path.startswith(STRICT_ROOTS):
@@ -367,11 +458,17 @@ def plain_name(value: str) -> str:
     return out or "my-run-1"
 
 
-@rule("RLX114", "project or run name unusable as a folder name", ERROR, category="schema", explanation="""
+@rule(
+    "RLX114",
+    "project or run name unusable as a folder name",
+    ERROR,
+    category="schema",
+    explanation="""
     trainer.project_name and trainer.experiment_name name the MLflow experiment and run, and verl checkpoints to
     `trainer.default_local_dir=checkpoints/${trainer.project_name}/${trainer.experiment_name}`: a name with `/` or
     `\\`, `.` or `..`, control characters, more than 128 characters, or nothing but spaces escapes or breaks that
-    path. `rlx train` refuses it before anything is created; `rlx validate` reports it, so both agree.""")
+    path. `rlx train` refuses it before anything is created; `rlx validate` reports it, so both agree.""",
+)
 def unusable_name(ctx: Context) -> Iterator[Finding]:
     from rlx.resolve.overrides import render_value
 
@@ -394,12 +491,18 @@ def unusable_name(ctx: Context) -> Iterator[Finding]:
 FREE_FORM = {"algorithm.": "algorithm", "reward.reward_kwargs.": "reward_kwargs"}
 
 
-@rule("RLX115", "key nobody reads in a free-form section", ERROR, category="schema", explanation="""
+@rule(
+    "RLX115",
+    "key nobody reads in a free-form section",
+    ERROR,
+    category="schema",
+    explanation="""
     `algorithm` stays a plain DictConfig in verl's v1 trainer and `reward.reward_kwargs` is a plain map, so
     `+algorithm.norm_adv_by_std_in_grpoo=false` or `+reward.reward_kwargs.overlong_buffer_cfg.length=512` compose and
     are silently ignored. The keys verl reads there are read statically from its source (AlgoConfig's fields, nested
     dataclasses expanded; the reward managers' `reward_kwargs` reads); `algorithm.rlx.*` belongs to rlx's plugin.
-    A `+` key outside both is an error, with a did-you-mean.""")
+    A `+` key outside both is an error, with a did-you-mean.""",
+)
 def unread_free_form(ctx: Context) -> Iterator[Finding]:
     from rlx.errors import did_you_mean
     from rlx.validate import verl_names
@@ -409,7 +512,7 @@ def unread_free_form(ctx: Context) -> Iterator[Finding]:
         prefix = next((p for p in FREE_FORM if path.startswith(p)), None)
         if prefix is None:
             continue
-        rest = path[len(prefix):]
+        rest = path[len(prefix) :]
         if prefix == "algorithm.":
             if rest == "rlx" or rest.startswith("rlx."):
                 continue  # rlx's plugin options (algorithm.rlx.<algo>.*)
@@ -425,10 +528,14 @@ def unread_free_form(ctx: Context) -> Iterator[Finding]:
         same = [k for k in known if k.count(".") == depth]
         close = did_you_mean(rest, same, n=1, cutoff=0.6) or did_you_mean(rest, known, n=1, cutoff=0.6)
         value = fmt_value(ctx.value(path))
-        hint = (f"did you mean `{prefix}{close[0]}={value}`?" if close
-                else f"remove it: nothing reads it (verl reads {', '.join(prefix + k for k in known if '.' not in k)})")
-        yield ctx.finding(path, f"{path} is read by neither verl {_verl_version()} nor rlx's plugin: it is silently "
-                          "ignored", hint)
+        hint = (
+            f"did you mean `{prefix}{close[0]}={value}`?"
+            if close
+            else f"remove it: nothing reads it (verl reads {', '.join(prefix + k for k in known if '.' not in k)})"
+        )
+        yield ctx.finding(
+            path, f"{path} is read by neither verl {_verl_version()} nor rlx's plugin: it is silently ignored", hint
+        )
 
 
 def _verl_version() -> str:
