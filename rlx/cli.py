@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 
 from rlx import __version__
 from rlx.commands import catalog, train
+
+if TYPE_CHECKING:
+    import click
 
 EPILOG = """\
 \b
@@ -100,7 +104,9 @@ def _verbose(argv: list[str]) -> bool:
     return "--verbose" in argv or "-v" in argv or os.environ.get("RLX_VERBOSE", "") not in ("", "0")
 
 
-def _click_classes() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+def _click_classes() -> tuple[
+    tuple[type[Exception], ...], tuple[type[click.exceptions.Exit | typer.Exit], ...], tuple[type[Exception], ...]
+]:
     """(ClickException, Exit, Abort) classes of both click and the click that typer >= 0.2x vendors as `typer._click`.
 
     Typer raises its vendored classes, which are not click's: catching only click's turned `rlx nosuch` or an unknown
@@ -109,9 +115,9 @@ def _click_classes() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ..
     import click
     import typer
 
-    errors: list[type] = [click.exceptions.ClickException]
-    exits: list[type] = [click.exceptions.Exit, typer.Exit]
-    aborts: list[type] = [click.exceptions.Abort, typer.Abort]
+    errors: list[type[Exception]] = [click.exceptions.ClickException]
+    exits: list[type[click.exceptions.Exit | typer.Exit]] = [click.exceptions.Exit, typer.Exit]
+    aborts: list[type[Exception]] = [click.exceptions.Abort, typer.Abort]
     try:
         from typer._click import exceptions as vendored
     except ImportError:
@@ -135,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     from rlx.errors import EXIT_INTERRUPTED, EXIT_USAGE, RlxError
 
     click_errors, click_exits, click_aborts = _click_classes()
+    interrupts: tuple[type[BaseException], ...] = (KeyboardInterrupt, *click_aborts)
     args = list(sys.argv[1:] if argv is None else argv)
     if argv is None:  # the console script, not an in-process caller such as a test
         _terminate_as_interrupt()
@@ -154,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         code = getattr(e, "exit_code", EXIT_USAGE)
     except click_exits as e:
         code = e.exit_code
-    except (KeyboardInterrupt, *click_aborts):
+    except interrupts:
         sys.stderr.write("interrupted\n")
         code = EXIT_INTERRUPTED
     except BrokenPipeError:

@@ -515,7 +515,7 @@ def task_runner_class() -> Any:
     import ray
     from verl.trainer.main_ppo import TaskRunnerV1
 
-    base = TaskRunnerV1.__ray_metadata__.modified_class
+    base = TaskRunnerV1.__ray_metadata__.modified_class  # type: ignore[attr-defined]  # set by @ray.remote at runtime
 
     class RlxTaskRunnerV1(base):  # type: ignore[misc, valid-type]
         def run(self, config: Any) -> Any:

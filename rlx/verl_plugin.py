@@ -37,9 +37,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import torch
 from verl.trainer.ppo.core_algos import (
@@ -137,10 +137,11 @@ def _reduce(
     return agg_loss(loss_mat=loss_mat, loss_mask=response_mask, loss_agg_mode=loss_agg_mode, **batch_info)
 
 
-def _floats(metrics: dict[str, torch.Tensor | float]) -> dict[str, float]:
+def _floats(metrics: Mapping[str, torch.Tensor | float]) -> dict[str, float]:
     """One host sync for all tensor metrics instead of one `.item()` each."""
-    keys = [k for k, v in metrics.items() if isinstance(v, torch.Tensor)]
-    values = torch.stack([metrics[k].detach().float().reshape(()) for k in keys]).tolist() if keys else []
+    tensors = {k: v for k, v in metrics.items() if isinstance(v, torch.Tensor)}
+    keys = list(tensors)
+    values = torch.stack([tensors[k].detach().float().reshape(()) for k in keys]).tolist() if keys else []
     out = {k: float(v) for k, v in metrics.items() if not isinstance(v, torch.Tensor)}
     out.update(zip(keys, values, strict=True))
     return out
@@ -177,7 +178,7 @@ def compute_policy_loss_rlx_aepo(
             "or pass entropy=... when calling the loss directly"
         )
     opts = resolve_options("aepo", None, alpha=alpha, sg_scope=sg_scope)
-    floor = opts.get("weight_floor") if weight_floor is _UNSET else weight_floor
+    floor = opts.get("weight_floor") if weight_floor is _UNSET else cast("float | None", weight_floor)
     scope = str(opts.get("stats_scope", "batch"))
     if scope not in ("batch", "micro_batch"):
         raise ValueError(f"aepo.stats_scope must be 'batch' or 'micro_batch', got {scope!r}")
@@ -246,7 +247,7 @@ def compute_policy_loss_rlx_gepo(
         log_w_max=float(opts["log_w_max"]),
     )
     loss = _reduce(out.loss, response_mask, loss_agg_mode, config, rollout_is_weights)
-    metrics = _gepo.gepo_metrics(out, response_mask)
+    metrics: dict[str, torch.Tensor | float] = dict(_gepo.gepo_metrics(out, response_mask))
     metrics["actor/gepo_denominator_fallback"] = 1.0 if fallback else 0.0
     return loss, _floats(metrics)
 

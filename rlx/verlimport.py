@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from rlx import verl_keys as K
 from rlx.errors import ConfigError, UsageError
@@ -120,15 +120,15 @@ def import_script(script: Script, algo: str | None = None) -> Imported:
         from rlx.compare.core import algorithm_of
 
         params = {k.replace(".", "/"): str(v) for k, v in tflat.items()}
-        name, _ = algorithm_of({}, params)
+        inferred, _ = algorithm_of({}, params)
         adv, loss = tflat.get(K.ADV_ESTIMATOR), tflat.get(K.LOSS_MODE)
-        if name is None or name not in ALGORITHMS.names():
+        if inferred is None or inferred not in ALGORITHMS.names():
             raise UsageError(
                 f"no rlx algorithm matches the script's adv_estimator={adv}, loss_mode={loss}",
                 hint="name the closest one with --algo NAME (`rlx algos` lists them); the import keeps the "
                 "script's values either way",
             )
-        algorithm = ALGORITHMS.get(name)
+        algorithm = ALGORITHMS.get(inferred)
         source = f"inferred from adv_estimator={adv}, loss_mode={loss}"
     out = Imported(algo=algorithm.name, algo_source=source)
     preset = resolve(algorithm.name)
@@ -189,7 +189,7 @@ def _prefixes(flat: dict) -> set[str]:
 def _container(cfg) -> dict:
     from omegaconf import OmegaConf
 
-    return OmegaConf.to_container(cfg, resolve=False)
+    return cast(dict, OmegaConf.to_container(cfg, resolve=False))
 
 
 def _has(flat: dict, path: str) -> bool:

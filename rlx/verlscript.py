@@ -22,6 +22,7 @@ functions) is not followed, and the last assignment before the command wins.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -342,7 +343,7 @@ def expand(text: str, variables: dict[str, str], unresolved: dict[str, list[int]
 # ---- reading ----------------------------------------------------------------------------------------------------
 
 
-def read_script(path: str | Path) -> Script:
+def read_script(path: str | os.PathLike[str]) -> Script:
     """Read the trainer invocation of a verl launch script. Raises ConfigError (exit 1) when there is none."""
     path = Path(path)
     try:

@@ -14,6 +14,7 @@ on that line (`LoadedYaml.comments`), so presets can cite their sources in plain
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,7 +215,7 @@ def loads(text: str | bytes, source: str = "<string>") -> LoadedYaml:
     return LoadedYaml(data=data, source=source, lines=lines, comments=_comments(text, lines, ends))
 
 
-def load_file(path: str | Path, *, mapping: bool = True, what: str = "config file") -> LoadedYaml:
+def load_file(path: str | os.PathLike[str], *, mapping: bool = True, what: str = "config file") -> LoadedYaml:
     """Read and parse a YAML file. With `mapping`, the top level must be a mapping."""
     p = Path(path).expanduser()
     if not p.exists():

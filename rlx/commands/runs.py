@@ -552,9 +552,11 @@ def sync(
 
     selected = [records.find(r) for r in runs] if runs else [r for r in records.all_records() if tracking_pending(r)]
     clients = _Clients()
-    results, unreachable, refused = [], [], []
+    results: list[dict[str, Any]] = []
+    unreachable: list[records.RunRecord] = []
+    refused: list[records.RunRecord] = []
     for record in selected:
-        row = {"run_id": record.run_id, "sent": 0, "skipped": 0, "pending": tracking_pending(record)}
+        row: dict[str, Any] = {"run_id": record.run_id, "sent": 0, "skipped": 0, "pending": tracking_pending(record)}
         client = clients.mlflow_for(record.tracking_uri) if row["pending"] else None
         if row["pending"] and client is None:
             unreachable.append(record)

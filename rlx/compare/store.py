@@ -391,7 +391,8 @@ class SqlSource(Source):
                 attribute_filters, non_attribute_filters, dataset_filters = S._get_sqlalchemy_filter_clauses(
                     parsed, session, self.store._get_dialect()
                 )
-                stmt = select(SqlRun.run_uuid, SqlRun.start_time)
+                # MLflow's dbmodels are untyped, so the statement's row types are unknown
+                stmt: Any = select(SqlRun.run_uuid, SqlRun.start_time)
                 for f in non_attribute_filters:
                     stmt = stmt.join(f)
                 for f in dataset_filters:

@@ -126,6 +126,7 @@ def entropy_collapse(run: RunView, th: Thresholds) -> Result | None:
     if best is None or score is None or best <= 0:
         return warn(msg + " (no reward logged to tell convergence from collapse)", step, ev, ev2)
     sc = run.curve(SCORE)
+    assert sc is not None  # `score` came from this curve
     rev = sc.evidence(SCORE, len(sc) - 3, len(sc), note=f"final reward; best sample reward {best:.3g}")
     if score >= th["near_best"] * best:
         return ok(msg + f", with the final reward {score:.3g} near its best {best:.3g}: convergence")
@@ -148,8 +149,8 @@ def entropy_collapse(run: RunView, th: Thresholds) -> Result | None:
 )
 def reward_flat(run: RunView, th: Thresholds) -> Result | None:
     r = run.curve(SCORE)
-    losses = [(k, run.curve(k)) for k in ("actor/pg_loss", "critic/vf_loss")]
-    losses = [(k, c) for k, c in losses if c is not None]
+    logged = [(k, run.curve(k)) for k in ("actor/pg_loss", "critic/vf_loss")]
+    losses = [(k, c) for k, c in logged if c is not None]
     w = int(th["window"])
     if r is None or not losses or len(r) < w:
         return None
@@ -353,8 +354,8 @@ def _kl_to_ref_on(run: RunView) -> bool:
     windows of points. Fires at the last step of the first such window.""",
 )
 def kl_unbounded(run: RunView, th: Thresholds) -> Result | None:
-    found = [(k, run.curve(k)) for k in ("actor/kl_loss", "actor/reward_kl_penalty")]
-    found = [(k, c) for k, c in found if c is not None]
+    logged = [(k, run.curve(k)) for k in ("actor/kl_loss", "actor/reward_kl_penalty")]
+    found = [(k, c) for k, c in logged if c is not None]
     w = int(th["window"])
     found = [(k, c) for k, c in found if len(c) >= 3 * w]
     if not found:
@@ -640,11 +641,11 @@ def aspo_eligible(run: RunView, th: Thresholds) -> Result | None:
                 int(el.steps[i]),
                 el.evidence("aspo/eligible_ratio", s0 + j, i + 1),
             )
-    if bc is not None and (i := _sustained(bc.values, th["bias_clip"], w)) is not None:
+    if bc is not None and (end := _sustained(bc.values, th["bias_clip"], w)) is not None:
         return warn(
-            f"the bias hit its bound for {_window_means(bc.values, w)[i - w + 1]:.0%} of eligible samples",
-            int(bc.steps[i]),
-            bc.evidence("aspo/bias_clip_ratio", i - w + 1, i + 1),
+            f"the bias hit its bound for {_window_means(bc.values, w)[end - w + 1]:.0%} of eligible samples",
+            int(bc.steps[end]),
+            bc.evidence("aspo/bias_clip_ratio", end - w + 1, end + 1),
         )
     return ok(f"eligible share up to {np.nanmax(el.values):.3g}")
 

@@ -201,6 +201,7 @@ class LocalHead:
         """Record the PIDs of every process the head started, so `stop()` can make sure each one is gone."""
         import psutil
 
+        assert self.proc is not None, "called only while the head process is running"
         try:
             self.pids.update(p.pid for p in psutil.Process(self.proc.pid).children(recursive=True))
         except psutil.Error:

@@ -18,12 +18,18 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rlx.errors import UnreachableError
 from rlx.launch import records
 from rlx.launch.jobs import JobNotFound, Jobs
 from rlx.launch.records import FROM_RAY, TO_MLFLOW, RunRecord, State
 from rlx.launch.redact import redact_text
+
+if TYPE_CHECKING:
+    from rich.live import Live
+
+    from rlx.doctor import Verdict
 
 LOG_TAIL_LINES = 200
 LOST_AFTER = 60.0  # seconds of an unreachable cluster before a followed run counts as lost (RLX_LOST_AFTER)
@@ -204,7 +210,7 @@ class LiveDoctor:
 
     def __init__(self, tracking_uri: str, run_id: str, *, every: float = 5.0) -> None:
         self.tracking_uri, self.run_id, self.every = tracking_uri, run_id, every
-        self.fired = None  # the first failing rlx.doctor.Verdict
+        self.fired: Verdict | None = None  # the first failing rlx.doctor.Verdict
         self._step: float | None = None
         self._at = -float("inf")
 
@@ -263,7 +269,7 @@ class Display:
     def __init__(self, *, json_mode: bool, secrets: tuple[str, ...] = ()):
         self.json_mode = json_mode
         self.secrets = secrets
-        self.live = None
+        self.live: Live | None = None
         self._last = ""
         self._partial = ""
         self.tty = not json_mode and sys.stdout.isatty()

@@ -22,10 +22,13 @@ import subprocess
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rlx.errors import ConfigError, UnreachableError
 from rlx.launch.redact import redact, redact_text
+
+if TYPE_CHECKING:
+    import email.message
 
 PARAM_PREFIX = "rlx/"
 MAX_PARAM = 6000  # MLflow truncates longer values with a warning
@@ -208,7 +211,8 @@ def installed_packages() -> str:
 
     seen: dict[str, str] = {}
     for dist in metadata.distributions():
-        name = dist.metadata.get("Name")
+        # at runtime an email.message.Message subclass; typeshed's PackageMetadata protocol lacks .get()
+        name = cast("email.message.Message", dist.metadata).get("Name")
         if name and name.lower() not in seen:
             seen[name.lower()] = f"{name}=={dist.version}"
     return "\n".join(seen[k] for k in sorted(seen)) + "\n"

@@ -19,7 +19,7 @@ import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from rlx.algorithms import ALGORITHMS, Algorithm
 from rlx.errors import ConfigError, UsageError, did_you_mean
@@ -103,7 +103,7 @@ def compose_verl(config_name: str = "ppo_trainer") -> dict:
             cfg = compose(config_name=config_name)
     finally:
         GlobalHydra.instance().clear()
-    return OmegaConf.to_container(cfg, resolve=False)
+    return cast(dict, OmegaConf.to_container(cfg, resolve=False))
 
 
 def _fingerprint(config_dir: Path) -> str:
@@ -416,11 +416,11 @@ class Resolved:
         from omegaconf import OmegaConf
 
         if not resolve:
-            return OmegaConf.to_container(self.config, resolve=False)
+            return cast(dict, OmegaConf.to_container(self.config, resolve=False))
         cfg = copy.deepcopy(self.config)
         _escape_resolver_calls(cfg)
         try:
-            return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+            return cast(dict, OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
         except Exception as e:
             raise ConfigError(
                 f"cannot resolve interpolation: {e}".splitlines()[0],

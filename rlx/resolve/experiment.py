@@ -19,6 +19,7 @@ Shorthand keys map to verl paths (`SHORTHANDS`); `cluster.address` and `tracking
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,7 @@ class Experiment:
     tracking_uri: str | None = None
 
 
-def load(path: str | Path) -> Experiment:
+def load(path: str | os.PathLike[str]) -> Experiment:
     doc = load_file(path, what="experiment file")
     return from_doc(doc, Path(path))
 

@@ -30,7 +30,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from rlx.errors import ConfigError, JobFailedError, RlxError
 from rlx.smoke import sizes as sizes_mod
@@ -169,10 +169,10 @@ def _params(fn) -> tuple[set[str], bool]:
 
 def _actor_config(cfg, sz: sizes_mod.SmokeSizes):
     """verl's ActorConfig dataclass from the resolved actor section, with the smoke sizes (verl's own converter)."""
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
     from verl.utils.config import omega_conf_to_dataclass
 
-    actor = OmegaConf.create(OmegaConf.to_container(cfg.actor_rollout_ref.actor, resolve=True))
+    actor = cast(DictConfig, OmegaConf.create(OmegaConf.to_container(cfg.actor_rollout_ref.actor, resolve=True)))
     actor.rollout_n = sz.n
     actor.ppo_mini_batch_size = sz.mini_batch_prompts * sz.n
     actor.ppo_micro_batch_size = None
@@ -708,15 +708,15 @@ def run(
             timing["update_critic"] = time.monotonic() - t
         if step > sz.critic_warmup:
             t = time.monotonic()
-            extras: dict[str, Any] = {}
+            loss_kw: dict[str, Any] = {}
             if "entropy_stats" in loss_params:
                 # AEPO's entropy statistics cover the step's batch, not each micro-batch (as rlx.verl_entry does)
                 from rlx.ops.aepo import entropy_stats
 
-                extras["entropy_stats"] = entropy_stats(old_ent[sel].double(), mask[sel])
+                loss_kw["entropy_stats"] = entropy_stats(old_ent[sel].double(), mask[sel])
             from rlx.verl_plugin import loss_extras
 
-            with loss_extras(**extras):
+            with loss_extras(**loss_kw):
                 metrics.update(
                     _update_actor(
                         core_algos,

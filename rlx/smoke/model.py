@@ -86,7 +86,8 @@ def build_policy(tokenizer: CharTokenizer, spec: ModelSpec = ModelSpec()):
         pad_token_id=tokenizer.pad_id,
         bos_token_id=tokenizer.bos_id,
         eos_token_id=tokenizer.eos_id,
-        attn_implementation="eager",
+        # transformers' @strict config dataclass takes PretrainedConfig kwargs at runtime, not in its signature
+        attn_implementation="eager",  # type: ignore[call-arg]
     )
     return Qwen2ForCausalLM(cfg)
 
@@ -107,7 +108,8 @@ def build_critic(tokenizer: CharTokenizer, spec: ModelSpec = ModelSpec()):
         max_position_embeddings=spec.max_positions,
         use_cache=False,
         pad_token_id=tokenizer.pad_id,
-        attn_implementation="eager",
+        # transformers' @strict config dataclass takes PretrainedConfig kwargs at runtime, not in its signature
+        attn_implementation="eager",  # type: ignore[call-arg]
     )
 
     class ValueModel(torch.nn.Module):

@@ -120,7 +120,7 @@ def plan(get, *, max_prompt_length: int, max_response_length: int, steps: int | 
     total_steps = int(steps) if steps else DEFAULT_STEPS
     mb_prompts = prompts // mini_batches
     micro = MICRO_PER_MINI if mb_prompts * n >= 2 * MICRO_PER_MINI else 1
-    sizes = dict(
+    sizes: dict[str, Any] = dict(
         steps=total_steps,
         n=n,
         prompts=prompts,

@@ -42,7 +42,8 @@ def install() -> bool:
 
     for k, v in JOB_HTTP_ENV.items():  # verl's own start_run/log_params too: a bounded wait, the user's values win
         os.environ.setdefault(k, v)
-    tracking._MlflowLoggingAdapter = _adapter_class(tracking._MlflowLoggingAdapter)
+    # monkeypatch verl's module attribute with the (dynamically built) subclass
+    tracking._MlflowLoggingAdapter = _adapter_class(tracking._MlflowLoggingAdapter)  # type: ignore[misc, assignment]
     return True
 
 

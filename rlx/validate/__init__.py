@@ -55,7 +55,7 @@ def validate(
     ctx = Context(resolved, algorithms=algorithms, inferred=inferred)
     problems = [p for p in pre if p.code not in skip]
     for r in checks():
-        if r.code in skip:
+        if r.code in skip or r.check is None:  # checks() yields only rules that have a check
             continue
         try:
             problems.extend(_problem(ctx, r.code, f) for f in r.check(ctx))
@@ -63,6 +63,7 @@ def validate(
             continue  # a value of the wrong type broke the arithmetic: RLX103 reports the type
     for f in constraint_findings(ctx):
         if f.code not in skip:
+            assert f.code is not None and f.severity is not None  # constraint findings carry both
             problems.append(Problem(f.code, f.severity, f.path, f.message, f.hint, ctx.source(f.path)))
     if deep:
         from rlx.validate.deep import deep_problems

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import functools
 from typing import Any
 
@@ -98,7 +99,7 @@ class Context:
 
     # --- derived facts verl computes the same way
     @functools.cached_property
-    def n_gpus(self) -> int | None:
+    def n_gpus(self) -> builtins.int | None:  # `int` here is the method above
         per, nodes = self.int("trainer.n_gpus_per_node"), self.int("trainer.nnodes")
         return per * nodes if per is not None and nodes is not None else None
 

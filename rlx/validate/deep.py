@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+from collections.abc import Callable
 
 from rlx import verl_keys as K
 from rlx.validate.report import Problem
@@ -53,6 +54,7 @@ def deep_problems(resolved, ctx) -> list[Problem]:
     import verl  # noqa: F401 - loads the verl.plugins entry points
     from verl.trainer.ppo import core_algos
 
+    ensure_registered: Callable[[], None] | None
     try:
         from rlx.verl_plugin import ensure_registered  # written by the plugin engineer; optional here
     except ImportError:

@@ -159,6 +159,7 @@ def _base_config(script: Script) -> str | None:
 
     verl_dir = verl_config_dir()
     name, where = script.config_name or "ppo_trainer", script.config_path
+    config_dir: Path | None
     if where is None:
         config_dir = verl_dir
     elif where.startswith("pkg://"):

@@ -12,6 +12,7 @@ import ast
 import functools
 import json
 from pathlib import Path
+from typing import cast
 
 # Values verl accepts that are not decorator registrations (core_algos.kl_penalty; `+` suffix = straight-through).
 KL_TYPES = ("kl", "k1", "abs", "mse", "k2", "low_var_kl", "k3", "full")
@@ -60,7 +61,7 @@ def _enum(tree: ast.Module) -> dict[str, str]:
                     and isinstance(stmt.targets[0], ast.Name)
                     and isinstance(stmt.value, ast.Constant)
                 ):
-                    enum[stmt.targets[0].id] = stmt.value.value
+                    enum[stmt.targets[0].id] = cast(str, stmt.value.value)  # AdvantageEstimator members are str
     return enum
 
 

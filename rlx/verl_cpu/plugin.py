@@ -256,7 +256,7 @@ def _patch_replay_poll() -> None:
         self.poll_interval = min(float(getattr(self, "poll_interval", REPLAY_POLL_S)), REPLAY_POLL_S)
 
     __init__._rlx_cpu = True  # type: ignore[attr-defined]
-    cls.__init__ = __init__
+    cls.__init__ = __init__  # type: ignore[method-assign]  # monkeypatch verl's ReplayBuffer constructor
 
 
 # ---- 7. the CPU rollout ------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import ray
 import torch
@@ -21,6 +21,9 @@ from verl.workers.rollout.base import BaseRollout
 from verl.workers.rollout.replica import RolloutReplica, TokenOutput
 
 from rlx.verl_cpu.rollout_env import NO_SYNC_ENV
+
+if TYPE_CHECKING:
+    from ray.actor import ActorHandle
 
 logger = logging.getLogger("rlx.verl_cpu")
 BATCH_WINDOW_S = 0.02  # requests arriving within this window are decoded together
@@ -237,7 +240,9 @@ class CpuReplica(RolloutReplica):
         mc = self.model_config  # a DictConfig here (replica.py:95), an HFModelConfig elsewhere
         path = os.path.expanduser(str((mc.get("local_path") if hasattr(mc, "get") else None) or mc.path))
         name = server_name(self.replica_rank, self.name_suffix)
-        server = (
+        # Ray's stubs type this chain as a handle-or-class union; at runtime it is the actor's handle
+        server = cast(
+            "ActorHandle[CpuRolloutServer]",
             ray.remote(CpuRolloutServer)
             .options(
                 name=name,
@@ -249,7 +254,7 @@ class CpuReplica(RolloutReplica):
                 model_path=path,
                 response_length=self.config.response_length,
                 seed=int(getattr(self.config, "seed", 0) or 0) + self.replica_rank,
-            )
+            ),
         )
         self.servers = [server]
         self._server_handle = server

@@ -75,7 +75,7 @@ def _megatron_size(ctx: Context) -> int | None:
         ctx.int(f"{m}.{k}")
         for k in ("tensor_model_parallel_size", "pipeline_model_parallel_size", "context_parallel_size")
     )
-    return tp * pp * cp if None not in (tp, pp, cp) else None
+    return tp * pp * cp if tp is not None and pp is not None and cp is not None else None
 
 
 @rule(
