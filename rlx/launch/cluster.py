@@ -7,7 +7,7 @@ line or in an environment variable of rlx's own process.
 
 Stopping signals that child (SIGTERM; it tears down the processes it started) and escalates to SIGKILL of the
 remembered process tree by PID if it does not exit. If rlx itself is killed, the kernel sends the child SIGTERM
-(`PR_SET_PDEATHSIG`), so the head goes with it. Never `ray stop`: it kills every Ray cluster of this user.
+(`PR_SET_PDEATHSIG`), and `reaper.py`, started beside the head, SIGKILLs what is left of its tree 3 s later. Never `ray stop`: it kills every Ray cluster of this user.
 Its folder (/tmp/rlx-*: session dir, token file, `ray-start.log`) is removed on stop unless RLX_KEEP_HEAD_DIR=1
 (for diagnosis). Some Ray internals (GCS, raylet, object manager) still listen on all interfaces even with these flags
 (reliability.md "Ports"); token authentication covers them.
@@ -83,6 +83,7 @@ class LocalHead:
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
         self.proc: subprocess.Popen | None = None
+        self.reaper: subprocess.Popen | None = None
         self.pids: set[int] = set()
         self.token = secrets.token_hex(32)
         # Ray's session dir holds unix sockets, whose paths are limited to 107 bytes: keep it short.
@@ -165,6 +166,7 @@ class LocalHead:
                 preexec_fn=_die_with_parent,
             )
         self.pids.add(self.proc.pid)
+        self._start_reaper()
         deadline = time.monotonic() + timeout
         try:
             while not self._up():
@@ -188,6 +190,23 @@ class LocalHead:
             raise
         self._remember_tree()
         return self
+
+    def _start_reaper(self) -> None:
+        """`reaper.py`: if rlx dies by SIGKILL, it kills what is left of the head's tree within seconds."""
+        assert self.proc is not None
+        self.reaper = subprocess.Popen(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("reaper.py")),
+                str(os.getpid()),
+                str(self.proc.pid),
+                str(self.tmp),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def _up(self) -> bool:
         req = urllib.request.Request(f"{self.address}/api/version", headers={"Authorization": f"Bearer {self.token}"})
@@ -248,6 +267,13 @@ class LocalHead:
         except subprocess.TimeoutExpired:
             pass
         self.proc = None
+        if self.reaper is not None:  # it exits by itself once the head is gone
+            try:
+                self.reaper.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.reaper.kill()
+                self.reaper.wait(timeout=5)
+            self.reaper = None
         if not os.environ.get("RLX_KEEP_HEAD_DIR"):
             shutil.rmtree(self.tmp, ignore_errors=True)
 
