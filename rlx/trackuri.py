@@ -32,7 +32,7 @@ HINT = "pass --tracking-uri sqlite:////ABS/PATH/mlflow.db (a local store) or htt
 
 
 def _fail(uri: str, what: str, hint: str = HINT) -> UnreachableError:
-    from rlx.launch.redact import redact_text
+    from rlx.redact import redact_text
 
     return UnreachableError(
         f"MLflow tracking URI {redact_text(uri)}: {what}", where="--tracking-uri / MLFLOW_TRACKING_URI", hint=hint

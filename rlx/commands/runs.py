@@ -305,7 +305,7 @@ def show(
 ) -> int:
     """Everything recorded about one run: ids, state, Ray's verdict, MLflow status, latest metrics, artifacts."""
     from rlx.launch import records
-    from rlx.launch.redact import redact
+    from rlx.redact import redact
     from rlx.render import console, emit_json, fmt_value
 
     clients = _Clients()
@@ -380,7 +380,7 @@ def logs(
     from rlx.errors import EXIT_INTERRUPTED, ConfigError, RlxError, UnreachableError
     from rlx.launch import records
     from rlx.launch.lifecycle import Display, follow, jobs_for
-    from rlx.launch.redact import redact_text
+    from rlx.redact import redact_text
     from rlx.render import emit_json
 
     record = records.find(run)
@@ -501,7 +501,7 @@ def stop(
 
 
 def _first_line(e: BaseException) -> str:
-    from rlx.launch.redact import redact_text
+    from rlx.redact import redact_text
 
     return redact_text((str(e).strip().splitlines() or [type(e).__name__])[0][:300])
 
@@ -547,7 +547,7 @@ def sync(
     from rlx.errors import ConfigError, UnreachableError
     from rlx.launch import records
     from rlx.launch.lifecycle import tracking_pending
-    from rlx.launch.redact import redact_text
+    from rlx.redact import redact_text
     from rlx.render import console, emit_json
 
     selected = [records.find(r) for r in runs] if runs else [r for r in records.all_records() if tracking_pending(r)]

@@ -100,7 +100,7 @@ def mlflow_errors(uri: str, *, what: str = "reading runs") -> Iterator[None]:
             or "timed out" in text.lower()
             or name in {"OperationalError", "DatabaseError"}
         ):
-            from rlx.launch.redact import redact_text
+            from rlx.redact import redact_text
             from rlx.trackuri import reason
 
             raise UnreachableError(

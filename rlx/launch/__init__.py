@@ -151,8 +151,8 @@ def prepare(
 ) -> Plan:
     """Step 1: every offline check and decision. No network, no files."""
     from rlx.launch.cluster import local_gpu_count
-    from rlx.launch.redact import secret_values
     from rlx.launch.tracking import normalize_uri
+    from rlx.redact import secret_values
 
     if report is not None and getattr(report, "errors", None):
         _print_report(report)
@@ -268,7 +268,7 @@ def _job_config(container: dict, secrets: tuple[str, ...]) -> tuple[str, list[st
     """The resolved config as the job reads it: YAML with every secret replaced; and the paths that were."""
     import yaml
 
-    from rlx.launch.redact import redact, secret_paths
+    from rlx.redact import redact, secret_paths
     from rlx.resolve import flatten
 
     paths = secret_paths(flatten(container))
@@ -279,7 +279,7 @@ def _job_config(container: dict, secrets: tuple[str, ...]) -> tuple[str, list[st
 def job_overrides(resolved, secrets: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
     """verl's overrides for the GPU job: `mlflow` added to `trainer.logger`, literal secrets replaced, each one
     checked with Hydra's parser. Returns (overrides, paths whose values were replaced)."""
-    from rlx.launch.redact import redact
+    from rlx.redact import redact
     from rlx.resolve.overrides import Op, parse, render_value
 
     logger = resolved.get("trainer.logger") or []

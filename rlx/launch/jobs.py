@@ -70,7 +70,7 @@ def with_deadline(fn: Callable[[], T], timeout: float, what: str, address: str) 
 
 def _translate(e: BaseException, what: str, address: str) -> BaseException:
     """Map SDK / requests errors to rlx errors; leave the rest alone (KeyboardInterrupt included)."""
-    from rlx.launch.redact import redact_text
+    from rlx.redact import redact_text
 
     text = str(e)
     name = type(e).__name__
@@ -188,7 +188,7 @@ class Jobs:
             )
         except RuntimeError as e:
             if "already exists" not in str(e):
-                from rlx.launch.redact import redact_text
+                from rlx.redact import redact_text
 
                 raise UnreachableError(
                     f"Ray at {self.address} refused the job: {redact_text(str(e).strip().splitlines()[-1][:300])}",

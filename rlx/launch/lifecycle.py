@@ -24,7 +24,7 @@ from rlx.errors import UnreachableError
 from rlx.launch import records
 from rlx.launch.jobs import JobNotFound, Jobs
 from rlx.launch.records import FROM_RAY, TO_MLFLOW, RunRecord, State
-from rlx.launch.redact import redact_text
+from rlx.redact import redact_text
 
 if TYPE_CHECKING:
     from rich.live import Live

@@ -15,7 +15,7 @@ from rlx.launch import SMOKE_ENTRY_ENV, Plan, records, tracking
 from rlx.launch.jobs import JobNotFound, Jobs, submission_id_for
 from rlx.launch.lifecycle import Display, exit_code, finish, follow, reconcile, token_from_env, tracking_pending
 from rlx.launch.records import RunRecord, State
-from rlx.launch.redact import redact, redact_text
+from rlx.redact import redact, redact_text
 
 STOP_WAIT = 45.0  # seconds to wait for a stopped job to reach a terminal state
 

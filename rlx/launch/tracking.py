@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from rlx.errors import ConfigError, UnreachableError
-from rlx.launch.redact import redact, redact_text
+from rlx.redact import redact, redact_text
 
 if TYPE_CHECKING:
     import email.message

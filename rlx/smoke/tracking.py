@@ -139,6 +139,6 @@ class MlflowLogger:
 
 
 def _note(text: str) -> None:
-    from rlx.launch.redact import redact_text
+    from rlx.redact import redact_text
 
     print(redact_text(text), file=sys.stderr, flush=True)

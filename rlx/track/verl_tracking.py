@@ -105,6 +105,6 @@ def _adapter_class(base: type) -> type:
 
 
 def _note(text: str) -> None:
-    from rlx.launch.redact import redact_text
+    from rlx.redact import redact_text
 
     print(redact_text(text), file=sys.stderr, flush=True)

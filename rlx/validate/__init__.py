@@ -124,7 +124,7 @@ def _scrub(problems: list[Problem], leaves: dict[str, Any] | None = None) -> lis
     """Messages quote config values: pass them through rlx's one redaction function (secrets never reach stdout)."""
     from dataclasses import replace
 
-    from rlx.launch.redact import redact_text, secret_values
+    from rlx.redact import redact_text, secret_values
 
     secrets = secret_values(leaves or {}, dict(os.environ))
     return [

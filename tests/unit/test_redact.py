@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rlx.launch.redact import REDACTED, is_secret_key, redact, redact_text, secret_paths, secret_values
+from rlx.redact import REDACTED, is_secret_key, redact, redact_text, secret_paths, secret_values
 
 CANARY_SK = "sk-canary0123456789abcdefXYZ"
 CANARY_HF = "hf_canaryABCDEFGHIJKLMNOPQRSTUV"
