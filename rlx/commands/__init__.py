@@ -20,4 +20,6 @@ def launch_hook(resolved, report, **options) -> int:
 
     # Named once, here, before anything is created: verl's experiment_name, the MLflow run and every label agree.
     name_run(resolved, task=options.get("task") if options.get("smoke") else None)
-    return run_train(resolved, report, **options)
+    from rlx.doctor.live import LiveDoctor
+
+    return run_train(resolved, report, health=LiveDoctor, **options)

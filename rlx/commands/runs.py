@@ -392,11 +392,14 @@ def logs(
         jobs = jobs_for(record)
         if follow_ and format is Format.text and not record.state.terminal:
             client = clients.mlflow_for(record.tracking_uri)
+            from rlx.doctor.live import LiveDoctor
+
+            health = LiveDoctor(record.tracking_uri, record.run_id) if client is not None else None
             if client is None:  # the log still streams; only the step and reward on the status line are missing
                 _warn(clients)
             try:
                 with Display(json_mode=False) as display:
-                    final = follow(jobs, record, display, client=client, watch_record=True)
+                    final = follow(jobs, record, display, client=client, health=health, watch_record=True)
             except KeyboardInterrupt:
                 return EXIT_INTERRUPTED
             except ConfigError as e:  # the record was deleted under the follower: not a cluster problem

@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -66,6 +67,8 @@ class Plan:
     engine: str = "rlx"  # with --smoke: "rlx" (rlx's own loop) or "verl" (verl's trainer on CPU)
     cpu: Any = None  # engine verl: the rlx.verl_cpu.sizes.CpuPlan
     cpu_assets: dict[str, str] = field(default_factory=dict)  # engine verl: where the tiny model and data go
+    # (tracking_uri, run_id) -> a lifecycle.Health that judges the run while it is followed (the CLI's LiveDoctor)
+    health: Callable[[str, str], Any] | None = None
 
     @property
     def verl_engine(self) -> bool:
@@ -110,6 +113,7 @@ def run_train(
     tracking_uri: str | None = None,
     format: Any = "text",
     engine: str = "rlx",
+    health: Callable[[str, str], Any] | None = None,
 ) -> int:
     """Launch a resolved, validated config; returns the exit code (0 success, 4 job failed, 130 interrupted).
 
@@ -129,6 +133,7 @@ def run_train(
         format=format,
         engine=engine,
     )
+    plan.health = health
     from rlx.launch.run import launch, launch_local
 
     return launch_local(plan) if plan.local else launch(plan)

@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from rlx.errors import UnreachableError
 from rlx.launch import records
@@ -28,8 +28,6 @@ from rlx.redact import redact_text
 
 if TYPE_CHECKING:
     from rich.live import Live
-
-    from rlx.doctor import Verdict
 
 LOG_TAIL_LINES = 200
 LOST_AFTER = 60.0  # seconds of an unreachable cluster before a followed run counts as lost (RLX_LOST_AFTER)
@@ -204,43 +202,6 @@ class Status:
         return "  ".join(parts)
 
 
-class LiveDoctor:
-    """`rlx runs doctor` on a run while it trains: re-judged when its step advances (at most every `every` seconds),
-    until the first check fails. Cosmetic like the progress: a store that cannot be read now is tried later."""
-
-    def __init__(self, tracking_uri: str, run_id: str, *, every: float = 5.0) -> None:
-        self.tracking_uri, self.run_id, self.every = tracking_uri, run_id, every
-        self.fired: Verdict | None = None  # the first failing rlx.doctor.Verdict
-        self._step: float | None = None
-        self._at = -float("inf")
-
-    def poll(self, step: float | None):
-        """The failing verdict, returned once, on the first poll that sees it; None otherwise."""
-        if self.fired is not None or step is None or step == self._step or time.monotonic() - self._at < self.every:
-            return None
-        self._step, self._at = step, time.monotonic()
-        try:
-            from rlx.doctor import diagnose
-
-            (d,) = diagnose([self.run_id], tracking_uri=self.tracking_uri)
-        except Exception:  # noqa: BLE001 - health is advisory while the run goes on
-            return None
-        self.fired = d.first_failure()
-        return self.fired
-
-    def apply(self, status: Status, display: Display | None = None, note: Callable[[str], None] | None = None) -> None:
-        """Poll at the status's step; on the first failure put it on the status line and print it once."""
-        v = self.poll(status.step)
-        if v is None:
-            return
-        status.health = f"doctor: FAIL {v.code} @ step {v.step}"
-        text = f"rlx doctor: FAIL {v.code} {v.title} at step {v.step}: {v.message}\n  hint: {v.hint}"
-        if display is not None:
-            display.note(text)
-        elif note is not None:
-            note(text)
-
-
 def _fmt_elapsed(seconds: float) -> str:
     s = int(seconds)
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
@@ -332,12 +293,22 @@ class Display:
             sys.stderr.flush()
 
 
+class Health(Protocol):
+    """Judges a run while it is followed; rlx.doctor.live.LiveDoctor is the one the CLI passes. Launch knows only
+    this shape: the doctor is a later stage (it reads runs through compare)."""
+
+    def apply(
+        self, status: Status, display: Display | None = None, note: Callable[[str], None] | None = None
+    ) -> None: ...
+
+
 def follow(
     jobs: Jobs,
     record: RunRecord,
     display: Display,
     *,
     client=None,
+    health: Health | None = None,
     interval: float = 1.0,
     lost_after: float | None = None,
     until: Callable[[str], bool] | None = None,
@@ -352,7 +323,7 @@ def follow(
     if lost_after is None:
         lost_after = float(os.environ.get("RLX_LOST_AFTER") or LOST_AFTER)
     status = Status(record.job_status or "PENDING", started=time.monotonic())
-    doctor = LiveDoctor(record.tracking_uri, record.run_id) if client is not None and record.tracking_uri else None
+    doctor = health if client is not None else None
     printed = 0
     pending_warned = False
     unreachable_since: float | None = None

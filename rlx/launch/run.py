@@ -368,7 +368,8 @@ def launch(plan: Plan) -> int:
         _note(plan, f"rlx: run {short} submitted as {record.submission_id} to {jobs.address}")
         try:
             with Display(json_mode=plan.json_mode, secrets=plan.secrets) as display:
-                final = follow(jobs, record, display, client=client)
+                health = plan.health(plan.tracking_uri, record.run_id) if plan.health else None
+                final = follow(jobs, record, display, client=client, health=health)
         except KeyboardInterrupt:
             if head is not None:
                 _note(plan, "\nrlx: interrupted: stopping the job (the local Ray head ends with this command)")
@@ -414,10 +415,10 @@ def launch_local(plan: Plan) -> int:
     records.save(record, State.SUBMITTED, job_status="RUNNING")
     client.set_tag(record.run_id, "rlx.job_status", "RUNNING")
     _log_verl_params(client, record.run_id, plan)
-    from rlx.launch.lifecycle import LiveDoctor, Status
+    from rlx.launch.lifecycle import Status
 
     status = Status("RUNNING", started=time.monotonic())
-    doctor = LiveDoctor(plan.tracking_uri, record.run_id)
+    doctor = plan.health(plan.tracking_uri, record.run_id) if plan.health else None
 
     def on_step(step: int, metrics: dict[str, float]) -> None:
         now = int(time.time() * 1000)
@@ -426,7 +427,8 @@ def launch_local(plan: Plan) -> int:
             client.log_batch(record.run_id, metrics=batch[i : i + 1000], synchronous=True)
         status.step = step
         status.reward = metrics.get("critic/score/mean", status.reward)
-        doctor.apply(status, note=None if plan.json_mode else lambda text: _note(plan, text))
+        if doctor is not None:
+            doctor.apply(status, note=None if plan.json_mode else lambda text: _note(plan, text))
         if not plan.json_mode:
             _note(plan, f"[rlx] {status.line()}")
 

@@ -412,7 +412,8 @@ def test_live_doctor_reports_the_first_failure_as_soon_as_it_is_logged(store):
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
-    from rlx.launch.lifecycle import LiveDoctor, Status
+    from rlx.doctor.live import LiveDoctor
+    from rlx.launch.lifecycle import Status
 
     uri, _ = store
     client = MlflowClient(uri)
