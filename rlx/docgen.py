@@ -68,7 +68,7 @@ def algorithms_markdown() -> str:
 def generated() -> dict[Path, str]:
     """Every generated doc: path -> expected text."""
     from rlx.helpgolden import generated as help_files
-    from rlx.validate.docs import rules_markdown
+    from rlx.rulebook import rules_markdown
 
     return {DOC: algorithms_markdown(), DOCS / "rules.md": rules_markdown(), **help_files()}
 

@@ -20,7 +20,7 @@ _OVERRIDE_PREFIXES = ("++", "+", "~")
 def rule_codes(incomplete: str) -> list[tuple[str, str]]:
     """Rule codes (`RLX401`) with their titles, for `--ignore` and `rlx rules explain`."""
     try:
-        from rlx.validate.rules import all_rules
+        from rlx.rulebook import all_rules
 
         rules = all_rules()
     except Exception:  # noqa: BLE001 - completion never fails loudly

@@ -149,7 +149,7 @@ def rules(
     """Every rule `rlx validate config` applies: code, severity, category and title."""
     if ctx.invoked_subcommand:
         return
-    from rlx.validate.rules import all_rules
+    from rlx.rulebook import all_rules
 
     rows = all_rules()
     if format is RulesFormat.json:
@@ -157,7 +157,7 @@ def rules(
 
         emit_json([r.to_dict() for r in rows])
     elif format is RulesFormat.md:
-        from rlx.validate.docs import rules_markdown
+        from rlx.rulebook import rules_markdown
 
         typer.echo(rules_markdown(), nl=False)
     else:
@@ -181,7 +181,7 @@ def explain(
     format: RulesFormat = typer.Option(RulesFormat.text, "--format", "-f", help="Output format."),
 ) -> None:
     """Explain one rule: what it checks, why, and its severity."""
-    from rlx.validate.rules import get_rule
+    from rlx.rulebook import get_rule
 
     r = get_rule(code)
     if format is RulesFormat.json:

@@ -9,7 +9,8 @@ A rule is declared where its check is written:
 
 Rules that are raised while reading input (RLX0xx, override syntax and unknown keys) have no check function: the
 pipeline emits them with `RULES[code]`. Algorithm constraints (RLX4xx, `rlx/algorithms/catalog.py`) are listed by
-`all_rules()` next to these, so `rlx rules` and the docs show one table.
+`all_rules()` next to these. `rlx.rulebook` adds the doctor's health checks (RLX9xx), so `rlx rules` and the docs
+show one table; validation itself never imports the doctor, a later stage.
 """
 
 from __future__ import annotations
@@ -128,36 +129,4 @@ def all_rules() -> list[Rule]:
             origin=", ".join(users[code]),
             when=c.describe(),
         )
-    for h in _health_checks():
-        if h.code in out:
-            raise ValueError(f"{h.code} is both a validator rule and a health check")
-        explanation = h.explanation + (f" Thresholds: {h.thresholds_text()}." if h.thresholds else "")
-        out[h.code] = Rule(
-            h.code,
-            h.title,
-            ERROR if h.can_fail else WARNING,
-            "health",
-            explanation,
-            origin=h.applies_text(),
-            when=h.when_text,
-        )
     return [out[k] for k in sorted(out)]
-
-
-def _health_checks() -> list:
-    # The doctor's checks are listed with the rules (`rlx rules`, docs/rules.md); importing them costs no heavy module.
-    from rlx.doctor.registry import all_checks
-
-    return all_checks()
-
-
-def get_rule(code: str) -> Rule:
-    """The rule with this code, or a UsageError with a did-you-mean."""
-    from rlx.errors import UsageError, suggestion
-
-    code = code.strip().upper()
-    for r in all_rules():
-        if r.code == code:
-            return r
-    codes = [r.code for r in all_rules()]
-    raise UsageError(f"unknown rule code '{code}'", hint=(suggestion(code, codes) or "") + " `rlx rules` lists them")

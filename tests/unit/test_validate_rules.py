@@ -11,9 +11,10 @@ import pytest
 from rlx.algorithms import ALGORITHMS
 from rlx.algorithms.registry import Severity
 from rlx.presets import builtin_names
+from rlx.rulebook import all_rules, get_rule
 from rlx.validate import validate_source
 from rlx.validate.report import Problem, Report, render_github, render_text
-from rlx.validate.rules import CATEGORIES, RULES, all_rules, get_rule
+from rlx.validate.rules import CATEGORIES, RULES
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -136,7 +137,7 @@ def test_rule_checks_registered_once():
 
 
 def test_docs_rules_md_matches_registry():
-    from rlx.validate.docs import rules_markdown
+    from rlx.rulebook import rules_markdown
 
     path = REPO / "docs" / "rules.md"
     assert path.read_text(encoding="utf-8") == rules_markdown(), "regenerate: python -m rlx.docgen"
