@@ -138,10 +138,11 @@ def runs(
             _say(f"wrote {plot} ({figure.lines} line(s) in {len(figure.panels)} panel(s))")
         if html_path:
             from rlx.doctor import diagnose
+            from rlx.doctor.report import render_html
 
-            health = diagnose([r.run_id for r in cmp.rows], tracking_uri=cmp.tracking_uri)  # one section per run
+            health = [render_html(d) for d in diagnose([r.run_id for r in cmp.rows], tracking_uri=cmp.tracking_uri)]
             atomic_write_text(
-                html_path, R.to_html(cmp, charts=P.render_each(cmp, keys, smooth=smooth), smooth=smooth, doctor=health)
+                html_path, R.to_html(cmp, charts=P.render_each(cmp, keys, smooth=smooth), smooth=smooth, health=health)
             )
             _say(f"wrote {html_path} ({len(keys)} chart(s))")
 

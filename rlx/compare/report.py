@@ -293,10 +293,11 @@ def to_html(
     title: str = "rlx compare runs",
     charts: Sequence[tuple[str, bytes]] = (),
     smooth: float = 0.0,
-    doctor=None,
+    health: Sequence[str] = (),
 ) -> str:
     """One self-contained page (inline CSS, images as data: URIs): the table, the curves, the config diff and, given
-    `doctor` (`rlx.doctor.Diagnosis` per run), each run's health checks.
+    `health` (one HTML section per run, rendered by `rlx.doctor.report.render_html`), each run's health checks. The
+    caller renders them: compare comes before the doctor, which reads runs through it.
 
     `charts` are one PNG per metric (`rlx.compare.plot.render_each`): each is a figure whose caption is the full
     metric key as text, so the page can be searched and read by a screen reader. `png` is a single figure instead.
@@ -371,10 +372,8 @@ def to_html(
                         cells.append(f"<td>{e(MISSING if v is None else v)}{extra}</td>")
                     out.append(f"<tr><td><code>{e(en.key)}</code></td>{''.join(cells)}</tr>")
             out.append("</table>")
-    if doctor:
-        from rlx.doctor.report import render_html as doctor_html
-
+    if health:
         out.append("<h2>Health (rlx runs doctor)</h2>")
-        out += [doctor_html(d) for d in doctor]
+        out += list(health)
     out.append("</body></html>")
     return "\n".join(out)
