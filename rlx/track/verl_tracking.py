@@ -44,6 +44,7 @@ def install() -> bool:
         os.environ.setdefault(k, v)
     # monkeypatch verl's module attribute with the (dynamically built) subclass
     tracking._MlflowLoggingAdapter = _adapter_class(tracking._MlflowLoggingAdapter)  # type: ignore[misc, assignment]
+    _late_start(tracking)
     return True
 
 
@@ -102,6 +103,32 @@ def _adapter_class(base: type) -> type:
                 _note(f"rlx: could not end the MLflow run ({str(e).splitlines()[0][:200] if str(e) else e!r})")
 
     return RlxMlflowAdapter
+
+
+def _late_start(tracking) -> None:
+    """verl's `Tracking` gives up on MLflow when it cannot start the run (3 tries, then "Proceeding without MLflow
+    tracking"), and the whole run's metrics are lost. In a run rlx launched the run already exists
+    (`MLFLOW_RUN_ID`): journal its params and metrics from the first step instead, for the sender to replay."""
+    init = tracking.Tracking.__init__
+
+    def __init__(self, project_name, experiment_name, default_backend="console", config=None):
+        init(self, project_name, experiment_name, default_backend, config)
+        backends = [default_backend] if isinstance(default_backend, str) else list(default_backend)
+        if "mlflow" not in backends or "mlflow" in self.logger or not os.environ.get("MLFLOW_RUN_ID"):
+            return
+        from rlx.track import journal
+
+        adapter = tracking._MlflowLoggingAdapter()
+        params = [(k, str(v)[:6000]) for k, v in tracking._compute_mlflow_params_from_objects(config).items()]
+        for i in range(0, len(params), 100):  # MLflow's limit per call
+            adapter._outbox.put(journal.batch(adapter.run_id, params=params[i : i + 100]))
+        self.logger["mlflow"] = adapter
+        _note(
+            f"rlx: MLflow was unreachable when verl's tracking started; run {adapter.run_id}'s params and metrics "
+            f"wait in {adapter.journal.path} and are sent when it answers"
+        )
+
+    tracking.Tracking.__init__ = __init__
 
 
 def _note(text: str) -> None:

@@ -219,3 +219,35 @@ def test_row41_plain_verl_keeps_its_own_logger(rlx_env, tmp_path):
     (adapter, *_) = _lines_until(proc, lambda d: "finish_s" in d)
     assert proc.wait(timeout=60) == 0
     assert adapter == {"adapter": "_MlflowLoggingAdapter"}
+
+
+def test_row41_a_server_down_when_verls_tracking_starts_loses_nothing(rlx_env, tmp_path):
+    """verl's `Tracking` gives up on MLflow when it cannot start the run, and drops every metric of the run. In a run
+    rlx launched, the run exists already: its params and metrics are journaled from step 1 and sent when the server
+    is back (here after step 5)."""
+    from mlflow.tracking import MlflowClient
+
+    server = rel.MlflowServer(tmp_path).start()
+    client = MlflowClient(server.url)
+    run_id = client.create_run(client.create_experiment("rel41b")).info.run_id
+    server.kill()
+    env = {**_env(rlx_env, server.url), "MLFLOW_RUN_ID": run_id, "RLX_VERL_TRACKING": "1",
+           "RLX_TRACKING_JOURNAL": str(tmp_path / "journal.jsonl"), "RLX_TRACKING_FINISH_WAIT": "60"}
+    proc = _verl_logger(env, tmp_path, 15)
+    try:
+        (adapter, *_) = _lines_until(proc, lambda d: d.get("step") == 5)
+        assert adapter == {"adapter": "RlxMlflowAdapter"}
+        server.start()
+        for _ in range(2):
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+        _lines_until(proc, lambda d: "finish_s" in d)
+        assert proc.wait(timeout=120) == 0, proc.stderr.read()[-3000:]
+        run = MlflowClient(server.url).get_run(run_id)
+        steps = sorted(m.step for m in MlflowClient(server.url).get_metric_history(run_id, "critic/score/mean"))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.kill()
+    assert steps == list(range(1, 16)), steps
+    assert run.data.params.get("a") == "1", run.data.params  # verl's config params, journaled too
