@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from rlx.commands.complete import algorithms
 from rlx.render import Format
 
 FormatOpt = typer.Option(Format.text, "--format", "-f", help="Output format.")
@@ -26,12 +27,6 @@ presets_app = typer.Typer(
     epilog="\b\nExamples:\n  $ rlx presets ls\n  $ rlx presets show dapo\n  $ rlx presets cp gspo my_gspo.yaml",
     rich_markup_mode=None,
 )
-
-
-def _complete_algo(incomplete: str) -> list[str]:
-    from rlx.algorithms import ALGORITHMS
-
-    return [n for n in ALGORITHMS.names() if n.startswith(incomplete)]
 
 
 def _complete_preset(incomplete: str) -> list[str]:
@@ -64,7 +59,7 @@ def algos(ctx: typer.Context, format: Format = FormatOpt) -> None:
 
 @algos_app.command("show", epilog="\b\nExamples:\n  $ rlx algos show gspo\n  $ rlx algos show dapo --format json")
 def algos_show(
-    name: str = typer.Argument(..., help="Algorithm name.", autocompletion=_complete_algo),
+    name: str = typer.Argument(..., help="Algorithm name.", autocompletion=algorithms),
     format: Format = FormatOpt,
 ) -> None:
     """What an algorithm is, its paper, its status, the verl keys its preset sets and why, and its rules."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from rlx.commands.complete import mlflow_runs
+from rlx.commands.complete import algorithms, mlflow_runs
 from rlx.compare.metrics import directions_text
 
 RUNS_EPILOG = f"""\
@@ -49,13 +49,6 @@ class CompareFormat(str, Enum):
     md = "md"
 
 
-def _complete_algo(incomplete: str) -> list[str]:
-    from rlx.algorithms import ALGORITHMS
-
-    head, _, last = incomplete.rpartition(",")
-    return [(head + "," if head else "") + n for n in ALGORITHMS.names() if n.startswith(last)]
-
-
 def _split(values: list[str] | None) -> list[str]:
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 
@@ -72,7 +65,7 @@ def runs(
         help="MLflow experiment name (verl's trainer.project_name); repeatable or comma-separated. Default: all.",
     ),
     algo: list[str] | None = typer.Option(
-        None, "--algo", "-a", help="Keep runs of these algorithms, e.g. gspo,grpo.", autocompletion=_complete_algo
+        None, "--algo", "-a", help="Keep runs of these algorithms, e.g. gspo,grpo.", autocompletion=algorithms
     ),
     filter_string: str = typer.Option(
         "", "--filter", help="MLflow search filter, e.g. \"tags.`rlx.preset` = 'gspo'\"."

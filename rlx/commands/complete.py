@@ -28,6 +28,14 @@ def rule_codes(incomplete: str) -> list[tuple[str, str]]:
     return [(r.code, r.title) for r in rules if r.code.startswith(incomplete.upper())]
 
 
+def algorithms(incomplete: str) -> list[str]:
+    """Algorithm names, for `--algo` (and comma lists such as `--algo gspo,grpo`)."""
+    from rlx.algorithms import ALGORITHMS
+
+    head, _, last = incomplete.rpartition(",")
+    return [(head + "," if head else "") + n for n in ALGORITHMS.names() if n.startswith(last)]
+
+
 def _candidates(pairs: list[tuple[str, str, str]], incomplete: str) -> list[tuple[str, str]]:
     """(name, id, state) newest first -> names first, then ids, matching `incomplete`, each once."""
     out: dict[str, str] = {}

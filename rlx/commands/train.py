@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from rlx.commands.complete import rule_codes, verl_keys
+from rlx.commands.complete import algorithms, rule_codes, verl_keys
 from rlx.render import Format
 
 
@@ -32,12 +32,6 @@ Examples:
 """
 
 
-def _complete_algo(incomplete: str) -> list[str]:
-    from rlx.algorithms import ALGORITHMS
-
-    return [n for n in ALGORITHMS.names() if n.startswith(incomplete)]
-
-
 def train(
     overrides: list[str] | None = typer.Argument(
         None,
@@ -46,7 +40,7 @@ def train(
         autocompletion=verl_keys,
     ),
     algo: str | None = typer.Option(
-        None, "--algo", "-a", help="Algorithm (its built-in preset).", autocompletion=_complete_algo, envvar="RLX_ALGO"
+        None, "--algo", "-a", help="Algorithm (its built-in preset).", autocompletion=algorithms, envvar="RLX_ALGO"
     ),
     config: Path | None = typer.Option(
         None, "--config", "-c", help="Experiment file (model, data, cluster, overrides)."

@@ -9,7 +9,7 @@ from enum import Enum
 
 import typer
 
-from rlx.commands.complete import rule_codes, verl_keys
+from rlx.commands.complete import algorithms, rule_codes, verl_keys
 
 VALIDATE_EPILOG = """\
 A FILE ending in .sh (or starting with #!) is a verl launch script: its `main_ppo` command is read across line
@@ -65,12 +65,6 @@ rules_app = typer.Typer(
 )
 
 
-def _complete_algo(incomplete: str) -> list[str]:
-    from rlx.algorithms import ALGORITHMS
-
-    return [n for n in ALGORITHMS.names() if n.startswith(incomplete)]
-
-
 def split_args(args: list[str]) -> tuple[str | None, list[str]]:
     """FILE (the first argument that is not an override) and the overrides. Overrides contain `=` or start with
     `+`/`~`; anything else in first position is the file."""
@@ -89,7 +83,7 @@ def validate_config(
         autocompletion=verl_keys,
     ),
     algo: str | None = typer.Option(
-        None, "--algo", "-a", help="Algorithm (its built-in preset).", autocompletion=_complete_algo, envvar="RLX_ALGO"
+        None, "--algo", "-a", help="Algorithm (its built-in preset).", autocompletion=algorithms, envvar="RLX_ALGO"
     ),
     preset: str | None = typer.Option(None, "--preset", "-p", help="A preset file or built-in name."),
     verl: bool = typer.Option(
