@@ -1,4 +1,5 @@
-"""Every algorithm rlx knows, declared once. Values and rules come from docs/algorithms.md (section 3, part e).
+"""Every algorithm rlx knows, declared once. Values and rules come from each paper (cited by its arXiv id)
+and verl 0.9.1's source; `python -m rlx.docgen` renders them as docs/algorithms.md.
 
 Rule codes RLX4xx are algorithm constraints. A code names one rule; several algorithms may share it (for example the
 group-size rules), each with its own threshold or wording.
@@ -233,6 +234,7 @@ register(
         "1707.06347",
         Family.CRITIC,
         Status.READY,
+        clip_level="token",
         adv_estimator="gae",
         loss_mode="vanilla",
         aliases=("gae",),
@@ -247,6 +249,7 @@ register(
         "2402.03300",
         Family.GROUP,
         Status.READY,
+        clip_level="token",
         adv_estimator="grpo",
         loss_mode="vanilla",
         constraints=(*_group_size("GRPO"), *COMMON),
@@ -260,6 +263,7 @@ register(
         "2503.20783",
         Family.GROUP,
         Status.READY,
+        clip_level="token",
         adv_estimator="grpo",
         loss_mode="vanilla",
         aliases=("dr_grpo", "dr.grpo"),
@@ -321,6 +325,7 @@ register(
         "2503.14476",
         Family.GROUP,
         Status.READY,
+        clip_level="token",
         adv_estimator="grpo",
         loss_mode="vanilla",
         constraints=(
@@ -390,6 +395,7 @@ register(
         "2507.18071",
         Family.GROUP,
         Status.READY,
+        clip_level="sequence",
         adv_estimator="grpo",
         loss_mode="gspo",
         constraints=(
@@ -557,6 +563,7 @@ register(
         "2402.14740",
         Family.GROUP,
         Status.READY,
+        clip_level="token",
         adv_estimator="rloo",
         loss_mode="vanilla",
         constraints=(*_group_size("RLOO"), *COMMON),
@@ -570,6 +577,7 @@ register(
         "2501.03262",
         Family.SINGLE,
         Status.READY,
+        clip_level="token",
         adv_estimator="reinforce_plus_plus",
         loss_mode="vanilla",
         aliases=("reinforce++", "reinforce_plus_plus"),
@@ -584,6 +592,7 @@ register(
         "2310.10505",
         Family.SINGLE,
         Status.READY,
+        clip_level="token",
         adv_estimator="remax",
         loss_mode="vanilla",
         constraints=COMMON,
@@ -600,6 +609,8 @@ register(
         "2510.14545",
         Family.GROUP,
         Status.READY,
+        clip_level="token",
+        options={"alpha": 0.2, "sg_scope": "high_entropy", "weight_floor": 0.0, "stats_scope": "batch"},
         adv_estimator="grpo",
         loss_mode="rlx_aepo",
         needs_rlx_entrypoint=True,
@@ -634,7 +645,8 @@ register(
                 title="AEPO ARLArena-compatible scope",
                 message="aepo.sg_scope=low_entropy preserves gradients for low-entropy tokens: the inverse of the paper",
                 hint="use aepo.sg_scope=high_entropy (paper) or all (reference code)",
-                explanation="docs/algorithms.md 3.7 describes the three readings.",
+                explanation="sg_scope=high_entropy is the paper's text, all the ARPO reference code, low_entropy ARLArena's "
+                "behaviour (rlx/ops/aepo.py).",
             ),
             *COMMON,
         ),
@@ -648,6 +660,14 @@ register(
         "2508.19201",
         Family.GROUP,
         Status.READY,
+        clip_level="token",
+        options={
+            "base": "grpo",
+            "delta": -2.0,
+            "k": 0.7,
+            "require_code_pass": False,
+            "code_detection": {"messages": True, "markdown_fences": True, "html_tags": True, "tool_json": True},
+        },
         adv_estimator="rlx_aspo",
         loss_mode="vanilla",
         needs_rlx_entrypoint=True,
@@ -696,6 +716,7 @@ register(
         "2508.17850",
         Family.GROUP,
         Status.READY,
+        options={"log_w_max": 10.0},
         adv_estimator="grpo",
         loss_mode="rlx_gepo",
         needs_rlx_entrypoint=True,
@@ -735,6 +756,8 @@ register(
         "2504.05118",
         Family.CRITIC,
         Status.READY,
+        clip_level="token",
+        options={"alpha": 0.05, "lambda_critic": 1.0, "nll_coef": 0.1},
         adv_estimator="rlx_vapo",
         loss_mode="vanilla",
         needs_rlx_entrypoint=True,
@@ -817,6 +840,7 @@ register(
         "2507.18071",
         Family.GROUP,
         Status.READY,
+        clip_level="sequence",
         adv_estimator="grpo",
         loss_mode="gspo",
         inferable=False,  # a plain verl GSPO config is GSPO; decoupled rules apply only when asked for by name
@@ -904,6 +928,7 @@ register(
         "2511.10643",
         Family.GROUP,
         Status.READY,
+        clip_level="sequence",
         adv_estimator="grpo",
         loss_mode="gspo",
         needs_rlx_entrypoint=True,
@@ -940,7 +965,7 @@ register(
                 eq(K.CRITIC_WARMUP, 0),
                 title="no discriminator warm-up",
                 message="trainer.critic_warmup=0: the student is rewarded by an untrained discriminator from step 1",
-                hint="set trainer.critic_warmup=10 (docs/algorithms.md 3.9 seed)",
+                hint="set trainer.critic_warmup=10 (D-only steps; the paper warms D up before the adversarial stage)",
                 explanation="GAD warms D up alone on teacher vs student text so its first rewards separate the two.",
             ),
             Constraint(
@@ -956,8 +981,11 @@ register(
                 explanation="GAD is reward-free: the discriminator is the on-policy reward model. A second reward "
                 "source costs compute and its score is overwritten.",
             ),
-            _agg("GAD", SMTM, why="GSPO loss (docs/algorithms.md 3.9 seed: GSPO)"),
+            _agg("GAD", SMTM, why="GSPO loss (rlx's GAD preset; the paper's PPO-clip is the other choice)"),
             *COMMON,
         ),
     )
 )
+
+BUILTIN: tuple[Algorithm, ...] = tuple(REGISTRY)
+"""rlx's own specs, in declaration order: the `builtin` entry point of group `rlx.algorithms`."""

@@ -1,7 +1,10 @@
 """The algorithm registry: the one place algorithm names live.
 
-An `Algorithm` is declared once (see `catalog.py`). Presets, the validator, the CLI listings, shell completion and the
-docs all read `ALGORITHMS`; no other module hard-codes an algorithm name. Constraints are data: a rule code, a
+An `Algorithm` is an algorithm's one spec: its declaration and constraints, where its preset is, its option defaults,
+the verl names it registers and the module that registers them. rlx's own are declared in `catalog.py`; every spec,
+rlx's and a third party's, is loaded through the `rlx.algorithms` entry-point group (`rlx.algorithms.load`). Presets,
+the validator, the verl plugin, the smoke engine, the doctor, the CLI listings, shell completion and the docs all read
+`ALGORITHMS`; no other module hard-codes an algorithm name. Constraints are data: a rule code, a
 severity, the config path it concerns, a condition that can describe itself, a message and a hint.
 
 This module imports nothing heavy: `rlx algos` must stay fast.
@@ -171,6 +174,12 @@ class Algorithm:
     plugin_names: Mapping[str, str] = field(default_factory=dict)  # {"policy_loss"|"adv_estimator": registered name}
     aliases: tuple[str, ...] = ()
     inferable: bool = True  # False: a variant of another algorithm's (adv, loss) pair, chosen only by name
+    # The rest of the spec: what other stages used to spell by name.
+    preset_file: str | None = None  # its preset YAML; None: rlx's built-in `presets/<name>.yaml`
+    options: Mapping[str, Any] = field(default_factory=dict)  # defaults of `algorithm.rlx.<name>` (rlx.ops.options)
+    verl_module: str | None = None  # imported in every verl process to register `plugin_names`; None: rlx's plugin
+    clip_level: str | None = None  # what `actor/pg_clipfrac` counts: "token" or "sequence" (the doctor's RLX922)
+    origin: str = "rlx"  # the distribution that contributed the spec (its `rlx.algorithms` entry point)
 
     @property
     def preset(self) -> str:
@@ -181,13 +190,16 @@ class Algorithm:
         return self.status is Status.READY
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "name": self.name,
             "summary": self.summary,
             "paper": f"arXiv:{self.paper}",
             "family": self.family.value,
             "status": self.status.value,
         }
+        if self.origin != "rlx":
+            out["origin"] = self.origin
+        return out
 
 
 class AlgorithmRegistry:
@@ -198,8 +210,9 @@ class AlgorithmRegistry:
 
     def register(self, algo: Algorithm) -> Algorithm:
         for key in (algo.name, *algo.aliases):
-            if key in self._by_name:
-                raise ValueError(f"algorithm name '{key}' is already registered")
+            taken = self.find(key)
+            if taken is not None:
+                raise ValueError(f"algorithm name '{key}' is already registered, by '{taken.name}' from {taken.origin}")
         self._by_name[algo.name] = algo
         return algo
 

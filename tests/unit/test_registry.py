@@ -90,3 +90,25 @@ def test_group_size_rule_fires_below_two_for_every_group_method():
             assert "RLX401" in codes, algo.name
         else:
             assert "RLX401" not in codes, algo.name
+
+
+def test_a_name_that_is_another_algorithms_alias_is_refused():
+    from dataclasses import replace
+
+    reg = AlgorithmRegistry()
+    reg.register(ALGORITHMS.get("ppo"))
+    clash = replace(ALGORITHMS.get("grpo"), name="gae", aliases=())  # "gae" is PPO's alias
+    with pytest.raises(ValueError, match="'gae' is already registered, by 'ppo'"):
+        reg.register(clash)
+
+
+def test_every_builtin_spec_comes_through_the_entry_point_group():
+    from importlib.metadata import entry_points
+
+    from rlx.algorithms import BUILTIN_ENTRY, GROUP
+    from rlx.algorithms.catalog import BUILTIN
+
+    eps = [ep for ep in entry_points(group=GROUP) if ep.name == BUILTIN_ENTRY]
+    assert eps, f"rlx's own entry point of group {GROUP} is not installed (pip install -e .)"
+    assert [a.name for a in eps[0].load()] == [a.name for a in BUILTIN] == ALGORITHMS.names()[: len(BUILTIN)]
+    assert all(a.origin == "rlx" for a in BUILTIN)
