@@ -26,8 +26,10 @@ Interfaces (stable; other rlx modules and the CPU smoke engine depend on them):
 - Options: keyword arguments when given, else `config.rlx.<algo>` (estimators), else `algo_options(algo)`, which reads
   the JSON object in env `RLX_ALGO_CFG` (the resolved `algorithm.rlx` section: `{"aepo": {...}, ...}`; rlx's
   entrypoint and the smoke engine set it), else the paper defaults in `DEFAULTS`.
-- `ensure_registered()` imports verl and raises `RlxError` if any rlx name is missing (verl swallows plugin import
-  errors at DEBUG level).
+- Plugin algorithms: each spec's `verl_module` (`rlx.algorithms.Algorithm`) is imported here too, so a third-party
+  package's losses and estimators are registered in every verl process without a `verl.plugins` entry of its own.
+- `ensure_registered()` imports verl and raises `RlxError` if any spec's `plugin_names` is missing (verl swallows
+  plugin import errors at DEBUG level).
 
 Kept light: torch and verl's `core_algos` (which verl has imported anyway); the maths live in `rlx.ops`.
 """
@@ -60,8 +62,18 @@ from rlx.ops.options import DEFAULTS, ENV_VAR, algo_options, resolve_options  # 
 
 logger = logging.getLogger(__name__)
 
-POLICY_LOSSES = ("rlx_aepo", "rlx_gepo")
-ADV_ESTIMATORS = ("rlx_aspo", "rlx_vapo")
+
+def _own(kind: str) -> tuple[str, ...]:
+    """The verl names of `kind` this module registers: those of the specs that leave `verl_module` unset."""
+    from rlx.algorithms import ALGORITHMS
+
+    return tuple(
+        dict.fromkeys(a.plugin_names[kind] for a in ALGORITHMS if kind in a.plugin_names and not a.verl_module)
+    )
+
+
+POLICY_LOSSES = _own("policy_loss")
+ADV_ESTIMATORS = _own("adv_estimator")
 
 _local = threading.local()
 estimator_metrics: dict[str, float] = {}  # diagnostics of the last rlx estimator call (the trainer logs and clears)
@@ -467,8 +479,10 @@ def ensure_registered() -> None:
     import verl  # noqa: F401  (loads the verl.plugins entry points)
     from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, POLICY_LOSS_REGISTRY
 
-    missing = [n for n in POLICY_LOSSES if n not in POLICY_LOSS_REGISTRY]
-    missing += [n for n in ADV_ESTIMATORS if n not in ADV_ESTIMATOR_REGISTRY]
+    from rlx.algorithms import ALGORITHMS
+
+    registries = {"policy_loss": POLICY_LOSS_REGISTRY, "adv_estimator": ADV_ESTIMATOR_REGISTRY}
+    missing = [n for a in ALGORITHMS for kind, n in a.plugin_names.items() if n not in registries.get(kind, {n})]
     problem = _loading_problem()
     if missing or problem:
         from rlx.errors import RlxError
@@ -494,4 +508,21 @@ def _install_tracking() -> None:
             logger.warning("rlx: verl's MLflow logger left as is: %s", e)
 
 
+def _import_spec_modules() -> None:
+    """Import the `verl_module` of every plugin algorithm, so its verl names exist wherever rlx's plugin is loaded.
+
+    A module that fails to import is logged and skipped: `ensure_registered` then names what it would have registered.
+    """
+    import importlib
+
+    from rlx.algorithms import ALGORITHMS
+
+    for module in dict.fromkeys(a.verl_module for a in ALGORITHMS if a.verl_module and a.verl_module != __name__):
+        try:
+            importlib.import_module(module)
+        except Exception as e:  # noqa: BLE001 - one broken plugin must not take rlx's algorithms down with it
+            logger.warning("rlx: algorithm plugin module %s not imported: %s: %s", module, type(e).__name__, e)
+
+
+_import_spec_modules()
 _install_tracking()

@@ -47,13 +47,12 @@ def algos(ctx: typer.Context, format: Format = FormatOpt) -> None:
     if format is Format.json:
         emit_json(rows)
         return
-    console().print(
-        table(
-            None,
-            ["name", "algorithm", "family", "status", "paper", "summary"],
-            [[a.name, a.title, a.family.value, a.status.value, f"arXiv:{a.paper}", a.summary] for a in ALGORITHMS],
-        )
-    )
+    columns = ["name", "algorithm", "family", "status", "paper", "summary"]
+    cells = [[a.name, a.title, a.family.value, a.status.value, f"arXiv:{a.paper}", a.summary] for a in ALGORITHMS]
+    if any(a.origin != "rlx" for a in ALGORITHMS):  # a plugin package contributed some: say which
+        columns.append("from")
+        cells = [[*row, a.origin] for row, a in zip(cells, ALGORITHMS, strict=True)]
+    console().print(table(None, columns, cells))
     console().print("`rlx algos show NAME` for the verl keys an algorithm sets and why.")
 
 

@@ -1,5 +1,5 @@
 """The health checks: generic ones (RLX90x) for every run, then per-algorithm ones (RLX92x) from the diagnostics
-that `algorithms.md` part (f) names for each algorithm.
+that each algorithm's paper and reference code watch.
 
 Metric names are verl's (`verl/trainer/ppo/metric_utils.py`, the actor's `actor/*` metrics, the v1 replay buffer's
 `training/filter_groups/*`) and rlx's plugins' (`actor/gepo_*`, `aspo/*`). Windows count logged points, not steps:
@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from rlx.algorithms import ALGORITHMS
 from rlx.doctor.registry import Curve, Result, RunView, Thresholds, fail, health_check, ok, warn
 
 SCORE = "critic/score/mean"
 SCORE_MAX = "critic/score/max"
 INF = 1e308  # MLflow's SQL store writes +-inf as +-1.7976931348623157e308 (sys.float_info.max)
 
-TOKEN_CLIP_ALGOS = ("grpo", "drgrpo", "dapo", "ppo", "rloo", "reinforce_pp", "remax", "vapo", "aspo", "aepo")
-SEQUENCE_CLIP_ALGOS = ("gspo", "gspo-decoupled", "gad")  # all keep GSPO's sequence ratio
+# What `actor/pg_clipfrac` counts, from each spec's `clip_level` (GSPO and its variants clip the sequence ratio).
+TOKEN_CLIP_ALGOS = tuple(a.name for a in ALGORITHMS if a.clip_level == "token")
+SEQUENCE_CLIP_ALGOS = tuple(a.name for a in ALGORITHMS if a.clip_level == "sequence")
 
 
 def _window_means(v: np.ndarray, w: int) -> np.ndarray:
@@ -192,7 +194,7 @@ def reward_flat(run: RunView, th: Thresholds) -> Result | None:
     hint="lower actor_rollout_ref.actor.optim.lr, set actor_rollout_ref.actor.grad_clip=1.0, or take fewer or "
     "smaller updates per rollout (actor_rollout_ref.actor.ppo_epochs, ppo_mini_batch_size)",
     explanation="""`actor/ppo_kl` is the mean of log pi_old - log pi_theta over the update; healthy runs keep
-    |ppo_kl| around 1e-2 (algorithms.md). Above ppo_kl_warn the policy moves far from the rollout policy within one
+    |ppo_kl| around 1e-2. Above ppo_kl_warn the policy moves far from the rollout policy within one
     step (warn), above ppo_kl_fail the update has left the trust region (fail). `actor/grad_norm` spiking to
     grad_warn_ratio times the median of the previous grad_window steps warns, grad_fail_ratio times fails. Fires at
     the first such step.""",
@@ -347,7 +349,7 @@ def _kl_to_ref_on(run: RunView) -> bool:
     hint="raise actor_rollout_ref.actor.kl_loss_coef (in-loss KL) or algorithm.kl_ctrl.kl_coef / "
     "algorithm.kl_ctrl.type=adaptive (in-reward KL), or lower actor_rollout_ref.actor.optim.lr",
     explanation="""The KL to the reference model (`actor/kl_loss`, or `actor/reward_kl_penalty` for the in-reward
-    penalty) rising slowly is expected (algorithms.md, GRPO (f)); growing without bound is not. Compared window by
+    penalty) rising slowly is expected; growing without bound is not. Compared window by
     window: a window mean above min_level that is at least growth times the previous window's mean, which itself
     rose over the window before it, warns (the KL keeps multiplying, the penalty does not hold the policy; the
     start-up ramp from 0 has no rising window before it); the same growth above fail_level fails. Needs three
@@ -384,7 +386,7 @@ def kl_unbounded(run: RunView, th: Thresholds) -> Result | None:
     return (fail if sev == 2 else warn)(msg, step, c.evidence(key, i - 2 * w + 1, i + 1))
 
 
-# ---- per-algorithm checks (algorithms.md part (f)) --------------------------------------------------------------
+# ---- per-algorithm checks (what each paper watches) ---------------------------------------------------------------------
 
 
 def _filtering(run: RunView) -> bool:
@@ -403,7 +405,7 @@ def _filtering(run: RunView) -> bool:
     hint="the data is too easy or too hard for the model: filter the dataset by pass rate, or raise "
     "actor_rollout_ref.rollout.n so fewer groups are all-correct or all-wrong",
     explanation="""Dynamic sampling drops groups whose responses all got the same reward. Evicting more than share of
-    the samples (mean over window steps) means most of the generation budget is thrown away (algorithms.md, DAPO (f):
+    the samples (mean over window steps) means most of the generation budget is thrown away (DAPO:
     keep it under 50 %). The share is evicted / (evicted + data.train_batch_size x rollout.n) for verl's replay
     buffer, which generates until the batch is full, and evicted / the batch for the CPU smoke engine, which filters a
     fixed batch. Late in a run that solved its task this is expected. Warns at the last step of the first such
@@ -463,7 +465,7 @@ def _degenerate_to_nan(run: RunView, c: Curve) -> np.ndarray:
     "algorithm.gamma / +algorithm.rlx.lambda_critic (VAPO's critic targets need lambda_critic=1)",
     explanation="""`critic/vf_explained_var` = 1 - Var(returns - values) / Var(returns). During the value warm-up
     (trainer.critic_warmup steps, actor frozen) it should climb, e.g. above warmup_target before the actor starts
-    (algorithms.md, VAPO (f)): ending the warm-up no higher than it started, or under the target, warns. After the
+    ending the warm-up no higher than it started, or under the target, warns. After the
     warm-up it should stay positive: a median below floor over window steps means the critic predicts worse than a
     constant and its advantages are noise: fail. Steps whose returns have no spread (`critic/returns/max` = `/min`,
     e.g. a solved task) are left out: there the ratio is undefined.""",
@@ -521,7 +523,7 @@ def critic_explained_var(run: RunView, th: Thresholds) -> Result | None:
     explanation="""`actor/pg_clipfrac` is the share of clipped tokens (token-level PPO: grpo, drgrpo, dapo, ppo,
     rloo, reinforce_pp, remax, vapo, aspo, aepo) or of clipped sequences (gspo, gspo-decoupled). For token-level
     PPO a healthy run clips ~1e-3 to 1e-2 of the tokens; a window mean above token_warn warns and above token_fail fails. GSPO's
-    sequence ratio clips about two orders of magnitude more (0.1-0.3 is normal, algorithms.md GSPO (f)): it warns
+    sequence ratio clips about two orders of magnitude more (0.1-0.3 is normal, GSPO paper): it warns
     only above sequence_warn and fails above sequence_fail, where almost no sequence keeps a gradient. Not applied to
     sapo (its clip fractions are hard-coded 0), cispo, gmpo and gepo (their own checks).""",
 )
@@ -560,7 +562,7 @@ def clip_fraction(run: RunView, th: Thresholds) -> Result | None:
     hint="with weights this far from 1 the rollouts are too stale for the group denominator: reduce the "
     "staleness (fewer async steps) or actor_rollout_ref.actor.optim.lr; a denominator fallback means rlx's group hook is "
     "missing: run through rlx's verl entrypoint",
-    explanation="""GEPO's weight w_i = p_i / E_q[q] (algorithms.md, GEPO (b)) is not 1 even on-policy but stays O(1).
+    explanation="""GEPO's weight w_i = p_i / E_q[q] is not 1 even on-policy but stays O(1).
     A weight above max_weight, or a mean weight under min_mean, means the group denominator no longer bounds the
     importance weight: fail. A weighted variance (`actor/gepo_weight_var`) above var_warn warns. A step where the
     denominator fell back to the micro-batch (`actor/gepo_denominator_fallback` = 1) warns: the expectation was not
@@ -659,7 +661,7 @@ def aspo_eligible(run: RunView, th: Thresholds) -> Result | None:
     metrics=("actor/entropy",),
     hint="lower the entropy weighting (AEPO's alpha, 0.2 by default) or actor_rollout_ref.actor.entropy_coeff; "
     "check +algorithm.rlx.aepo.sg_scope",
-    explanation="""AEPO should keep entropy higher than GRPO without spikes (algorithms.md, AEPO (f)). An
+    explanation="""AEPO should keep entropy higher than GRPO without spikes. An
     `actor/entropy` point above spike_ratio times the median of the previous window steps warns.""",
 )
 def aepo_entropy_spike(run: RunView, th: Thresholds) -> Result | None:
@@ -689,7 +691,7 @@ def aepo_entropy_spike(run: RunView, th: Thresholds) -> Result | None:
     hint="CISPO: raise actor_rollout_ref.actor.clip_ratio_high (the weight cap); GMPO: widen "
     "actor_rollout_ref.actor.clip_ratio_low/high (0.4 in log space) or lower the learning rate",
     explanation="""CISPO's pg_clipfrac is the share of importance weights truncated at the cap, GMPO's pg_clipfrac
-    and pg_clipfrac_lower the shares clamped in log space (algorithms.md, CISPO and GMPO (f)). A window mean above
+    and pg_clipfrac_lower the shares clamped in log space. A window mean above
     share means most tokens are truncated: the method is no longer the one published (warn).""",
 )
 def truncated_share(run: RunView, th: Thresholds) -> Result | None:

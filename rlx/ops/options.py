@@ -15,19 +15,17 @@ from typing import Any
 
 ENV_VAR = "RLX_ALGO_CFG"
 
-# Paper defaults (docs/algorithms.md 3.5-3.8); presets set the same values explicitly under algorithm.rlx.<algo>.
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "aepo": {"alpha": 0.2, "sg_scope": "high_entropy", "weight_floor": 0.0, "stats_scope": "batch"},
-    "gepo": {"log_w_max": 10.0},
-    "aspo": {
-        "base": "grpo",
-        "delta": -2.0,
-        "k": 0.7,
-        "require_code_pass": False,
-        "code_detection": {"messages": True, "markdown_fences": True, "html_tags": True, "tool_json": True},
-    },
-    "vapo": {"alpha": 0.05, "lambda_critic": 1.0, "nll_coef": 0.1},
-}
+
+def _defaults() -> dict[str, dict[str, Any]]:
+    """Paper defaults of every algorithm's `algorithm.rlx.<name>` options, from the specs (`Algorithm.options`)."""
+    from rlx.algorithms import ALGORITHMS
+
+    return {a.name: dict(a.options) for a in ALGORITHMS if a.options}
+
+
+# Presets set the same values explicitly under algorithm.rlx.<algo>; the specs hold them for code that reads a config
+# without a preset (a hand-written verl config, a unit test).
+DEFAULTS: dict[str, dict[str, Any]] = _defaults()
 
 _cache = threading.local()
 

@@ -36,8 +36,16 @@ def builtin_dir() -> Path:
     return here.parent.parent / "presets"
 
 
+def spec_presets() -> dict[str, Path]:
+    """Presets that algorithm specs carry themselves (`Algorithm.preset_file`: a third-party algorithm's preset)."""
+    from rlx.algorithms import ALGORITHMS
+
+    return {a.preset: Path(a.preset_file) for a in ALGORITHMS if a.preset_file}
+
+
 def builtin_names(include_hidden: bool = False) -> list[str]:
-    names = sorted(p.stem for p in builtin_dir().glob("*.yaml"))
+    """Preset names `--algo`/`extends:` accept: rlx's own files and the presets of plugin algorithms."""
+    names = sorted({p.stem for p in builtin_dir().glob("*.yaml")} | set(spec_presets()))
     return names if include_hidden else [n for n in names if not n.startswith("_")]
 
 
@@ -98,6 +106,8 @@ def resolve_ref(ref: str, relative_to: Path | None = None) -> Path:
         return p
     path = builtin_dir() / f"{ref}.yaml"
     if not path.exists():
+        path = spec_presets().get(ref, path)
+    if not path.exists():
         from rlx.errors import suggestion
 
         hint = suggestion(ref, builtin_names(include_hidden=True))
@@ -125,7 +135,7 @@ def load(ref: str, *, relative_to: Path | None = None, _seen: tuple[Path, ...] =
     if resolved in _seen:
         cycle = " -> ".join(p.stem for p in (*_seen, resolved))
         raise ConfigError(f"preset 'extends' cycle: {cycle}", where=str(path), hint="remove one of the extends")
-    return _from_doc(doc, path, name=path.stem if not is_path_like(ref) else str(ref), seen=(*_seen, resolved))
+    return _from_doc(doc, path, name=str(ref), seen=(*_seen, resolved))
 
 
 def _from_doc(doc: LoadedYaml, path: Path, name: str, seen: tuple[Path, ...]) -> Preset:

@@ -601,7 +601,10 @@ def _conflicting_algorithms(
 def _algorithm_from_chain(preset: Preset) -> Algorithm | None:
     """A user preset that extends a built-in one inherits its algorithm."""
     for p in reversed([*preset.chain, preset]):
-        algo = ALGORITHMS.find(Path(p.source).stem) if p.source.parent == _builtin() else None
+        from rlx.presets import spec_presets
+
+        own = p.source.parent == _builtin() or spec_presets().get(Path(p.source).stem) == p.source
+        algo = ALGORITHMS.find(Path(p.source).stem) if own else None
         if algo is not None:
             return algo
     return None
