@@ -39,3 +39,14 @@ def test_every_path_the_page_names_exists():
             assert list(REPO.glob(p.replace("<name>", "*").split("<")[0] + ("" if "*" in p else "*"))), p
         else:
             assert (REPO / p).exists(), p
+
+
+def test_the_spec_fields_listed_are_the_fields_of_algorithm():
+    from dataclasses import fields
+
+    from rlx.algorithms import Algorithm
+
+    block = DOC.split("<!-- spec fields: checked by tests/unit/test_architecture_doc.py -->", 1)[1].split("\n\n")[0]
+    listed = [name for line in block.splitlines() if line.startswith("- ") for name in
+              re.findall(r"`([a-z_]+)`", line.split(":")[0])]
+    assert sorted(listed) == sorted(f.name for f in fields(Algorithm))
