@@ -2,7 +2,7 @@
 rlx's algorithms need that verl's registries alone cannot pass.
 
 `rlx train` submits this command for algorithms with `needs_rlx_entrypoint` (AEPO, ASPO, GAD, GEPO, VAPO); it takes the
-same Hydra overrides as `python -m verl.trainer.main_ppo`. What it adds to verl (docs/algorithms.md section 1, item 4):
+same Hydra overrides as `python -m verl.trainer.main_ppo`. What it adds to verl:
 
 1. Before Ray starts: checks that rlx's plugin names are registered (`rlx.verl_plugin.ensure_registered`), requires
    `trainer.use_v1=true`, and exports the resolved `algorithm.rlx` section as JSON in `RLX_ALGO_CFG`, in this process

@@ -1,4 +1,4 @@
-"""GAD inside verl 0.9.1's v1 trainer: the critic worker is the discriminator (docs/algorithms.md 3.9).
+"""GAD inside verl 0.9.1's v1 trainer: the critic worker is the discriminator (arXiv 2511.10643).
 
 `rlx.verl_entry.RlxTrainerMixin` calls these when `algorithm.rlx.gad.teacher_key` names the dataset column holding
 each prompt's teacher response. Per step, on the driver:

@@ -1,4 +1,4 @@
-"""AEPO's policy-loss maths (Agentic Entropy-Balanced PO, arXiv 2510.14545; docs/algorithms.md 3.7).
+"""AEPO's policy-loss maths (Agentic Entropy-Balanced PO, arXiv 2510.14545).
 
 Two pieces, both per token:
 

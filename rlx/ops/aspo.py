@@ -1,4 +1,4 @@
-"""ASPO's advantage shaping for early code invocation (arXiv 2508.19201; docs/algorithms.md 3.8).
+"""ASPO's advantage shaping for early code invocation (arXiv 2508.19201).
 
 Given the base estimator's sequence-level advantage A_i (GRPO's per-sample scalar, or the token mean of GAE's
 advantages), the eligible set E = {correct ∧ used_code [∧ code_pass]} and, per prompt group g with E_g ≠ ∅,

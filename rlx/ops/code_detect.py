@@ -1,4 +1,4 @@
-"""Detect code use in a response, for ASPO's `used_code` / `first_code_pos` (docs/algorithms.md 3.8).
+"""Detect code use in a response, for ASPO's `used_code` / `first_code_pos` (arXiv 2508.19201).
 
 `detect_code(text, messages=None, **switches)` returns `(used_code, first_code_char_index)`, -1 when no code.
 Sources, each switchable under `algorithm.rlx.aspo.code_detection.*` (all on by default):

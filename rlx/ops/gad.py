@@ -1,5 +1,5 @@
-"""GAD's discriminator loss and student reward (Generative Adversarial Distillation, arXiv 2511.10643;
-docs/algorithms.md 3.9).
+"""GAD's discriminator loss and student reward (Generative Adversarial Distillation,
+arXiv 2511.10643).
 
 The discriminator D is a scalar head read at the last response token. With teacher scores d_t = D(x, y_teacher)
 and student scores d_s = D(x, y_student) paired per prompt (N pairs),

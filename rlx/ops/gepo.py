@@ -1,4 +1,4 @@
-"""GEPO's group-expectation importance weight (Group Expectation PO, arXiv 2508.17850; docs/algorithms.md 3.5).
+"""GEPO's group-expectation importance weight (Group Expectation PO, arXiv 2508.17850).
 
 Per sample i with length-normalised sequence probabilities q_i = exp(mean_t logπold) and p_i = exp(mean_t logπθ):
 
@@ -28,7 +28,7 @@ import torch
 from rlx.ops.common import group_index, group_logsumexp, masked_mean, seq_mean
 from rlx.ops.options import DEFAULTS
 
-LOG_W_MAX = float(DEFAULTS["gepo"]["log_w_max"])  # clamp on log w_i (algorithms.md 3.5 d): exp() stays finite
+LOG_W_MAX = float(DEFAULTS["gepo"]["log_w_max"])  # clamp on log w_i: exp() stays finite
 
 
 def seq_mean_log_prob(log_prob: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""VAPO's advantage and NLL maths (Value-model-based Augmented PPO, arXiv 2504.05118; docs/algorithms.md 3.6).
+"""VAPO's advantage and NLL maths (Value-model-based Augmented PPO, arXiv 2504.05118).
 
 - Length-adaptive λ per sample: λ_i = clamp(1 − 1/(α·|y_i|), 0, 1) (α = 0.05 in the paper; λ = 0 for |y| ≤ 1/α).
 - Decoupled GAE: the policy's advantages use λ_i, the critic's targets use λ_critic (1.0 ⇒ Monte-Carlo returns),

@@ -404,7 +404,7 @@ def run(
     critic_enable = get("critic.enable", None)
     # verl's rule (trainer/ppo/utils.py need_critic): critic.enable when set, else on only for gae
     use_critic = bool(critic_enable) if critic_enable is not None else adv_fn is core_algos.get_adv_estimator_fn("gae")
-    # GAD (docs/algorithms.md 3.9): the critic worker is the discriminator, sg(D(student)) the reward
+    # GAD (arXiv 2511.10643): the critic worker is the discriminator, sg(D(student)) the reward
     gad_key = get("algorithm.rlx.gad.teacher_key", None)
     gad = gad_key is not None and str(gad_key).strip() != ""
     if gad and not use_critic:
