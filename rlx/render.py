@@ -14,8 +14,14 @@ from typing import Any
 
 
 class Format(str, Enum):
+    """Every output format of every command; each command accepts text, json and its own subset of the rest
+    (`rlx.commands.options.format_option`)."""
+
     text = "text"
     json = "json"
+    github = "github"  # GitHub Actions annotations (validate, doctor)
+    csv = "csv"  # compare
+    md = "md"  # Markdown (compare, rules)
 
 
 def _default(o: Any) -> Any:

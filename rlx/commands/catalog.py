@@ -11,9 +11,10 @@ from pathlib import Path
 import typer
 
 from rlx.commands.complete import algorithms
+from rlx.commands.options import format_option
 from rlx.render import Format
 
-FormatOpt = typer.Option(Format.text, "--format", "-f", help="Output format.")
+FormatOpt = format_option()
 
 algos_app = typer.Typer(
     help="List the algorithms rlx knows, and what each one sets in verl.",

@@ -7,13 +7,14 @@ when the command runs.
 from __future__ import annotations
 
 import sys
-from enum import Enum
 from pathlib import Path
 
 import typer
 
 from rlx.commands.complete import algorithms, mlflow_runs
+from rlx.commands.options import format_option, tracking_uri_option
 from rlx.compare.metrics import directions_text
+from rlx.render import Format
 
 RUNS_EPILOG = f"""\
 \b
@@ -40,13 +41,6 @@ compare_app = typer.Typer(
     rich_markup_mode=None,
     epilog="\b\nExamples:\n  $ rlx compare runs --experiment gsm8k --last 4",
 )
-
-
-class CompareFormat(str, Enum):
-    text = "text"
-    json = "json"
-    csv = "csv"
-    md = "md"
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -83,7 +77,7 @@ def runs(
         help="Show and plot only these metrics (repeatable; replaces the "
         "default columns and curves; --metric still adds).",
     ),
-    format: CompareFormat = typer.Option(CompareFormat.text, "--format", "-f", help="Output format."),
+    format: Format = format_option(Format.csv, Format.md),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the table (in --format) to this file."),
     plot: Path | None = typer.Option(
         None,
@@ -96,10 +90,8 @@ def runs(
         "--html",
         help="Write one self-contained HTML report: the table, one captioned chart per metric column, the config diff.",
     ),
-    tracking_uri: str | None = typer.Option(
-        None,
-        "--tracking-uri",
-        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db).",
+    tracking_uri: str | None = tracking_uri_option(
+        "MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db).", from_env=False
     ),
 ) -> int:
     """Compare MLflow runs (rlx's and plain verl's): metrics table, best values, config diff, curves."""
@@ -139,15 +131,15 @@ def runs(
             )
             _say(f"wrote {html_path} ({len(keys)} chart(s))")
 
-    if format is CompareFormat.text and output is None:
+    if format is Format.text and output is None:
         from rich.console import Console
 
         R.render_text(cmp, Console(highlight=False, width=None if sys.stdout.isatty() else 240))
         return 0
     text = {
-        CompareFormat.json: lambda: dumps(R.to_json(cmp)) + "\n",
-        CompareFormat.csv: lambda: R.to_csv(cmp),
-        CompareFormat.md: lambda: R.to_markdown(cmp),
+        Format.json: lambda: dumps(R.to_json(cmp)) + "\n",
+        Format.csv: lambda: R.to_csv(cmp),
+        Format.md: lambda: R.to_markdown(cmp),
     }.get(format)
     if text is None:  # text into a file: the same table without colours
         import io

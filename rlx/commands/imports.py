@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 
 import typer
+
+from rlx.commands.options import format_option
+from rlx.render import Format
 
 IMPORT_EPILOG = """\
 The script is read, never run. The experiment names the algorithm (inferred from adv_estimator and loss_mode
@@ -25,11 +27,6 @@ Examples:
 """
 
 
-class ImportFormat(str, Enum):
-    text = "text"
-    json = "json"
-
-
 def import_cmd(
     script: Path = typer.Argument(
         ..., metavar="SCRIPT", help="A verl launch script (bash) with a main_ppo command.", show_default=False
@@ -37,7 +34,7 @@ def import_cmd(
     output: Path = typer.Option(..., "--output", "-o", help="The experiment file to write.", show_default=False),
     algo: str | None = typer.Option(None, "--algo", "-a", help="The algorithm, when inference picks the wrong one."),
     force: bool = typer.Option(False, "--force", help="Replace OUTPUT if it exists."),
-    format: ImportFormat = typer.Option(ImportFormat.text, "--format", "-f", help="Output format."),
+    format: Format = format_option(),
 ) -> int:
     """Turn a verl bash script into an experiment file that resolves to the same verl config."""
     from rlx.errors import ConfigError
@@ -61,7 +58,7 @@ def import_cmd(
         )
     report = validate_source(path)
     unresolved = {n: [s.where(x) for x in lines] for n, lines in s.unresolved.items()}
-    if format is ImportFormat.json:
+    if format is Format.json:
         from rlx.render import emit_json
 
         emit_json(

@@ -8,13 +8,13 @@ final MLflow status, a job the cluster forgot (or whose embedded head is gone) b
 from __future__ import annotations
 
 import time
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from rlx.commands.complete import launched_runs
+from rlx.commands.options import format_option, tracking_uri_option
 from rlx.render import Format
 
 RUNS_EPILOG = """\
@@ -244,13 +244,10 @@ def _age(ts: float) -> str:
 @runs_app.command("ls", epilog=RUNS_EPILOG)
 def ls(
     all_: bool = typer.Option(False, "--all", "-a", help="Include runs that ended more than a week ago."),
-    tracking_uri: str | None = typer.Option(
-        None,
-        "--tracking-uri",
-        envvar="MLFLOW_TRACKING_URI",
-        help="Also list rlx runs of this MLflow store that have no local record (default: ./mlflow.db when it exists).",
+    tracking_uri: str | None = tracking_uri_option(
+        "Also list rlx runs of this MLflow store that have no local record (default: ./mlflow.db when it exists)."
     ),
-    format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
+    format: Format = format_option(),
 ) -> int:
     """List launched runs with their live Ray job state and MLflow status (reconciling ended jobs)."""
     from rlx.launch import records
@@ -301,7 +298,7 @@ def show(
     run: str = typer.Argument(
         ..., help="Run id, run name or submission id, or a unique prefix of one.", autocompletion=launched_runs
     ),
-    format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
+    format: Format = format_option(),
 ) -> int:
     """Everything recorded about one run: ids, state, Ray's verdict, MLflow status, latest metrics, artifacts."""
     from rlx.launch import records
@@ -374,7 +371,7 @@ def logs(
         "-f",
         help="Keep streaming until the job ends (Ctrl-C stops following; the job keeps running).",
     ),
-    format: Format = typer.Option(Format.text, "--format", help="Output format (json: the log as one string)."),
+    format: Format = format_option(help="Output format (json: the log as one string).", short=False),
 ) -> int:
     """The job's log (secrets redacted). When the cluster is gone, the log tail rlx saved to MLflow."""
     from rlx.errors import EXIT_INTERRUPTED, ConfigError, RlxError, UnreachableError
@@ -461,7 +458,7 @@ def stop(
         ..., help="Run id, run name or submission id, or a unique prefix of one.", autocompletion=launched_runs
     ),
     wait: float = typer.Option(45.0, "--wait", help="Seconds to wait for Ray to confirm the job ended."),
-    format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
+    format: Format = format_option(),
 ) -> int:
     """Stop a run's job; its MLflow run ends KILLED once Ray confirms the stop."""
     from rlx.launch import records
@@ -541,7 +538,7 @@ def sync(
         autocompletion=launched_runs,
         show_default=False,
     ),
-    format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
+    format: Format = format_option(),
 ) -> int:
     """Send what a tracking outage left waiting: the metrics, params and final status kept in a run's journal.
 
@@ -619,12 +616,6 @@ Examples:
 """
 
 
-class DoctorFormat(str, Enum):
-    text = "text"
-    json = "json"
-    github = "github"
-
-
 @runs_app.command("doctor", epilog=DOCTOR_EPILOG)
 def doctor(
     runs: list[str] | None = typer.Argument(
@@ -637,12 +628,10 @@ def doctor(
     experiment: list[str] | None = typer.Option(
         None, "--experiment", "-e", help="Only runs of this experiment (repeatable)."
     ),
-    tracking_uri: str | None = typer.Option(
-        None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: ./mlflow.db)."
-    ),
+    tracking_uri: str | None = tracking_uri_option("MLflow store (default: ./mlflow.db)."),
     verbose_evidence: bool = typer.Option(False, "--evidence", help="Show evidence for ok verdicts too."),
     html_out: Path | None = typer.Option(None, "--html", help="Also write the verdicts as an HTML page."),
-    format: DoctorFormat = typer.Option(DoctorFormat.text, "--format", "-f", help="Output format."),
+    format: Format = format_option(Format.github),
 ) -> int:
     """Judge runs by what their algorithm should look like: ok / warn / fail per health check, with evidence."""
     from rlx.doctor import diagnose
@@ -656,11 +645,11 @@ def doctor(
             "`rlx compare runs --last 10` lists recent runs",
         )
     found = diagnose(runs or (), tracking_uri=tracking_uri, experiments=experiment or (), last=last)
-    if format is DoctorFormat.json:
+    if format is Format.json:
         from rlx.render import emit_json
 
         emit_json([d.to_dict() for d in found])
-    elif format is DoctorFormat.github:
+    elif format is Format.github:
         text = render_github(found)
         if text:
             typer.echo(text)

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from rlx.commands.complete import algorithms, rule_codes, verl_keys
+from rlx.commands.options import format_option, tracking_uri_option
 from rlx.render import Format
 
 
@@ -54,7 +55,7 @@ def train(
     output: Path | None = typer.Option(
         None, "--output", "-o", help="With --dry-run: write the full resolved YAML here."
     ),
-    format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
+    format: Format = format_option(),
     smoke: bool = typer.Option(False, "--smoke", help="Run the CPU smoke engine instead of verl on GPUs."),
     engine: Engine = typer.Option(
         Engine.rlx,
@@ -71,12 +72,7 @@ def train(
         None, "--address", help="Ray dashboard address (default: RAY_ADDRESS, else a local head)."
     ),
     detach: bool = typer.Option(False, "--detach", "-d", help="Return once the job is submitted."),
-    tracking_uri: str | None = typer.Option(
-        None,
-        "--tracking-uri",
-        envvar="MLFLOW_TRACKING_URI",
-        help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db).",
-    ),
+    tracking_uri: str | None = tracking_uri_option("MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)."),
     experiment: str | None = typer.Option(None, "--experiment", help="MLflow experiment (sets trainer.project_name)."),
     name: str | None = typer.Option(None, "--name", help="MLflow run name (sets trainer.experiment_name)."),
     ignore: list[str] | None = typer.Option(

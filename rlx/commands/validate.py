@@ -5,11 +5,11 @@ Thin: parse the arguments, call `rlx.validate.validate_source`, render. Nothing 
 
 from __future__ import annotations
 
-from enum import Enum
-
 import typer
 
 from rlx.commands.complete import algorithms, rule_codes, verl_keys
+from rlx.commands.options import format_option
+from rlx.render import Format
 
 VALIDATE_EPILOG = """\
 A FILE ending in .sh (or starting with #!) is a verl launch script: its `main_ppo` command is read across line
@@ -37,18 +37,6 @@ Examples:
   $ rlx rules explain RLX401
   $ rlx rules --format md > docs/rules.md
 """
-
-
-class ValidateFormat(str, Enum):
-    text = "text"
-    json = "json"
-    github = "github"
-
-
-class RulesFormat(str, Enum):
-    text = "text"
-    json = "json"
-    md = "md"
 
 
 validate_app = typer.Typer(
@@ -97,7 +85,7 @@ def validate_config(
     ),
     strict: bool = typer.Option(False, "--strict", help="Fail (exit 1) on warnings too."),
     deep: bool = typer.Option(False, "--deep", help="Also import verl and run its own validate_config (~4 s)."),
-    format: ValidateFormat = typer.Option(ValidateFormat.text, "--format", "-f", help="Output format."),
+    format: Format = format_option(Format.github),
 ) -> int:
     """Validate a config statically: input, schema, verl's own checks, names, algorithm rules, resources."""
     from rlx.errors import UsageError
@@ -118,11 +106,11 @@ def validate_config(
     report = validate_source(
         file, algo=algo, preset=preset, overrides=overrides, verl=verl, ignore=ignore or (), strict=strict, deep=deep
     )
-    if format is ValidateFormat.json:
+    if format is Format.json:
         from rlx.render import emit_json
 
         emit_json(report.to_dict())
-    elif format is ValidateFormat.github:
+    elif format is Format.github:
         from rlx.validate.report import render_github
 
         text = render_github(report)
@@ -137,20 +125,18 @@ def validate_config(
 
 
 @rules_app.callback()
-def rules(
-    ctx: typer.Context, format: RulesFormat = typer.Option(RulesFormat.text, "--format", "-f", help="Output format.")
-) -> None:
+def rules(ctx: typer.Context, format: Format = format_option(Format.md)) -> None:
     """Every rule `rlx validate config` applies: code, severity, category and title."""
     if ctx.invoked_subcommand:
         return
     from rlx.rulebook import all_rules
 
     rows = all_rules()
-    if format is RulesFormat.json:
+    if format is Format.json:
         from rlx.render import emit_json
 
         emit_json([r.to_dict() for r in rows])
-    elif format is RulesFormat.md:
+    elif format is Format.md:
         from rlx.rulebook import rules_markdown
 
         typer.echo(rules_markdown(), nl=False)
@@ -172,13 +158,13 @@ def rules(
 )
 def explain(
     code: str = typer.Argument(..., help="Rule code, e.g. RLX401.", autocompletion=rule_codes),
-    format: RulesFormat = typer.Option(RulesFormat.text, "--format", "-f", help="Output format."),
+    format: Format = format_option(Format.md),
 ) -> None:
     """Explain one rule: what it checks, why, and its severity."""
     from rlx.rulebook import get_rule
 
     r = get_rule(code)
-    if format is RulesFormat.json:
+    if format is Format.json:
         from rlx.render import emit_json
 
         emit_json(r.to_dict())
