@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -39,198 +38,13 @@ runs_app = typer.Typer(
 )
 
 
-def _row(record, mlflow_run, live: str | None) -> dict[str, Any]:
-    metrics = mlflow_run.data.metrics if mlflow_run is not None else {}
-    return {
-        "run_id": record.run_id,
-        "state": record.state.value,
-        "ray_status": live or record.job_status,
-        "mlflow_status": mlflow_run.info.status if mlflow_run is not None else None,
-        "algo": record.algo,
-        "experiment": record.experiment,
-        "run_name": record.run_name,
-        "smoke": record.smoke,
-        "step": metrics.get("training/global_step"),
-        "reward": metrics.get("critic/score/mean"),
-        "address": record.address,
-        "submission_id": record.submission_id,
-        "created": record.created,
-        "message": record.message,
-    }
-
-
-class _Clients:
-    """One MLflow client per tracking URI and one Ray client per address, each failure remembered (not retried)."""
-
-    def __init__(self) -> None:
-        self.mlflow: dict[str, Any] = {}
-        self.jobs: dict[str, Any] = {}
-        self.errors: dict[str, str] = {}
-
-    def mlflow_for(self, uri: str):
-        from rlx.errors import RlxError
-        from rlx.launch.tracking import connect
-
-        if uri not in self.mlflow:
-            try:
-                self.mlflow[uri] = connect(uri)
-            except RlxError as e:
-                self.mlflow[uri] = None
-                self.errors[uri] = e.message
-        return self.mlflow[uri]
-
-    def jobs_for(self, record):
-        from rlx.errors import RlxError
-        from rlx.launch.lifecycle import jobs_for
-
-        key = record.address + (record.token_path or "")
-        if key not in self.jobs:
-            try:
-                self.jobs[key] = jobs_for(record)
-            except RlxError as e:
-                self.jobs[key] = None
-                self.errors[record.address] = e.message
-        return self.jobs[key]
-
-
-def _refresh(record, clients: _Clients) -> str | None:
-    """Reconcile one record; returns Ray's live status when it could be asked."""
-    from rlx.errors import RlxError
-    from rlx.launch.lifecycle import owner_alive, reconcile, tracking_pending
-
-    if record.state.terminal:
-        if tracking_pending(record):  # an outage outlasted the run: send what waits, if the store answers now
-            client = clients.mlflow_for(record.tracking_uri)
-            if client is not None:
-                try:
-                    _sync(record, client)
-                except Exception as e:  # noqa: BLE001 - still unreachable, or refused: `rlx runs sync` says why
-                    clients.errors[record.run_id[:12]] = (
-                        f"tracking calls still waiting ({_first_line(e)}); `rlx runs sync {record.run_id[:12]}` retries"
-                    )
-        return None
-    client = clients.mlflow_for(record.tracking_uri)
-    jobs = None
-    if not (record.embedded_head and not owner_alive(record)) and record.address != "local":
-        jobs = clients.jobs_for(record)
-        if jobs is None:
-            return "UNREACHABLE"
-    try:
-        reconcile(record, jobs=jobs, client=client)
-    except RlxError as e:
-        clients.errors[record.address] = e.message
-        return "UNREACHABLE"
-    return record.job_status
-
-
-def _mlflow_run(record, clients: _Clients):
-    client = clients.mlflow_for(record.tracking_uri)
-    if client is None:
-        return None
-    try:
-        return client.get_run(record.run_id)
-    except Exception:  # noqa: BLE001 - deleted or unreachable: shown as unknown
-        return None
-
-
-def _store_only_rows(uri: str | None, known: set[str], clients: _Clients, since: float | None) -> list[dict]:
-    """rlx runs in the MLflow store without a local record (launched elsewhere): their tags, plus Ray's live
-    status for those not ended (read only: without a record, rlx does not change them)."""
-    from rlx.launch import tracking
-
-    if uri is None:
-        path = tracking.sqlite_path(tracking.default_uri())
-        if path is None or not path.exists():
-            return []
-    uri = tracking.normalize_uri(uri)
-    client = clients.mlflow_for(uri)
-    if client is None:
-        return []
-    try:
-        exps = [e.experiment_id for e in client.search_experiments()]
-        found = (
-            client.search_runs(
-                exps, "tags.`rlx.submission_id` LIKE 'rlx-%'", max_results=500, order_by=["attributes.start_time DESC"]
-            )
-            if exps
-            else []
-        )
-    except Exception as e:  # noqa: BLE001 - listing stays useful without them
-        clients.errors[uri] = str(e).splitlines()[0][:200]
-        return []
-    rows = []
-    for run in found:
-        tags = run.data.tags
-        created = run.info.start_time / 1000
-        if run.info.run_id in known or (since is not None and created < since and run.info.status != "RUNNING"):
-            continue
-        state = tags.get("rlx.job_status")
-        live = None
-        if state not in ("SUCCEEDED", "FAILED", "STOPPED", "LOST", "ABORTED") and tags.get("rlx.cluster_address"):
-            live = _live_status(tags["rlx.cluster_address"], tags["rlx.submission_id"], clients)
-        rows.append(
-            {
-                "run_id": run.info.run_id,
-                "state": state,
-                "ray_status": live,
-                "mlflow_status": run.info.status,
-                "algo": tags.get("rlx.algo"),
-                "experiment": client.get_experiment(run.info.experiment_id).name,
-                "run_name": run.info.run_name,
-                "smoke": tags.get("rlx.smoke") == "true",
-                "step": run.data.metrics.get("training/global_step"),
-                "reward": run.data.metrics.get("critic/score/mean"),
-                "address": tags.get("rlx.cluster_address"),
-                "submission_id": tags.get("rlx.submission_id"),
-                "created": created,
-                "message": "no local run record",
-            }
-        )
-    return rows
-
-
-def _live_status(address: str, submission_id: str, clients: _Clients) -> str:
-    from rlx.errors import RlxError
-    from rlx.launch.jobs import JobNotFound, Jobs
-    from rlx.launch.lifecycle import token_from_env
-
-    if address not in clients.jobs:
-        try:
-            clients.jobs[address] = Jobs(address, token=token_from_env(), timeout=10)
-        except RlxError as e:
-            clients.jobs[address] = None
-            clients.errors[address] = e.message
-    jobs = clients.jobs[address]
-    if jobs is None:
-        return "UNREACHABLE"
-    try:
-        return jobs.status(submission_id)
-    except JobNotFound:
-        return "NOT_FOUND"
-    except RlxError:
-        return "UNREACHABLE"
-
-
-def _warn(clients: _Clients, record=None) -> None:
-    """What a command could not reach, on stderr (its answer on stdout is what it had); and, for `record`, the
-    tracking calls an unreachable store left in the run's journal."""
+def _warn(clients, record=None) -> None:
+    """What a command could not reach, on stderr (its answer on stdout is what it had)."""
     from rlx.render import err_console
+    from rlx.runs import warnings
 
-    for where, msg in clients.errors.items():
-        err_console().print(f"[yellow]warning:[/yellow] {where}: {msg}", markup=True, highlight=False, soft_wrap=True)
-    if record is not None:
-        from rlx.launch.lifecycle import tracking_pending
-
-        waiting = tracking_pending(record)
-        if waiting:
-            err_console().print(
-                f"[yellow]warning:[/yellow] {waiting} tracking call(s) of run {record.run_id[:12]} wait in its journal "
-                f"for the MLflow store {record.tracking_uri}; `rlx runs sync {record.run_id[:12]}` sends them once it "
-                "answers",
-                markup=True,
-                highlight=False,
-                soft_wrap=True,
-            )
+    for text in warnings(clients, record):
+        err_console().print(f"[yellow]warning:[/yellow] {text}", markup=True, highlight=False, soft_wrap=True)
 
 
 def _age(ts: float) -> str:
@@ -252,16 +66,10 @@ def ls(
     """List launched runs with their live Ray job state and MLflow status (reconciling ended jobs)."""
     from rlx.launch import records
     from rlx.render import console, emit_json, fmt_value, table
+    from rlx.runs import Clients, list_runs
 
-    clients = _Clients()
-    week = time.time() - 7 * 86400
-    rows = []
-    for record in records.all_records():
-        if not all_ and record.state.terminal and record.updated < week:
-            continue
-        live = _refresh(record, clients)
-        rows.append(_row(record, _mlflow_run(record, clients), live))
-    rows += _store_only_rows(tracking_uri, {r["run_id"] for r in rows}, clients, None if all_ else week)
+    clients = Clients()
+    rows = list_runs(include_old=all_, tracking_uri=tracking_uri, clients=clients)
     if format is Format.json:
         emit_json(rows)
         return 0
@@ -302,34 +110,12 @@ def show(
 ) -> int:
     """Everything recorded about one run: ids, state, Ray's verdict, MLflow status, latest metrics, artifacts."""
     from rlx.launch import records
-    from rlx.redact import redact
     from rlx.render import console, emit_json, fmt_value
+    from rlx.runs import Clients, show_run
 
-    clients = _Clients()
+    clients = Clients()
     record = records.find(run)
-    live = _refresh(record, clients)
-    mrun = _mlflow_run(record, clients)
-    data = _row(record, mrun, live)
-    data.update(
-        {
-            "entrypoint": record.entrypoint,
-            "config_path": record.config_path,
-            "tracking_uri": record.tracking_uri,
-            "experiment_id": record.experiment_id,
-            "embedded_head": record.embedded_head,
-            "run_dir": str(records.run_dir(record.run_id)),
-        }
-    )
-    if mrun is not None:
-        data["metrics"] = dict(sorted(mrun.data.metrics.items()))
-        data["tags"] = {k: v for k, v in sorted(mrun.data.tags.items()) if k.startswith(("rlx.", "verl."))}
-        try:
-            client = clients.mlflow_for(record.tracking_uri)
-            data["artifacts"] = [a.path for a in client.list_artifacts(record.run_id, "rlx")]
-        except Exception:  # noqa: BLE001
-            data["artifacts"] = []
-    data["errors"] = dict(clients.errors)
-    data = redact(data)
+    data = show_run(record, clients)
     _warn(clients, record)
     if format is Format.json:
         emit_json(data)
@@ -379,9 +165,10 @@ def logs(
     from rlx.launch.lifecycle import Display, follow, jobs_for
     from rlx.redact import redact_text
     from rlx.render import emit_json
+    from rlx.runs import Clients, saved_tail
 
     record = records.find(run)
-    clients = _Clients()
+    clients = Clients()
     lost: RlxError | None = None  # raised after whatever log could be shown has been shown
     gone: RlxError | None = None
     text: str | None = None
@@ -411,7 +198,7 @@ def logs(
         else:
             text = redact_text(jobs.logs(record.submission_id))
     except RlxError as e:
-        text = _saved_tail(record, clients)
+        text = saved_tail(record, clients)
         if text is None:
             raise UnreachableError(
                 f"cannot read the logs of {record.run_id}: {e.message}",
@@ -438,20 +225,6 @@ def logs(
     return 0
 
 
-def _saved_tail(record, clients: _Clients) -> str | None:
-    client = clients.mlflow_for(record.tracking_uri)
-    if client is None:
-        return None
-    try:
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as d:
-            path = client.download_artifacts(record.run_id, "rlx/job-log-tail.txt", d)
-            return open(path).read()
-    except Exception:  # noqa: BLE001 - no tail saved
-        return None
-
-
 @runs_app.command("stop", epilog=RUNS_EPILOG)
 def stop(
     run: str = typer.Argument(
@@ -462,26 +235,13 @@ def stop(
 ) -> int:
     """Stop a run's job; its MLflow run ends KILLED once Ray confirms the stop."""
     from rlx.launch import records
-    from rlx.launch.lifecycle import jobs_for, reconcile
     from rlx.render import console, emit_json
+    from rlx.runs import Clients, stop_run
 
-    clients = _Clients()
+    clients = Clients()
     record = records.find(run)
-    _refresh(record, clients)
-    outcome = "already ended"
-    if not record.state.terminal:
-        jobs = jobs_for(record)
-        jobs.stop(record.submission_id)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and jobs.status(record.submission_id) not in (
-            "SUCCEEDED",
-            "FAILED",
-            "STOPPED",
-        ):
-            time.sleep(0.5)
-        reconcile(record, jobs=jobs, client=clients.mlflow_for(record.tracking_uri))
-        outcome = "stopped" if record.state.terminal else "stop requested"
-    result = {"run_id": record.run_id, "outcome": outcome, "state": record.state.value, "ray_status": record.job_status}
+    result = stop_run(record, clients, wait=wait)
+    outcome = result["outcome"]
     _warn(clients, record)
     if format is Format.json:
         emit_json(result)
@@ -498,24 +258,6 @@ def stop(
             f"{record.run_id}: {outcome} ({record.state.value}, Ray {record.job_status})", markup=False, highlight=False
         )
     return 0
-
-
-def _first_line(e: BaseException) -> str:
-    from rlx.redact import redact_text
-
-    return redact_text((str(e).strip().splitlines() or [type(e).__name__])[0][:300])
-
-
-def _sync(record, client) -> tuple[int, int]:
-    """Replay the run's journals in order (the job's, then rlx's end of the run); (calls sent, lines skipped)."""
-    from rlx.launch import records
-
-    sent = torn = 0
-    for journal in records.journals(record.run_id):
-        if journal.pending():
-            done = journal.replay(client)
-            sent, torn = sent + done.sent, torn + done.torn
-    return sent, torn
 
 
 SYNC_EPILOG = """\
@@ -549,26 +291,11 @@ def sync(
     from rlx.launch.lifecycle import tracking_pending
     from rlx.redact import redact_text
     from rlx.render import console, emit_json
+    from rlx.runs import Clients, sync_runs
 
     selected = [records.find(r) for r in runs] if runs else [r for r in records.all_records() if tracking_pending(r)]
-    clients = _Clients()
-    results: list[dict[str, Any]] = []
-    unreachable: list[records.RunRecord] = []
-    refused: list[records.RunRecord] = []
-    for record in selected:
-        row: dict[str, Any] = {"run_id": record.run_id, "sent": 0, "skipped": 0, "pending": tracking_pending(record)}
-        client = clients.mlflow_for(record.tracking_uri) if row["pending"] else None
-        if row["pending"] and client is None:
-            unreachable.append(record)
-            row["error"] = clients.errors.get(record.tracking_uri)
-        elif row["pending"]:
-            try:
-                row["sent"], row["skipped"] = _sync(record, client)
-            except Exception as e:  # noqa: BLE001 - MLflow refused or went away mid-replay; the journal keeps the rest
-                row["error"] = _first_line(e)
-                (unreachable if "onnect" in row["error"] or "timed out" in row["error"] else refused).append(record)
-            row["pending"] = tracking_pending(record)
-        results.append(row)
+    synced = sync_runs(selected, Clients())
+    results, unreachable, refused = synced.rows, synced.unreachable, synced.refused
     if format is Format.json:
         emit_json(results)
     else:

@@ -26,8 +26,8 @@ from rlx.compare.metrics import (
     sparkline,
     summarise,
 )
-from rlx.compare.store import RunInfo, Source, open_source
 from rlx.errors import ConfigError, suggestion
+from rlx.track.reads import RunInfo, Source, open_source
 
 ADV_PARAM = K.ADV_ESTIMATOR.replace(".", "/")
 LOSS_PARAM = K.LOSS_MODE.replace(".", "/")

@@ -1,6 +1,6 @@
 """`rlx runs doctor`: is a run healthy, judged by what its algorithm should look like.
 
-Reads runs through `rlx.compare.store` (rlx runs, plain verl runs and smoke runs alike), infers the algorithm with
+Reads runs through `rlx.track.reads` (rlx runs, plain verl runs and smoke runs alike), infers the algorithm with
 `rlx.compare.core.algorithm_of` (rlx's tag, else verl's `adv_estimator` / `loss_mode` params), and applies every
 health check of `rlx.doctor.registry` that fits the run. The result is plain data; `rlx.doctor.report` renders it.
 """
@@ -122,7 +122,7 @@ def load_views(
     import numpy as np
 
     from rlx.compare.core import algorithm_of, select_runs
-    from rlx.compare.store import mlflow_errors, open_source
+    from rlx.track.reads import mlflow_errors, open_source
 
     source = source or open_source(tracking_uri)
     with mlflow_errors(source.uri):

@@ -156,8 +156,8 @@ def prepare(
 ) -> Plan:
     """Step 1: every offline check and decision. No network, no files."""
     from rlx.launch.cluster import local_gpu_count
-    from rlx.launch.tracking import normalize_uri
     from rlx.redact import secret_values
+    from rlx.track.store import normalize_uri
 
     if report is not None and getattr(report, "errors", None):
         _print_report(report)
@@ -250,13 +250,10 @@ def prepare(
 
 
 def _print_report(report) -> None:
-    try:
-        from rlx.render import err_console
-        from rlx.validate.report import render_text
+    from rlx.render import err_console
+    from rlx.validate.report import render_text
 
-        render_text(report, err_console())
-    except ImportError:
-        pass
+    render_text(report, err_console())
 
 
 def _check_tracking_uri(plan: Plan) -> None:

@@ -80,7 +80,7 @@ def log_tail(text: str, n: int = LOG_TAIL_LINES, secrets: tuple[str, ...] = ()) 
 
 
 def _client(record: RunRecord):
-    from rlx.launch.tracking import connect
+    from rlx.track.store import connect
 
     return connect(record.tracking_uri)
 
@@ -99,7 +99,7 @@ def finish(
     Ray's verdict is final whether or not MLflow answers: if the store cannot be reached, the calls that end the
     MLflow run wait in the run's client journal (after whatever the job journaled), `tracking_pending(record)` says
     how many calls of the run wait in all, and `rlx runs sync` (or the next `rlx runs ls`) sends them."""
-    from rlx.launch import tracking
+    from rlx.track import store as tracking
 
     job_status = job_status or state.value
     tail = log_tail(logs) if logs else None
@@ -175,6 +175,16 @@ def reconcile(record: RunRecord, *, jobs: Jobs | None = None, client=None) -> Ru
     elif message and len(message) > 500:
         message = "..." + message[-500:]
     return finish(record, FROM_RAY[status], client=client, job_status=status, message=message, logs=logs)
+
+
+def stop_job(jobs: Jobs, record: RunRecord, client, *, wait: float) -> RunRecord:
+    """Ask Ray to stop the run's job, wait up to `wait` s for it to report the job ended, then reconcile the record
+    (and its MLflow run) with what Ray says. Still not ended after `wait`: the record stays open for `reconcile`."""
+    jobs.stop(record.submission_id)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and jobs.status(record.submission_id) not in _RAY_TERMINAL:
+        time.sleep(0.5)
+    return reconcile(record, jobs=jobs, client=client)
 
 
 def exit_code(state: State) -> int:

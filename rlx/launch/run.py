@@ -11,11 +11,21 @@ from typing import Any
 
 from rlx import __version__
 from rlx.errors import EXIT_INTERRUPTED, UnreachableError
-from rlx.launch import SMOKE_ENTRY_ENV, Plan, records, tracking
+from rlx.launch import SMOKE_ENTRY_ENV, Plan, capture, records
 from rlx.launch.jobs import JobNotFound, Jobs, submission_id_for
-from rlx.launch.lifecycle import Display, exit_code, finish, follow, reconcile, token_from_env, tracking_pending
+from rlx.launch.lifecycle import (
+    Display,
+    exit_code,
+    finish,
+    follow,
+    reconcile,
+    stop_job,
+    token_from_env,
+    tracking_pending,
+)
 from rlx.launch.records import RunRecord, State
 from rlx.redact import redact, redact_text
+from rlx.track import store as tracking
 
 STOP_WAIT = 45.0  # seconds to wait for a stopped job to reach a terminal state
 
@@ -55,7 +65,7 @@ def _tags(plan: Plan, address: str) -> dict[str, str]:
         "rlx.algo": resolved.algorithm.name if resolved.algorithm else "",
         "rlx.preset": resolved.preset.name if resolved.preset else "",
         "rlx.version": __version__,
-        "verl.version": tracking.package_version("verl"),
+        "verl.version": capture.package_version("verl"),
         "rlx.smoke": str(plan.smoke).lower(),
         "rlx.cluster_address": address,
         "rlx.job_status": "PREPARED",
@@ -70,7 +80,7 @@ def _tags(plan: Plan, address: str) -> dict[str, str]:
     return {k: v for k, v in redact(tags, secrets=plan.secrets).items() if v != ""}
 
 
-def _trusted_tags(git: tracking.GitState | None) -> dict[str, str]:
+def _trusted_tags(git: capture.GitState | None) -> dict[str, str]:
     """Tags rlx computes itself and that redaction would mangle (a git sha is 40 hex digits, like a W&B key)."""
     if git is None:
         return {}
@@ -99,7 +109,7 @@ def _params(plan: Plan) -> dict[str, str]:
     return params
 
 
-def _artifacts(plan: Plan, entrypoint: str, git: tracking.GitState | None) -> dict[str, str]:
+def _artifacts(plan: Plan, entrypoint: str, git: capture.GitState | None) -> dict[str, str]:
     import json
 
     changes = [c.to_dict() for c in plan.resolved.changed()]
@@ -112,7 +122,7 @@ def _artifacts(plan: Plan, entrypoint: str, git: tracking.GitState | None) -> di
         "rlx/command.txt": redact_text(
             "rlx " + shlex.join(sys.argv[1:]) + "\n\n# job entrypoint\n" + entrypoint + "\n", plan.secrets
         ),
-        "rlx/pip-freeze.txt": redact_text(tracking.installed_packages(), plan.secrets),
+        "rlx/pip-freeze.txt": redact_text(capture.installed_packages(), plan.secrets),
     }
     if git is not None and git.dirty:
         arts["rlx/git.diff"] = redact_text(git.diff, plan.secrets)
@@ -139,7 +149,7 @@ def _runtime_env(plan: Plan, run_id: str, config_dir: Path) -> dict[str, Any]:
 
 def _create(plan: Plan, client, address: str, head) -> tuple[RunRecord, str, dict[str, Any]]:
     """Step 4: the MLflow run, its provenance and the PREPARED record (written before anything is submitted)."""
-    git = tracking.git_state()
+    git = capture.git_state()
     exp_id = tracking.experiment_id(client, plan.experiment, plan.tracking_uri)
     tags = {**_tags(plan, address), **_trusted_tags(git)}
     run_id = tracking.create_run(client, exp_id, run_name=plan.run_name, tags=tags)
@@ -224,13 +234,7 @@ def _submit(plan: Plan, jobs: Jobs, record: RunRecord, entrypoint: str, runtime_
 def _stop_and_settle(jobs: Jobs, record: RunRecord, client) -> None:
     """Stop the job and wait (bounded) for Ray to report it ended, then reconcile."""
     try:
-        jobs.stop(record.submission_id)
-        deadline = time.monotonic() + STOP_WAIT
-        while time.monotonic() < deadline:
-            if jobs.status(record.submission_id) in ("SUCCEEDED", "FAILED", "STOPPED"):
-                break
-            time.sleep(0.5)
-        reconcile(record, jobs=jobs, client=client)
+        stop_job(jobs, record, client, wait=STOP_WAIT)
     except Exception:  # noqa: BLE001 - the head is about to go: whatever Ray says now, the run is over
         pass
     if not record.state.terminal:

@@ -97,9 +97,9 @@ def submit_command(
     """What `rlx train` (no --smoke) would submit for `resolved`. `run_name`/`drawn` come from
     `rlx.resolve.naming.planned_name`: a drawn name is added as `trainer.experiment_name`, as the launch does."""
     from rlx.launch import JOB_PYTHON_ENV, is_loopback, job_overrides
-    from rlx.launch.tracking import normalize_uri
     from rlx.redact import redact_text, secret_values
     from rlx.resolve.overrides import render_value
+    from rlx.track.store import normalize_uri
 
     secrets = tuple(secret_values(resolved.container(), os.environ))
     overrides, _ = job_overrides(resolved, secrets)

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
         config = load_file(args.config, what="resolved verl config").data
         if not args.no_mlflow:
-            from rlx.smoke.tracking import MlflowLogger, config_params
+            from rlx.track.logger import MlflowLogger, config_params
 
             trainer = config.get("trainer") or {}
             try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-from collections.abc import Callable
 
 from rlx import verl_keys as K
 from rlx.validate.report import Problem
@@ -54,21 +53,19 @@ def deep_problems(resolved, ctx) -> list[Problem]:
     import verl  # noqa: F401 - loads the verl.plugins entry points
     from verl.trainer.ppo import core_algos
 
-    ensure_registered: Callable[[], None] | None
-    try:
-        from rlx.verl_plugin import ensure_registered  # written by the plugin engineer; optional here
-    except ImportError:
-        ensure_registered = None
-    if ensure_registered is not None:
-        with contextlib.suppress(Exception):
-            ensure_registered()
+    from rlx.algorithms import ALGORITHMS
+    from rlx.verl_plugin import ensure_registered
+
+    with contextlib.suppress(Exception):  # a missing name is reported below, at the key that names it
+        ensure_registered()
+    plugin_names = {n for a in ALGORITHMS for n in a.plugin_names.values()}  # rlx's and plugin packages'
     out: list[Problem] = []
     for path, registry, what in (
         (K.ADV_ESTIMATOR, core_algos.ADV_ESTIMATOR_REGISTRY, "advantage estimator"),
         (K.LOSS_MODE, core_algos.POLICY_LOSS_REGISTRY, "policy loss"),
     ):
         name = ctx.value(path)
-        if isinstance(name, str) and name.startswith("rlx_") and name not in registry:
+        if isinstance(name, str) and name in plugin_names and name not in registry:
             out.append(
                 Problem(
                     "RLX304",

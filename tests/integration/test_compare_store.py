@@ -16,8 +16,8 @@ import pytest
 from rlx.compare import compare_runs, open_source, parse_metric_option, synth
 from rlx.compare import plot as P
 from rlx.compare import report as R
-from rlx.compare.store import ClientSource
 from rlx.errors import ConfigError, UnreachableError
+from rlx.track.reads import ClientSource
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ del t
 
 
 def test_verl_tracking_logs_into_the_run_rlx_created(mlflow_uri, tmp_path):
-    from rlx.launch import tracking
+    from rlx.track import store as tracking
 
     client = tracking.connect(mlflow_uri)
     exp_id = tracking.experiment_id(client, "proj", mlflow_uri)  # = trainer.project_name

@@ -20,9 +20,10 @@ def env(tmp_path, monkeypatch, mlflow_uri):
 
 def _prepared(uri: str, address: str, state, *, embedded: bool = False, owner_pid: int | None = None):
     """An MLflow run and a record as a launch leaves them at `state` (nothing submitted to Ray)."""
-    from rlx.launch import records, tracking
+    from rlx.launch import records
     from rlx.launch.jobs import submission_id_for
     from rlx.launch.records import RunRecord
+    from rlx.track import store as tracking
 
     client = tracking.connect(uri)
     exp_id = tracking.experiment_id(client, "rlx", uri)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rlx.compare.core import algorithm_of, effective_status
 from rlx.compare.diff import config_diff, dotted, section_of
-from rlx.compare.store import RunInfo
 from rlx.presets import load
+from rlx.track.reads import RunInfo
 
 
 def test_dotted_and_sections():

@@ -24,7 +24,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(["algorithms", "ops", "presets", "verl_plugin", "verl_gad", "verl_entry"], 2),
     "resolve": 3,
     "validate": 4,
-    **dict.fromkeys(["launch", "smoke", "verl_cpu"], 5),
+    **dict.fromkeys(["launch", "runs", "smoke", "verl_cpu"], 5),
     **dict.fromkeys(["compare", "doctor", "verlimport", "rulebook"], 6),
     "commands": 7,
     "cli": 8,

@@ -8,8 +8,8 @@ import pytest
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-from rlx.launch import tracking
 from rlx.track import journal
+from rlx.track import store as tracking
 from rlx.track.journal import Journal, Outbox
 
 

@@ -1,4 +1,4 @@
-"""MLflow logging for smoke runs, the way verl's `verl/utils/tracking.py::Tracking` logs GPU runs.
+"""MLflow logging for rlx's smoke runs (the job `python -m rlx.smoke`), the way verl's `verl/utils/tracking.py::Tracking` logs GPU runs.
 
 - The tracking URI comes from `MLFLOW_TRACKING_URI` (verl's default `sqlite:////tmp/mlruns.db` otherwise).
 - With `MLFLOW_RUN_ID` set (rlx's launcher creates the run before submitting the job) the logger attaches to that
@@ -30,7 +30,6 @@ from rlx.track.journal import FINISH_WAIT, FINISH_WAIT_ENV, JOB_HTTP_ENV, JOURNA
 DEFAULT_TRACKING_URI = "sqlite:////tmp/mlruns.db"  # verl's default in utils/tracking.py
 FLUSH_EVERY_S = 1.0
 _INVALID = re.compile(r"[^/\w.\- :]")
-_SECRET = re.compile(r"token|secret|password|passwd|credential|api[_-]?key", re.IGNORECASE)
 
 
 def sanitize_metric_key(key: str) -> str:
@@ -42,16 +41,16 @@ def sanitize_metric_key(key: str) -> str:
 def config_params(config: Any) -> dict[str, Any]:
     """The resolved config as MLflow params, flattened with `/` by verl's own helper (lists become `k/0`, `k/list_len`).
 
-    Values of keys that look like secrets are masked: they must never reach MLflow."""
+    Secrets are redacted by `rlx.redact`, the one masker every sink uses: they must never reach MLflow."""
     from omegaconf import DictConfig, OmegaConf
     from verl.utils.tracking import _compute_mlflow_params_from_objects
 
     if isinstance(config, DictConfig):
         config = OmegaConf.to_container(config, resolve=False)
+    from rlx.redact import redact
+
     params = _compute_mlflow_params_from_objects(config)
-    return {
-        k: ("***" if _SECRET.search(k.rsplit("/", 1)[-1]) and v not in (None, "") else v) for k, v in params.items()
-    }
+    return {k: v if v in (None, "") else redact(v, key=k) for k, v in params.items()}
 
 
 class MlflowLogger:

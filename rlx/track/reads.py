@@ -25,24 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlx.compare.metrics import Histories
 from rlx.errors import ConfigError, RlxError, UnreachableError, suggestion
+from rlx.track.histories import Histories
+from rlx.track.store import INTERACTIVE_HTTP_ENV, env_or_default_uri, sqlite_path
 
 PROVENANCE_ARTIFACT = "rlx/provenance.json"
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 _CHUNK = 500  # ids per IN (...) list: far below every backend's bind-parameter limit
 _SINGLE_STATEMENT = 10_000  # most ids one GROUP BY statement takes (sqlite allows 32,766 bound parameters)
 _FULL_SCAN_ABOVE = 200  # sqlite: above this many runs, one scan of the metric keys beats 10,000 index range scans
-
-# Tight HTTP settings for an interactive command: the defaults (7 retries, exponential backoff, 120 s timeout) take
-# about four minutes to report a server that is down. With these a refused connection fails in ~2 s and a server
-# that never answers in ~12 s (two 5 s attempts and a 1 s backoff). Values the user exported are kept.
-HTTP_ENV = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
-}
 
 FILTER_HINT = (
     "MLflow filter syntax: clauses joined by AND (no OR), strings in single quotes, keys with / . - in "
@@ -65,21 +56,8 @@ class RunInfo:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-def default_tracking_uri() -> str:
-    """MLFLOW_TRACKING_URI, else `sqlite:///<cwd>/mlflow.db` (MLflow's own default since 3.7, made absolute)."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-
-
 def _is_remote(uri: str) -> bool:
     return uri.split(":", 1)[0].lower() in {"http", "https", "databricks", "uc"}
-
-
-def sqlite_path(uri: str) -> Path | None:
-    """The database file of a `sqlite:///` URI (None for other URIs or the in-memory database)."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    path = uri[len("sqlite:///") :].split("?", 1)[0]
-    return None if path in ("", ":memory:") else Path(path)
 
 
 @contextlib.contextmanager
@@ -129,10 +107,10 @@ def mlflow_errors(uri: str, *, what: str = "reading runs") -> Iterator[None]:
 
 
 def open_source(uri: str | None = None) -> Source:
-    """The fastest source for `uri` (default: `default_tracking_uri()`). Nothing is created on disk."""
+    """The fastest source for `uri` (default: `env_or_default_uri()`). Nothing is created on disk."""
     from rlx import trackuri
 
-    uri = uri or default_tracking_uri()
+    uri = uri or env_or_default_uri()
     trackuri.check(uri, create=False)
     path = sqlite_path(uri)
     if path is not None and not path.is_file():
@@ -143,7 +121,7 @@ def open_source(uri: str | None = None) -> Source:
             "logged to, e.g. --tracking-uri sqlite:////abs/path/mlflow.db",
         )
     if _is_remote(uri):
-        for key, value in HTTP_ENV.items():
+        for key, value in INTERACTIVE_HTTP_ENV.items():
             os.environ.setdefault(key, value)
     with mlflow_errors(uri, what="opening the tracking store"):
         from mlflow.tracking import MlflowClient

@@ -1,4 +1,6 @@
-"""MLflow for launches: the store, the experiment verl will use, and a run created before anything is submitted.
+"""Every MLflow write of a launch, and the store's URI and HTTP settings for every command: the default URI, the
+interactive retries, connecting, the experiment verl will use, the run created before anything is submitted, rlx's
+params, and the end of a run from Ray's verdict.
 
 Facts this relies on (reliability.md section 2, verl-on-cpu.md section 8):
 - MLflow 3.x defaults to `sqlite:///mlflow.db` relative to the working directory; the job runs elsewhere, so rlx always
@@ -18,24 +20,19 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-import subprocess
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from rlx.errors import ConfigError, UnreachableError
 from rlx.redact import redact, redact_text
-
-if TYPE_CHECKING:
-    import email.message
 
 PARAM_PREFIX = "rlx/"
 MAX_PARAM = 6000  # MLflow truncates longer values with a warning
 
 # Tight HTTP retries for an interactive command; values the user already set are kept.
 # One retry of 5 s: a hung server fails in ~11 s, within the 15 s the reliability table allows (2 x 10 s took 30 s);
-# the same values as `rlx compare`'s.
+# `rlx compare` and `rlx runs` use the same.
 INTERACTIVE_HTTP_ENV = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
@@ -66,6 +63,11 @@ def default_uri(cwd: str | os.PathLike | None = None) -> str:
     return f"sqlite:///{Path(cwd or Path.cwd()).absolute() / 'mlflow.db'}"
 
 
+def env_or_default_uri() -> str:
+    """`MLFLOW_TRACKING_URI`, else `default_uri()`: the store a command reads when not told one."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_uri()
+
+
 def normalize_uri(uri: str | None) -> str:
     """An absolute tracking URI: relative sqlite paths and bare paths to `.db` files are made absolute."""
     if not uri:
@@ -81,7 +83,11 @@ def normalize_uri(uri: str | None) -> str:
 
 
 def sqlite_path(uri: str) -> Path | None:
-    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+    """The database file of a `sqlite:///` URI (None for other URIs or the in-memory database)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///") :].split("?", 1)[0]
+    return None if path in ("", ":memory:") else Path(path)
 
 
 def is_local_store(uri: str) -> bool:
@@ -169,62 +175,6 @@ def experiment_id(client, name: str, uri: str) -> str:
             "or pick another name with --experiment NAME",
         )
     return exp.experiment_id
-
-
-# ---- provenance of the launch ------------------------------------------------------------------------------------
-
-
-@dataclass
-class GitState:
-    commit: str
-    dirty: bool
-    diff: str  # `git diff HEAD` plus the names of untracked files; empty when clean
-
-
-def git_state(cwd: str | os.PathLike | None = None) -> GitState | None:
-    """The working tree's commit and whether it is dirty; None outside a git repository."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=20, check=True).stdout
-
-    try:
-        commit = git("rev-parse", "HEAD").strip()
-        status = git("status", "--porcelain")
-    except (OSError, subprocess.SubprocessError):
-        return None
-    dirty = bool(status.strip())
-    diff = ""
-    if dirty:
-        try:
-            diff = git("diff", "HEAD")
-        except (OSError, subprocess.SubprocessError):
-            diff = ""
-        untracked = [line[3:] for line in status.splitlines() if line.startswith("??")]
-        if untracked:
-            diff += "\n# untracked files (not in the diff):\n" + "".join(f"#   {u}\n" for u in untracked)
-    return GitState(commit, dirty, diff)
-
-
-def installed_packages() -> str:
-    """`pip freeze`-style list of the installed distributions (works in venvs without pip)."""
-    from importlib import metadata
-
-    seen: dict[str, str] = {}
-    for dist in metadata.distributions():
-        # at runtime an email.message.Message subclass; typeshed's PackageMetadata protocol lacks .get()
-        name = cast("email.message.Message", dist.metadata).get("Name")
-        if name and name.lower() not in seen:
-            seen[name.lower()] = f"{name}=={dist.version}"
-    return "\n".join(seen[k] for k in sorted(seen)) + "\n"
-
-
-def package_version(name: str) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def params_for(values: dict[str, Any], secrets: list[str]) -> dict[str, str]:
