@@ -63,7 +63,7 @@ def test_unknown_task_is_a_usage_error_with_a_suggestion():
 def test_custom_reward_function_is_loaded_from_the_current_and_the_legacy_key(tmp_path):
     from omegaconf import OmegaConf
 
-    from rlx.smoke.engine import _getter, _reward_fn
+    from rlx.smoke.setup import _getter, _reward_fn
 
     f = tmp_path / "my_reward.py"
     f.write_text("def judge(data_source, solution_str, ground_truth, extra_info=None, bonus=0.0):\n"
