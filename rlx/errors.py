@@ -21,17 +21,29 @@ EXIT_INTERRUPTED = 130
 
 
 class RlxError(Exception):
-    """Base error: a message, where it happened, what to do next, and an exit code."""
+    """Base error: a message, where it happened, what to do next, and an exit code.
+
+    `code` is the rule code (`RLX001`, ...) of the validator rule that describes this failure, when one does:
+    `rlx validate` reports the error as that rule, and `rlx explain CODE` explains it. The codes are declared with
+    their rules in `rlx.validate.checks`; a test holds every code a raise site names to a declared rule.
+    """
 
     exit_code = EXIT_INVALID
 
     def __init__(
-        self, message: str, *, where: str | None = None, hint: str | None = None, exit_code: int | None = None
+        self,
+        message: str,
+        *,
+        where: str | None = None,
+        hint: str | None = None,
+        exit_code: int | None = None,
+        code: str | None = None,
     ):
         super().__init__(message)
         self.message = message
         self.where = where
         self.hint = hint
+        self.code = code
         if exit_code is not None:
             self.exit_code = exit_code
 
@@ -44,7 +56,13 @@ class RlxError(Exception):
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        return {"error": self.message, "where": self.where, "hint": self.hint, "exit_code": self.exit_code}
+        return {
+            "error": self.message,
+            "where": self.where,
+            "hint": self.hint,
+            "exit_code": self.exit_code,
+            "code": self.code,
+        }
 
 
 class ConfigError(RlxError):

@@ -350,10 +350,12 @@ def read_script(path: str | os.PathLike[str]) -> Script:
         source = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise ConfigError(
-            f"cannot read {path}: not UTF-8 text ({e.reason} at byte {e.start})", hint="save the script as UTF-8"
+            f"cannot read {path}: not UTF-8 text ({e.reason} at byte {e.start})",
+            hint="save the script as UTF-8",
+            code="RLX007",
         ) from None
     except OSError as e:
-        raise ConfigError(f"cannot read {path}: {e.strerror}", hint="check the path") from None
+        raise ConfigError(f"cannot read {path}: {e.strerror}", hint="check the path", code="RLX007") from None
     return parse_script(source, path)
 
 
@@ -391,6 +393,7 @@ def parse_script(source: str, path: str | Path = "run.sh") -> Script:
         f"{path.name}: no `python -m verl.trainer.main_ppo` (or `rlx.verl_entry`) command found",
         hint="pass the script that launches verl's trainer; for overrides on the command line use "
         "`rlx validate config --verl KEY=VALUE ...`",
+        code="RLX010",
     )
 
 

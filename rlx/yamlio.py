@@ -58,15 +58,21 @@ class _Loader(yaml.SafeLoader):
                 "YAML anchors and aliases are not allowed",
                 event.start_mark,
                 "write the value out in full; aliases can expand exponentially (billion laughs)",
+                code="RLX005",
             )
         self._nodes += 1
         if self._nodes > MAX_NODES:
-            raise _Refused(f"more than {MAX_NODES} YAML nodes", self.peek_event().start_mark, "split the file")
+            raise _Refused(
+                f"more than {MAX_NODES} YAML nodes", self.peek_event().start_mark, "split the file", code="RLX006"
+            )
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
                 raise _Refused(
-                    f"nesting deeper than {MAX_DEPTH} levels", self.peek_event().start_mark, "flatten the file"
+                    f"nesting deeper than {MAX_DEPTH} levels",
+                    self.peek_event().start_mark,
+                    "flatten the file",
+                    code="RLX006",
                 )
             return super().compose_node(parent, index)
         finally:
@@ -77,12 +83,13 @@ class _Loader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
             if isinstance(key, (list, dict)):
-                raise _Refused("a mapping key must be a scalar", key_node.start_mark, "quote the key")
+                raise _Refused("a mapping key must be a scalar", key_node.start_mark, "quote the key", code="RLX008")
             if key in seen:
                 raise _Refused(
                     f"duplicate key '{key}' (first at line {seen[key].start_mark.line + 1})",
                     key_node.start_mark,
                     "remove one of them: YAML loaders disagree on which one wins",
+                    code="RLX003",
                 )
             seen[key] = key_node
         return super().construct_mapping(node, deep=deep)
@@ -97,9 +104,9 @@ for _ch, _resolvers in list(_Loader.yaml_implicit_resolvers.items()):
 
 
 class _Refused(Exception):
-    def __init__(self, message: str, mark, hint: str):
+    def __init__(self, message: str, mark, hint: str, *, code: str):
         super().__init__(message)
-        self.message, self.mark, self.hint = message, mark, hint
+        self.message, self.mark, self.hint, self.code = message, mark, hint, code
 
 
 @dataclass
@@ -125,9 +132,11 @@ def _where(source: str, mark) -> str:
 def _walk_key_lines(node, path: tuple, out: dict[tuple, int], ends: dict[tuple, tuple[int, int]], depth: int = 0):
     """Record each mapping key's line, and where its value ends (for trailing comments)."""
     if depth > MAX_DEPTH:
-        raise _Refused(f"nesting deeper than {MAX_DEPTH} levels", node.start_mark, "flatten the file")
+        raise _Refused(f"nesting deeper than {MAX_DEPTH} levels", node.start_mark, "flatten the file", code="RLX006")
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):  # `? [a, b]`: a list or mapping as a key
+                raise _Refused("a mapping key must be a scalar", key_node.start_mark, "quote the key", code="RLX008")
             key_path = path + (key_node.value,)
             out[key_path] = key_node.start_mark.line + 1
             ends[key_path] = (value_node.end_mark.line + 1, value_node.end_mark.column)
@@ -163,6 +172,11 @@ def _comments(text: str, lines: dict[tuple, int], ends: dict[tuple, tuple[int, i
     return out
 
 
+def _syntax_code(problem: str) -> str:
+    """RLX004 for a tag the safe loader has no constructor for (`!!python/object/apply`), else RLX001 (syntax)."""
+    return "RLX004" if "tag" in problem or "could not determine a constructor" in problem else "RLX001"
+
+
 def loads(text: str | bytes, source: str = "<string>") -> LoadedYaml:
     """Parse YAML text safely. Raises ConfigError with file:line:column on any problem."""
     if isinstance(text, bytes):
@@ -171,20 +185,27 @@ def loads(text: str | bytes, source: str = "<string>") -> LoadedYaml:
                 f"{source} is {len(text):,} bytes, over the {MAX_BYTES:,}-byte limit for config files",
                 where=source,
                 hint="a preset or experiment file is a few KB; pass large data by path, not inline",
+                code="RLX006",
             )
         if b"\x00" in text:
-            raise ConfigError(f"{source} is a binary file, not YAML", where=source, hint="pass a YAML text file")
+            raise ConfigError(
+                f"{source} is a binary file, not YAML", where=source, hint="pass a YAML text file", code="RLX006"
+            )
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as e:
             raise ConfigError(
-                f"{source} is not valid UTF-8 (byte {e.start})", where=source, hint="save the file as UTF-8"
+                f"{source} is not valid UTF-8 (byte {e.start})",
+                where=source,
+                hint="save the file as UTF-8",
+                code="RLX006",
             ) from None
     if len(text) > MAX_BYTES:
         raise ConfigError(
             f"{source} is over the {MAX_BYTES:,}-byte limit for config files",
             where=source,
             hint="a preset or experiment file is a few KB; pass large data by path, not inline",
+            code="RLX006",
         )
     loader = _Loader(text, source)
     try:
@@ -196,19 +217,26 @@ def loads(text: str | bytes, source: str = "<string>") -> LoadedYaml:
         _walk_key_lines(node, (), lines, ends)
         data = loader.construct_document(node)
     except _Refused as e:
-        raise ConfigError(e.message, where=_where(source, e.mark), hint=e.hint) from None
+        raise ConfigError(e.message, where=_where(source, e.mark), hint=e.hint, code=e.code) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         what = (e.problem or e.context or "invalid YAML").strip()
         hint = "check the indentation and quoting on that line"
         if isinstance(e, yaml.constructor.ConstructorError):
             hint = "only plain YAML is accepted: remove the '!' tag"
-        raise ConfigError(f"invalid YAML: {what}", where=_where(source, mark), hint=hint) from None
+        raise ConfigError(
+            f"invalid YAML: {what}", where=_where(source, mark), hint=hint, code=_syntax_code(what)
+        ) from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"invalid YAML: {e}", where=source, hint="check the file's syntax") from None
+        raise ConfigError(
+            f"invalid YAML: {e}", where=source, hint="check the file's syntax", code=_syntax_code(str(e))
+        ) from None
     except RecursionError:
         raise ConfigError(
-            "YAML nested too deeply", where=source, hint=f"config files are at most {MAX_DEPTH} levels deep"
+            "YAML nested too deeply",
+            where=source,
+            hint=f"config files are at most {MAX_DEPTH} levels deep",
+            code="RLX006",
         ) from None
     finally:
         loader.dispose()
@@ -223,20 +251,24 @@ def load_file(path: str | os.PathLike[str], *, mapping: bool = True, what: str =
             f"{what} not found: {p}",
             where=str(p),
             hint="check the path (relative paths are from the current directory)",
+            code="RLX007",
         )
     if p.is_dir():
-        raise ConfigError(f"{what} is a directory: {p}", where=str(p), hint="pass a .yaml file")
+        raise ConfigError(f"{what} is a directory: {p}", where=str(p), hint="pass a .yaml file", code="RLX007")
     size = p.stat().st_size
     if size > MAX_BYTES:
         raise ConfigError(
             f"{p} is {size:,} bytes, over the {MAX_BYTES:,}-byte limit for config files",
             where=str(p),
             hint="a preset or experiment file is a few KB; pass large data by path, not inline",
+            code="RLX006",
         )
     try:
         raw = p.read_bytes()
     except OSError as e:
-        raise ConfigError(f"cannot read {p}: {e.strerror}", where=str(p), hint="check the file's permissions") from None
+        raise ConfigError(
+            f"cannot read {p}: {e.strerror}", where=str(p), hint="check the file's permissions", code="RLX007"
+        ) from None
     doc = loads(raw, source=str(path))
     if mapping and not isinstance(doc.data, dict):
         kind = "empty" if doc.data is None else f"a {type(doc.data).__name__}"
@@ -244,5 +276,6 @@ def load_file(path: str | os.PathLike[str], *, mapping: bool = True, what: str =
             f"the top level of {path} must be a mapping (key: value), but it is {kind}",
             where=f"{path}:1:1",
             hint="write the settings as `key: value` lines",
+            code="RLX002",
         )
     return doc

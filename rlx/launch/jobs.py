@@ -36,6 +36,10 @@ class JobNotFound(RlxError):
     exit_code = 3
 
 
+class RayUnreachable(UnreachableError):
+    """No connection to Ray's dashboard (refused, reset or timed out), as opposed to an answer that refuses rlx."""
+
+
 def submission_id_for(run_id: str) -> str:
     """The Ray submission id of an MLflow run: derived, so a retry after a network error cannot launch twice."""
     sid = f"rlx-{run_id.lower()}"
@@ -89,7 +93,7 @@ def _translate(e: BaseException, what: str, address: str) -> BaseException:
         "Timeout",
         "MaxRetryError",
     ):
-        return UnreachableError(
+        return RayUnreachable(
             f"cannot reach Ray at {address} ({what}): {redact_text(text.splitlines()[0] if text else name)}",
             hint="start a cluster (`ray start --head`) or pass its dashboard URL with --address http://HOST:8265; "
             "without --address and RAY_ADDRESS, rlx starts a local head itself",

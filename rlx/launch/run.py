@@ -12,7 +12,7 @@ from typing import Any
 from rlx import __version__
 from rlx.errors import EXIT_INTERRUPTED, UnreachableError
 from rlx.launch import SMOKE_ENTRY_ENV, Plan, capture, records
-from rlx.launch.jobs import JobNotFound, Jobs, submission_id_for
+from rlx.launch.jobs import JobNotFound, Jobs, RayUnreachable, submission_id_for
 from rlx.launch.lifecycle import (
     Display,
     exit_code,
@@ -219,7 +219,7 @@ def _submit(plan: Plan, jobs: Jobs, record: RunRecord, entrypoint: str, runtime_
         try:
             reconcile(record, jobs=jobs, client=client)  # 404: ABORTED; found: SUBMITTED (adopted)
         except UnreachableError as again:
-            if "cannot reach" in again.message:  # refused: the request cannot have reached Ray either
+            if isinstance(again, RayUnreachable):  # no connection: the request cannot have reached Ray either
                 finish(record, State.ABORTED, client=client, message=again.message)
             # else (no answer): it may have landed; the record stays SUBMITTING and `rlx runs ls` settles it
         except Exception:  # noqa: BLE001 - keep the original error

@@ -241,10 +241,14 @@ def _unknown_key_error(cfg, path: str, text: str, where: str, *, op: str = "") -
             message + f": verl {_verl_version()} moved it to {home}",
             where=where or text,
             hint=f"write `{home}={value}` instead" if value else f"use {home} instead",
+            code="RLX102",
         )
     elif kind == "removed":
         return ConfigError(
-            message + f": verl {_verl_version()} removed it", where=where or text, hint=f"delete the override: {home}"
+            message + f": verl {_verl_version()} removed it",
+            where=where or text,
+            hint=f"delete the override: {home}",
+            code="RLX102",
         )
     else:
         hint = ""
@@ -282,7 +286,7 @@ def _unknown_key_error(cfg, path: str, text: str, where: str, *, op: str = "") -
             shown = value if path.startswith(_FREE_MAPS) else "VALUE"
             add = f"To add a key verl's schema lacks, write `+{path}={shown}`"
         hint = (hint + " " if hint else "") + add
-    return ConfigError(message, where=where or text, hint=hint)
+    return ConfigError(message, where=where or text, hint=hint, code="RLX102")
 
 
 def _verl_version() -> str:
@@ -317,6 +321,7 @@ def apply_override(cfg, ov: Override, where: str = "") -> None:
             f"'+{ov.path}' adds a key that already exists",
             where=loc,
             hint=f"drop the `+`: `{ov.path}={ov.render().split('=', 1)[1]}` (or `++` to force)",
+            code="RLX108",
         )
     if ov.op is Op.DELETE:
         if not exists:
@@ -324,6 +329,7 @@ def apply_override(cfg, ov: Override, where: str = "") -> None:
                 f"'~{ov.path}' deletes a key that does not exist",
                 where=loc,
                 hint=_unknown_key_error(cfg, ov.path, ov.text, loc, op="~").hint,
+                code="RLX108",
             )
         parent_path, _, leaf = ov.path.rpartition(".")
         parent = OmegaConf.select(cfg, parent_path) if parent_path else cfg
@@ -343,6 +349,7 @@ def apply_override(cfg, ov: Override, where: str = "") -> None:
                 f"cannot set '{ov.path}': {e}".splitlines()[0],
                 where=loc,
                 hint="check the value's type against verl's default",
+                code="RLX103",
             ) from None
 
 
@@ -595,6 +602,7 @@ def _conflicting_algorithms(
         f"(`extends: {named.name}`)"
         if not algo_from_cli
         else f"keep one: drop --algo {named.name} (the preset decides), or use a preset that extends {named.name}",
+        code="RLX009",
     )
 
 

@@ -131,26 +131,31 @@ def _parse_hydra(texts: list[str]) -> list[Override]:
     for text in texts:
         if not text.partition("=")[0].strip("+~ "):
             raise ConfigError(
-                f"invalid override '{text}': the key is empty", where=f"override '{text}'", hint=_hint_for(text)
+                f"invalid override '{text}': the key is empty",
+                where=f"override '{text}'",
+                hint=_hint_for(text),
+                code="RLX101",
             )
         try:
             (ov,) = parser.parse_overrides([text])
         except HydraException as e:
             msg = str(e).splitlines()[0] if str(e) else "syntax error"
             raise ConfigError(
-                f"invalid override '{text}': {msg}", where=f"override '{text}'", hint=_hint_for(text)
+                f"invalid override '{text}': {msg}", where=f"override '{text}'", hint=_hint_for(text), code="RLX101"
             ) from None
         if ov.is_sweep_override():
             raise ConfigError(
                 f"invalid override '{text}': the value is a Hydra sweep, and rlx launches one run",
                 where=f"override '{text}'",
                 hint=_hint_for(text),
+                code="RLX101",
             )
         if ov.package is not None or "/" in ov.key_or_group:
             raise ConfigError(
                 f"config-group override '{text}' is not supported",
                 where=f"override '{text}'",
                 hint="set the individual keys instead, e.g. `actor_rollout_ref.actor.strategy=fsdp2`",
+                code="RLX101",
             )
         op = {
             OverrideType.CHANGE: Op.SET,
@@ -161,7 +166,10 @@ def _parse_hydra(texts: list[str]) -> list[Override]:
         value = None if op is Op.DELETE and ov._value is None else ov.value()
         if op is not Op.DELETE and value is not None and not isinstance(value, (str, int, float, bool, list, dict)):
             raise ConfigError(
-                f"invalid override '{text}': unsupported value", where=f"override '{text}'", hint=_hint_for(text)
+                f"invalid override '{text}': unsupported value",
+                where=f"override '{text}'",
+                hint=_hint_for(text),
+                code="RLX101",
             )
         out.append(Override(op, ov.key_or_group, _plain(value), text))
     return out

@@ -172,24 +172,12 @@ def _quoted(message: str) -> str | None:
     return m.group(1).lstrip("+~") if m else None
 
 
-def _classify(e: RlxError) -> str:
-    """The rule code for an error raised while reading inputs or applying an override."""
-    from rlx.validate.checks import inputs, schema
-
-    msg = e.message
-    if msg.startswith(("invalid override", "config-group override")):
-        return schema.OVERRIDE_SYNTAX.code
-    if msg.startswith("unknown config key"):
-        return schema.UNKNOWN_KEY.code
-    if "adds a key that already exists" in msg or "deletes a key that does not exist" in msg:
-        return schema.OVERRIDE_OP.code
-    if msg.startswith("cannot set"):
-        return "RLX103"
-    return inputs.classify(e)
-
-
 def _from_error(e: RlxError, *, path: str = "", source: str = "") -> Problem:
-    code = _classify(e)
+    """An error raised while reading inputs or applying an override, as a problem: its raise site names the rule
+    (`RlxError.code`); an error no rule describes is an invalid preset or experiment file."""
+    from rlx.validate.checks import inputs
+
+    code = e.code or inputs.BAD_STRUCTURE.code
     if not path and code in ("RLX102", "RLX103", "RLX108"):
         path = _quoted(e.message) or ""
     return Problem(code, ERROR, path, e.message, e.hint or "", source or e.where or "")

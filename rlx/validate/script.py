@@ -176,6 +176,7 @@ def _base_config(script: Script) -> str | None:
             f"--config-name {name}: no {name}.yaml in {config_dir or where}",
             hint=f"keep the config folder where --config-path points ({where} is read relative to verl/trainer/, "
             f"then to {script.path.parent}), or drop --config-path/--config-name to validate against verl's own config",
+            code="RLX011",
         )
     if config_dir == verl_dir.resolve() and name == "ppo_trainer":
         return None
@@ -191,6 +192,7 @@ def _base_config(script: Script) -> str | None:
         raise ConfigError(
             f"--config-name {name} does not compose: {e}",
             hint=f"check {config_dir / (name + '.yaml')} and its `defaults:` list",
+            code="RLX011",
         ) from None
     finally:
         GlobalHydra.instance().clear()

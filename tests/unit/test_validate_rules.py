@@ -38,8 +38,15 @@ def test_rules_are_complete_and_codes_unique():
         assert re.fullmatch(r"RLX\d{3}", r.code), r.code
         assert r.title and len(r.explanation) > 30, r.code
         assert r.category in CATEGORIES
-        digit = {"input": "0", "schema": "1", "verl": "2", "names": "3", "algorithm": "4", "resources": "5",
-                 "health": "9"}
+        digit = {
+            "input": "0",
+            "schema": "1",
+            "verl": "2",
+            "names": "3",
+            "algorithm": "4",
+            "resources": "5",
+            "health": "9",
+        }
         assert r.code[3] == digit[r.category], f"{r.code} is in the wrong range for {r.category}"
 
 
@@ -70,9 +77,16 @@ def test_problems_name_who_set_the_value():
 
 
 def test_collects_every_problem_not_the_first():
-    report = validate_source(algo="grpo", overrides=[
-        "actor_rollout_ref.rollout.n=1", "actor_rollout_ref.actor.clip_ratoi=0.2", "trainer.logger=a,b",
-        "actor_rollout_ref.actor.policy_loss.loss_mode=gspoo", "actor_rollout_ref.rollout.mode=sync"])
+    report = validate_source(
+        algo="grpo",
+        overrides=[
+            "actor_rollout_ref.rollout.n=1",
+            "actor_rollout_ref.actor.clip_ratoi=0.2",
+            "trainer.logger=a,b",
+            "actor_rollout_ref.actor.policy_loss.loss_mode=gspoo",
+            "actor_rollout_ref.rollout.mode=sync",
+        ],
+    )
     assert {"RLX401", "RLX102", "RLX101", "RLX302", "RLX106"} <= set(report.codes())
 
 
@@ -99,11 +113,21 @@ def test_valid_files(name):
 
 
 def _report() -> Report:
-    return Report(problems=[
-        Problem("RLX420", Severity.WARNING, "actor_rollout_ref.actor.clip_ratio_high", "token-scale clip",
-                "set 4e-4", "preset gspo (presets/gspo.yaml:7)"),
-        Problem("RLX401", Severity.ERROR, "actor_rollout_ref.rollout.n", "n=1, 100% zero", "set n=8", "command line"),
-    ])
+    return Report(
+        problems=[
+            Problem(
+                "RLX420",
+                Severity.WARNING,
+                "actor_rollout_ref.actor.clip_ratio_high",
+                "token-scale clip",
+                "set 4e-4",
+                "preset gspo (presets/gspo.yaml:7)",
+            ),
+            Problem(
+                "RLX401", Severity.ERROR, "actor_rollout_ref.rollout.n", "n=1, 100% zero", "set n=8", "command line"
+            ),
+        ]
+    )
 
 
 def test_report_to_dict_schema():
@@ -128,8 +152,12 @@ def test_render_text_groups_by_severity():
 
 def test_render_github_annotations():
     lines = render_github(_report()).splitlines()
-    assert lines[0] == "::error title=RLX401 actor_rollout_ref.rollout.n::n=1, 100%25 zero (command line)%0Ahint: set n=8"
-    assert lines[1].startswith("::warning file=presets/gspo.yaml,line=7,title=RLX420 actor_rollout_ref.actor.clip_ratio_high::")
+    assert (
+        lines[0] == "::error title=RLX401 actor_rollout_ref.rollout.n::n=1, 100%25 zero (command line)%0Ahint: set n=8"
+    )
+    assert lines[1].startswith(
+        "::warning file=presets/gspo.yaml,line=7,title=RLX420 actor_rollout_ref.actor.clip_ratio_high::"
+    )
 
 
 def test_rule_checks_registered_once():
@@ -154,7 +182,7 @@ def test_static_names_include_rlx_plugins():
 def test_parse_registries_reads_enum_and_string_forms():
     from rlx.validate.verl_names import parse_registries
 
-    src = '''
+    src = """
 class AdvantageEstimator(str, Enum):
     GAE = "gae"
 @register_adv_est(AdvantageEstimator.GAE)
@@ -163,7 +191,7 @@ def f(): ...
 def g(): ...
 @register_policy_loss("toy")
 def h(): ...
-'''
+"""
     assert parse_registries(src) == {"adv_estimator": ["gae", "mine"], "policy_loss": ["toy"]}
 
 
@@ -171,8 +199,10 @@ def test_validate_imports_no_heavy_modules():
     import subprocess
     import sys
 
-    code = ("import sys; from rlx.validate import validate_source; validate_source(algo='gspo'); "
-            "print(sorted(m for m in ('verl','torch','ray','mlflow') if m in sys.modules))")
+    code = (
+        "import sys; from rlx.validate import validate_source; validate_source(algo='gspo'); "
+        "print(sorted(m for m in ('verl','torch','ray','mlflow') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -180,31 +210,42 @@ def test_validate_imports_no_heavy_modules():
 def test_secrets_in_values_never_reach_the_report(monkeypatch):
     monkeypatch.setenv("WANDB_API_KEY", "0123456789abcdef0123456789abcdef01234567")
     token = "hf_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6"
-    report = validate_source(algo="grpo", overrides=[f"trainer.experiment_name={token}x,y",
-                                                     "+ray_kwargs.ray_init.runtime_env.env_vars.HF_TOKEN=12345678",
-                                                     f"{'actor_rollout_ref.rollout.n'}={token}"])
+    report = validate_source(
+        algo="grpo",
+        overrides=[
+            f"trainer.experiment_name={token}x,y",
+            "+ray_kwargs.ray_init.runtime_env.env_vars.HF_TOKEN=12345678",
+            f"{'actor_rollout_ref.rollout.n'}={token}",
+        ],
+    )
     text = json.dumps(report.to_dict())
     assert report.errors and token not in text and "12345678" not in text
 
 
-@pytest.mark.parametrize(("data", "kind"), [
-    ({"actor_rollout_ref": {}, "algorithm": {}, "trainer": {}, "data": {}}, "verl"),
-    ({"extends": "gspo", "overrides": {}}, "preset"),
-    ({"algo": "grpo", "overrides": {}}, "experiment"),
-    ({"preset": "p.yaml", "model": "m"}, "experiment"),
-])
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [
+        ({"actor_rollout_ref": {}, "algorithm": {}, "trainer": {}, "data": {}}, "verl"),
+        ({"extends": "gspo", "overrides": {}}, "preset"),
+        ({"algo": "grpo", "overrides": {}}, "experiment"),
+        ({"preset": "p.yaml", "model": "m"}, "experiment"),
+    ],
+)
 def test_file_kind(data, kind):
     from rlx.validate import file_kind
 
     assert file_kind(data) == kind
 
 
-@pytest.mark.parametrize(("args", "split"), [
-    (["exp.yaml", "a.b=1"], ("exp.yaml", ["a.b=1"])),
-    (["a.b=1", "~c"], (None, ["a.b=1", "~c"])),
-    (["+x.y=2"], (None, ["+x.y=2"])),
-    ([], (None, [])),
-])
+@pytest.mark.parametrize(
+    ("args", "split"),
+    [
+        (["exp.yaml", "a.b=1"], ("exp.yaml", ["a.b=1"])),
+        (["a.b=1", "~c"], (None, ["a.b=1", "~c"])),
+        (["+x.y=2"], (None, ["+x.y=2"])),
+        ([], (None, [])),
+    ],
+)
 def test_split_file_and_overrides(args, split):
     from rlx.commands.validate import split_args
 
@@ -223,3 +264,72 @@ def test_algorithm_inference_uses_the_registry():
     assert [a.name for a in infer_algorithms(getter({adv: "grpo", loss: "gspo"}))] == ["gspo"]
     assert [a.family.value for a in infer_algorithms(getter({adv: "gae", loss: "vanilla"}))] == ["critic-based"]
     assert infer_algorithms(getter({adv: "opo", loss: "vanilla"})) == []
+
+
+def _raise_site_codes() -> list[tuple[str, int, str]]:
+    """Every `code="RLXnnn"` keyword in rlx's source: the rule an error's raise site names."""
+    import ast
+
+    found = []
+    for path in sorted((REPO / "rlx").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call):
+                for kw in node.keywords:
+                    if kw.arg == "code" and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str):
+                        found.append((str(path.relative_to(REPO)), node.lineno, kw.value.value))
+    return found
+
+
+def test_error_codes_named_at_raise_sites_are_declared_error_rules():
+    sites = _raise_site_codes()
+    assert len(sites) >= 30, sites  # yamlio, verlscript, resolve, overrides, validate.script
+    for where, line, code in sites:
+        assert code in RULES, f"{where}:{line} names {code}, which no rule declares"
+        assert RULES[code].severity == "error", f"{where}:{line}: {code} is not an error rule"
+
+
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        ("a: &x 1\nb: *x\n", "RLX005"),  # alias
+        ("a: 1\na: 2\n", "RLX003"),  # duplicate key
+        ("a: !!python/object/apply:os.system ['true']\n", "RLX004"),  # unsafe tag
+        ("a: [1, 2\n", "RLX001"),  # syntax
+        ("a:\n" + "".join("  " * (i + 1) + f"k{i}:\n" for i in range(80)), "RLX006"),  # too deep
+        (b"a: 1\x00\n", "RLX006"),  # binary
+        (b"a: \xff\n", "RLX006"),  # not UTF-8
+        ("? [a, b]\n: 1\n", "RLX008"),  # a sequence as a mapping key
+    ],
+)
+def test_yaml_refusals_carry_their_rule_code(text, code):
+    from rlx.errors import ConfigError
+    from rlx.yamlio import loads
+
+    with pytest.raises(ConfigError) as e:
+        loads(text, source="x.yaml")
+    assert e.value.code == code, e.value.message
+
+
+def test_file_and_override_errors_carry_their_rule_code(tmp_path):
+    from rlx.errors import ConfigError
+    from rlx.resolve import resolve
+    from rlx.verlscript import read_script
+    from rlx.yamlio import load_file
+
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    (tmp_path / "run.sh").write_text("#!/bin/bash\necho hello\n")
+    cases = [
+        (lambda: load_file(tmp_path / "missing.yaml"), "RLX007"),
+        (lambda: load_file(tmp_path), "RLX007"),
+        (lambda: load_file(tmp_path / "list.yaml"), "RLX002"),
+        (lambda: read_script(tmp_path / "run.sh"), "RLX010"),
+        (lambda: read_script(tmp_path / "absent.sh"), "RLX007"),
+        (lambda: resolve("grpo", overrides=["algorithm.gamma=1,2"]), "RLX101"),
+        (lambda: resolve("grpo", overrides=["actor_rollout_ref.actor.clip_ratoi=0.2"]), "RLX102"),
+        (lambda: resolve("grpo", overrides=["+algorithm.gamma=0.9"]), "RLX108"),
+        (lambda: resolve("grpo", overrides=["~algorithm.no_such_key"]), "RLX108"),
+    ]
+    for call, code in cases:
+        with pytest.raises(ConfigError) as e:
+            call()
+        assert e.value.code == code, (code, e.value.message)

@@ -1,8 +1,11 @@
-"""RLX0xx: reading input files. `rlx.yamlio` refuses unsafe input; these rules give each refusal a code."""
+"""RLX0xx: reading input files.
+
+`rlx.yamlio`, `rlx.verlscript` and `rlx.resolve` refuse bad input with an error that names one of these codes
+(`RlxError.code`); `rlx validate` reports it as that rule.
+"""
 
 from __future__ import annotations
 
-from rlx.errors import RlxError
 from rlx.validate.rules import ERROR, WARNING, declare
 
 YAML_SYNTAX = declare(
@@ -108,30 +111,3 @@ UNRESOLVED_VARIABLE = declare(
     "it as written, for you to fill in. HOME, USER, LOGNAME and PWD, which every login shell sets and scripts use "
     "for paths, are reported as information.",
 )
-
-
-def classify(err: RlxError) -> str:
-    """The input rule code for an error raised while reading a file (rlx.yamlio, presets, experiment files)."""
-    msg = err.message
-    if "no `python -m verl.trainer.main_ppo`" in msg:
-        return NO_TRAINER_COMMAND.code
-    if msg.startswith("--config-name"):
-        return SCRIPT_CONFIG.code
-    if msg.startswith("conflicting algorithm sources"):
-        return CONFLICTING_ALGORITHMS.code
-    if msg.startswith("invalid YAML"):
-        return UNSAFE_TAG.code if "tag" in msg or "could not determine a constructor" in msg else YAML_SYNTAX.code
-    if "must be a mapping (key: value)" in msg:
-        return NOT_MAPPING.code
-    if msg.startswith("duplicate key"):
-        return DUPLICATE_KEY.code
-    if "anchors and aliases" in msg:
-        return ALIAS.code
-    if any(
-        s in msg
-        for s in ("-byte limit", "nesting deeper", "nested too deeply", "YAML nodes", "binary file", "not valid UTF-8")
-    ):
-        return TOO_BIG.code
-    if any(s in msg for s in ("not found:", "is a directory", "cannot read")):
-        return UNREADABLE.code
-    return BAD_STRUCTURE.code
