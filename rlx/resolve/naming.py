@@ -16,7 +16,7 @@ import secrets
 from pathlib import PurePath
 from typing import Any
 
-from rlx.resolve import Provenance
+from rlx.resolve.resolved import Provenance
 from rlx.verl_keys import EXPERIMENT_NAME
 
 SUFFIX_HEX = 4
@@ -67,7 +67,7 @@ def name_run(resolved: Any, task: str | None = None, token: str | None = None) -
     """
     if user_named(resolved):
         return None
-    from rlx.resolve import apply_override
+    from rlx.resolve.apply import apply_override
     from rlx.resolve.overrides import parse, render_value
 
     name = f"{name_stem(resolved, task)}-{token or secrets.token_hex(SUFFIX_HEX // 2)}"
