@@ -599,7 +599,7 @@ register(
     )
 )
 
-# ---- implemented by rlx as verl plugins (rlx/verl_plugin.py) ----------------------------------------------------
+# ---- implemented by rlx as verl plugins: each spec's verl_module registers its plugin_names ------------------
 
 register(
     Algorithm(
@@ -615,6 +615,7 @@ register(
         loss_mode="rlx_aepo",
         needs_rlx_entrypoint=True,
         plugin_names={"policy_loss": "rlx_aepo"},
+        verl_module="rlx.verl_algos.aepo",
         constraints=(
             *_group_size("AEPO"),
             Constraint(
@@ -672,6 +673,7 @@ register(
         loss_mode="vanilla",
         needs_rlx_entrypoint=True,
         plugin_names={"adv_estimator": "rlx_aspo"},
+        verl_module="rlx.verl_algos.aspo",
         constraints=(
             *_group_size("ASPO"),
             Constraint(
@@ -721,6 +723,7 @@ register(
         loss_mode="rlx_gepo",
         needs_rlx_entrypoint=True,
         plugin_names={"policy_loss": "rlx_gepo"},
+        verl_module="rlx.verl_algos.gepo",
         constraints=(
             *_group_size("GEPO"),
             Constraint(
@@ -762,6 +765,7 @@ register(
         loss_mode="vanilla",
         needs_rlx_entrypoint=True,
         plugin_names={"adv_estimator": "rlx_vapo"},
+        verl_module="rlx.verl_algos.vapo",
         constraints=(
             _needs_critic("VAPO"),
             Constraint(

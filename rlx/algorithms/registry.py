@@ -177,7 +177,7 @@ class Algorithm:
     # The rest of the spec: what other stages used to spell by name.
     preset_file: str | None = None  # its preset YAML; None: rlx's built-in `presets/<name>.yaml`
     options: Mapping[str, Any] = field(default_factory=dict)  # defaults of `algorithm.rlx.<name>` (rlx.ops.options)
-    verl_module: str | None = None  # imported in every verl process to register `plugin_names`; None: rlx's plugin
+    verl_module: str | None = None  # imported in every verl process (by rlx.verl_plugin) to register `plugin_names`
     clip_level: str | None = None  # what `actor/pg_clipfrac` counts: "token" or "sequence" (the doctor's RLX922)
     origin: str = "rlx"  # the distribution that contributed the spec (its `rlx.algorithms` entry point)
 

@@ -17,11 +17,13 @@ ROOT = Path(__file__).resolve().parents[2] / "rlx"
 
 LAYERS: dict[str, int] = {
     # shared utilities: no stage, no MLflow
-    **dict.fromkeys(["rlx", "errors", "fsutil", "yamlio", "redact", "render", "trackuri", "verl_keys",
-                     "verl_moves", "verlscript"], 0),
+    **dict.fromkeys(
+        ["rlx", "errors", "fsutil", "yamlio", "redact", "render", "trackuri", "verl_keys", "verl_moves", "verlscript"],
+        0,
+    ),
     "track": 1,  # the tracking service: every stage reads and writes runs through it
     # what an algorithm is, and its code inside verl's processes
-    **dict.fromkeys(["algorithms", "ops", "presets", "verl_plugin", "verl_gad", "verl_entry"], 2),
+    **dict.fromkeys(["algorithms", "ops", "presets", "verl_algos", "verl_plugin", "verl_gad", "verl_entry"], 2),
     "resolve": 3,
     "validate": 4,
     **dict.fromkeys(["launch", "runs", "smoke", "verl_cpu"], 5),
@@ -61,8 +63,9 @@ def import_edges() -> dict[tuple[str, str], set[str]]:
                     up = package.split(".")[: len(package.split(".")) - node.level + 1]
                     base = ".".join([*up, base] if base else up)
                 # `from rlx import verl_keys` imports a module; `from rlx import __version__` a name of the root
-                targets = [f"rlx.{a.name}" if a.name in units else "rlx" for a in node.names] if base == "rlx" \
-                    else [base]
+                targets = (
+                    [f"rlx.{a.name}" if a.name in units else "rlx" for a in node.names] if base == "rlx" else [base]
+                )
             else:
                 continue
             for target in targets:
@@ -74,8 +77,11 @@ def import_edges() -> dict[tuple[str, str], set[str]]:
 
 
 def _units() -> set[str]:
-    return {p.stem if p.is_file() else p.name for p in ROOT.iterdir()
-            if (p.suffix == ".py" and p.stem != "__init__") or (p.is_dir() and (p / "__init__.py").exists())}
+    return {
+        p.stem if p.is_file() else p.name
+        for p in ROOT.iterdir()
+        if (p.suffix == ".py" and p.stem != "__init__") or (p.is_dir() and (p / "__init__.py").exists())
+    }
 
 
 def test_every_module_has_a_layer():
