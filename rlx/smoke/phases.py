@@ -70,12 +70,31 @@ def _timed(timing: dict[str, float], key: str) -> Iterator[None]:
 
 
 # ------------------------------------------------------------------------------------------------------- 1. sample
+def _rollout(s: Setup, prompts, *, greedy: bool):
+    """The policy's responses to `prompts` with the resolved sampling settings (greedy: argmax), and their mask."""
+    import torch
+
+    with torch.no_grad():
+        return generate(
+            s.policy,
+            prompts,
+            s.sz.max_response_length,
+            s.tok.eos_id,
+            s.tok.pad_id,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            top_k=s.top_k,
+            greedy=greedy,
+            gen=s.gen,
+        )
+
+
 def sample(s: Setup, step: int) -> Batch:
     """The next prompts in the data order, `n` samples each with the resolved temperature, top_p and top_k."""
     import numpy as np
     import torch
 
-    sz, tok = s.sz, s.tok
+    sz = s.sz
     picked, epoch = s.order.take(sz.prompts, s.rng)
     timing: dict[str, float] = {}
     with _timed(timing, "gen"):
@@ -83,19 +102,7 @@ def sample(s: Setup, step: int) -> Batch:
         uid = np.array([str(i) for i in picked for _ in range(sz.n)], dtype=object)
         sample_rows = [s.rows[i] for i in picked for _ in range(sz.n)]
         s.policy.eval()
-        with torch.no_grad():
-            resp, mask = generate(
-                s.policy,
-                prompts,
-                sz.max_response_length,
-                tok.eos_id,
-                tok.pad_id,
-                temperature=s.temperature,
-                top_p=s.top_p,
-                top_k=s.top_k,
-                greedy=not s.do_sample,
-                gen=s.gen,
-            )
+        resp, mask = _rollout(s, prompts, greedy=not s.do_sample)
         seqs = torch.cat([prompts, resp], dim=1)
     return Batch(
         step=step,
@@ -286,20 +293,7 @@ def _greedy_baselines(s: Setup, b: Batch):
     import torch
 
     sz, tok = s.sz, s.tok
-    first = b.prompts[:: sz.n]
-    with torch.no_grad():
-        resp, _ = generate(
-            s.policy,
-            first,
-            sz.max_response_length,
-            tok.eos_id,
-            tok.pad_id,
-            temperature=s.temperature,
-            top_p=s.top_p,
-            top_k=s.top_k,
-            greedy=True,
-            gen=s.gen,
-        )
+    resp, _ = _rollout(s, b.prompts[:: sz.n], greedy=True)
     base = [_call_reward(s.reward_fn, b.sample_rows[i * sz.n], tok.decode(r))[0] for i, r in enumerate(resp.tolist())]
     return torch.tensor(base, dtype=torch.float32).repeat_interleave(sz.n)
 
