@@ -25,7 +25,8 @@ class RlxError(Exception):
 
     `code` is the rule code (`RLX001`, ...) of the validator rule that describes this failure, when one does:
     `rlx validate` reports the error as that rule, and `rlx explain CODE` explains it. The codes are declared with
-    their rules in `rlx.validate.checks`; a test holds every code a raise site names to a declared rule.
+    their rules in `rlx.validate.checks`; a test holds every code a raise site names to a declared rule. `path` is
+    the dotted config key the error is about, when it is about one (`where` says where it was written).
     """
 
     exit_code = EXIT_INVALID
@@ -38,12 +39,14 @@ class RlxError(Exception):
         hint: str | None = None,
         exit_code: int | None = None,
         code: str | None = None,
+        path: str | None = None,
     ):
         super().__init__(message)
         self.message = message
         self.where = where
         self.hint = hint
         self.code = code
+        self.path = path
         if exit_code is not None:
             self.exit_code = exit_code
 

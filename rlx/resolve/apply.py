@@ -30,6 +30,7 @@ def _unknown_key_error(cfg, path: str, text: str, where: str, *, op: str = "") -
             where=where or text,
             hint=f"write `{home}={value}` instead" if value else f"use {home} instead",
             code="RLX102",
+            path=path,
         )
     elif kind == "removed":
         return ConfigError(
@@ -37,6 +38,7 @@ def _unknown_key_error(cfg, path: str, text: str, where: str, *, op: str = "") -
             where=where or text,
             hint=f"delete the override: {home}",
             code="RLX102",
+            path=path,
         )
     else:
         hint = ""
@@ -74,7 +76,7 @@ def _unknown_key_error(cfg, path: str, text: str, where: str, *, op: str = "") -
             shown = value if path.startswith(_FREE_MAPS) else "VALUE"
             add = f"To add a key verl's schema lacks, write `+{path}={shown}`"
         hint = (hint + " " if hint else "") + add
-    return ConfigError(message, where=where or text, hint=hint, code="RLX102")
+    return ConfigError(message, where=where or text, hint=hint, code="RLX102", path=path)
 
 
 def _verl_version() -> str:
@@ -110,6 +112,7 @@ def apply_override(cfg, ov: Override, where: str = "") -> None:
             where=loc,
             hint=f"drop the `+`: `{ov.path}={ov.render().split('=', 1)[1]}` (or `++` to force)",
             code="RLX108",
+            path=ov.path,
         )
     if ov.op is Op.DELETE:
         if not exists:
@@ -118,6 +121,7 @@ def apply_override(cfg, ov: Override, where: str = "") -> None:
                 where=loc,
                 hint=_unknown_key_error(cfg, ov.path, ov.text, loc, op="~").hint,
                 code="RLX108",
+                path=ov.path,
             )
         parent_path, _, leaf = ov.path.rpartition(".")
         parent = OmegaConf.select(cfg, parent_path) if parent_path else cfg
@@ -138,4 +142,5 @@ def apply_override(cfg, ov: Override, where: str = "") -> None:
                 where=loc,
                 hint="check the value's type against verl's default",
                 code="RLX103",
+                path=ov.path,
             ) from None

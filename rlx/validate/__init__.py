@@ -165,22 +165,13 @@ def _override_path(text: str) -> str:
     return text.partition("=")[0].strip().lstrip("+~")
 
 
-def _quoted(message: str) -> str | None:
-    import re
-
-    m = re.search(r"'([^']+)'", message)
-    return m.group(1).lstrip("+~") if m else None
-
-
 def _from_error(e: RlxError, *, path: str = "", source: str = "") -> Problem:
     """An error raised while reading inputs or applying an override, as a problem: its raise site names the rule
     (`RlxError.code`); an error no rule describes is an invalid preset or experiment file."""
     from rlx.validate.checks import inputs
 
     code = e.code or inputs.BAD_STRUCTURE.code
-    if not path and code in ("RLX102", "RLX103", "RLX108"):
-        path = _quoted(e.message) or ""
-    return Problem(code, ERROR, path, e.message, e.hint or "", source or e.where or "")
+    return Problem(code, ERROR, path or e.path or "", e.message, e.hint or "", source or e.where or "")
 
 
 def _parse_each(overrides: list[str]) -> tuple[list[str], list[Problem]]:

@@ -283,9 +283,10 @@ def _raise_site_codes() -> list[tuple[str, int, str]]:
 def test_error_codes_named_at_raise_sites_are_declared_error_rules():
     sites = _raise_site_codes()
     assert len(sites) >= 30, sites  # yamlio, verlscript, resolve, overrides, validate.script
+    rules = {r.code: r for r in all_rules()}  # every rule module loaded (RULES alone fills as check modules import)
     for where, line, code in sites:
-        assert code in RULES, f"{where}:{line} names {code}, which no rule declares"
-        assert RULES[code].severity == "error", f"{where}:{line}: {code} is not an error rule"
+        assert code in rules, f"{where}:{line} names {code}, which no rule declares"
+        assert rules[code].severity == "error", f"{where}:{line}: {code} is not an error rule"
 
 
 @pytest.mark.parametrize(
@@ -333,3 +334,26 @@ def test_file_and_override_errors_carry_their_rule_code(tmp_path):
         with pytest.raises(ConfigError) as e:
             call()
         assert e.value.code == code, (code, e.value.message)
+
+
+@pytest.mark.parametrize(
+    ("override", "code", "path"),
+    [
+        # the key the error is about, not the first quoted word of its message (which names the override)
+        ("trainer.totl_epochs=3", "RLX102", "trainer.totl_epochs"),
+        ("+trainer.total_epochs=3", "RLX108", "trainer.total_epochs"),
+        ("~trainer.no_such_key", "RLX108", "trainer.no_such_key"),
+    ],
+)
+def test_an_override_error_is_reported_at_the_key_its_raise_site_names(override, code, path):
+    report = validate_source(algo="grpo", overrides=[override])
+    assert [(p.code, p.path) for p in report.errors] == [(code, path)]
+
+
+def test_a_problem_takes_its_path_from_the_error_not_from_its_message():
+    from rlx.errors import ConfigError
+    from rlx.validate import _from_error
+
+    e = ConfigError("override 'x.y=1' failed on 'a.b'", code="RLX103", path="a.b")
+    assert _from_error(e).path == "a.b"
+    assert _from_error(ConfigError("bad 'quoted' word", code="RLX103")).path == ""
