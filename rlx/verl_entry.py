@@ -1,8 +1,10 @@
 """rlx's verl entrypoint: `python -m rlx.verl_entry <hydra overrides>` runs verl 0.9.1's v1 PPO trainer with the data
 rlx's algorithms need that verl's registries alone cannot pass.
 
-`rlx train` submits this command for algorithms with `needs_rlx_entrypoint` (AEPO, ASPO, GAD, GEPO, VAPO); it takes the
-same Hydra overrides as `python -m verl.trainer.main_ppo`. What it adds to verl:
+`rlx train` submits this command for algorithms whose spec sets `needs_rlx_entrypoint`; it takes the same Hydra
+overrides as `python -m verl.trainer.main_ppo`. It spells no algorithm: what it hands over follows the registered
+functions' keyword-only parameters (`keyword_inputs`) and the spec's trainer options
+(`rlx.algorithms.hooks.trainer_options`). What it adds to verl:
 
 1. Before Ray starts: checks that rlx's plugin names are registered (`rlx.verl_plugin.ensure_registered`), requires
    `trainer.use_v1=true`, and exports the resolved `algorithm.rlx` section as JSON in `RLX_ALGO_CFG`, in this process
@@ -11,18 +13,19 @@ same Hydra overrides as `python -m verl.trainer.main_ppo`. What it adds to verl:
    `trainer.v1.trainer_mode`) and switches the mode to it.
 3. `RlxTrainerMixin._compute_advantage` fetches, beside verl's fields, `values`, `old_log_probs`, `entropy`,
    `extra_fields` and the reward extras (`first_code_pos`, `used_code`, `correct`, `code_pass`, `response_chars`,
-   emitted by the reward function as `reward_extra_info`) from the TransferQueue. It hands the estimator's extras to
-   `rlx_aspo` / `rlx_vapo` through `rlx.verl_plugin.estimator_extras` around verl's own `_compute_advantage`, logs
-   their diagnostics, and writes per-sample fields for the actor: `rlx_gepo_log_denom` (GEPO's per-uid
-   denominator), `rlx_correct` and `rlx_nll_num_tokens` (VAPO's NLL term: the correct-token count of the
-   mini-batch each row trains in, see `mini_batch_ids`).
+   emitted by the reward function as `reward_extra_info`) from the TransferQueue. It hands an rlx estimator the
+   inputs it takes through `rlx.verl_plugin.estimator_extras` around verl's own `_compute_advantage`, logs its
+   diagnostics, and writes per-sample fields for the actor (`actor_fields`): `rlx_log_denom` for a loss that takes
+   `log_denom`, `rlx_entropy_mean/std` for one that takes `entropy_stats`, and `rlx_correct` and
+   `rlx_nll_num_tokens` for the NLL term (the correct-token count of the mini-batch each row trains in, see
+   `mini_batch_ids`).
 4. `RlxTrainerMixin._setup` replaces the actor's loss with `RlxActorLoss`, which opens
-   `rlx.verl_plugin.loss_extras(entropy=..., log_denom=...)` around verl's `ppo_loss` and adds VAPO's
-   positive-example NLL (`algorithm.rlx.vapo.nll_coef`). AEPO uses the current policy's entropy when the actor
-   computes it (`actor.calculate_entropy=true`), else the old policy's (`entropy` field; detached either way).
-
-5. GAD (`algorithm.rlx.gad.teacher_key` set, critic on): `_compute_values` and `_update_critic` train the critic as
-   the discriminator and write its scores as the reward (`rlx.verl_gad`, whose docstring has the steps).
+   `rlx.verl_plugin.loss_extras(entropy=..., log_denom=..., entropy_stats=...)` around verl's `ppo_loss` and adds
+   the positive-example NLL term of a spec with `nll_option`. A loss that takes `entropy` gets the current policy's
+   when the actor computes it (`actor.calculate_entropy=true`), else the old policy's (`entropy` field; detached
+   either way).
+5. A spec with `teacher_option` set (and the critic on): `_compute_values` and `_update_critic` train the critic as
+   the discriminator and write its scores as the reward (`rlx.verl_algos.gad`, whose docstring has the steps).
 
 Critic warm-up is verl's own `trainer.critic_warmup`. The data plumbing is in pure functions (`rlx_needs`,
 `reward_extras`, `estimator_inputs`, `actor_fields`) tested on CPU with verl's TensorDict/DataProto structures.
@@ -34,34 +37,73 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 REWARD_EXTRA_KEYS = ("first_code_pos", "used_code", "correct", "code_pass", "response_chars")
-GEPO_FIELD = "rlx_gepo_log_denom"
+LOG_DENOM_FIELD = "rlx_log_denom"
 CORRECT_FIELD = "rlx_correct"
 NLL_TOKENS_FIELD = "rlx_nll_num_tokens"
-AEPO_MEAN_FIELD = "rlx_aepo_entropy_mean"
-AEPO_STD_FIELD = "rlx_aepo_entropy_std"
+ENTROPY_MEAN_FIELD = "rlx_entropy_mean"
+ENTROPY_STD_FIELD = "rlx_entropy_std"
 TRAINER_PREFIX = "rlx_"
 
 
 # ---- what a config needs --------------------------------------------------------------------------------------------
 
 
+def keyword_inputs(kind: str, name: str | None) -> frozenset[str]:
+    """The keyword-only parameters of verl's registered `kind` ("policy_loss" or "adv_estimator") function `name`:
+    the inputs verl's own call cannot pass, which this trainer hands over (`loss_extras` / `estimator_extras`).
+
+    This is the protocol between an algorithm and both of rlx's trainers: a loss that takes `log_denom` gets each
+    prompt group's denominator, one that takes `entropy_stats` the step batch's entropy statistics, an estimator that
+    takes `values` the critic's values, and so on (the smoke engine reads the same signatures)."""
+    # A plain function, not a functools.cache wrapper: `python -m rlx.verl_entry` runs this module as __main__, and
+    # Ray pickles the trainer's functions by value from there, but looks a cache wrapper up by name and fails.
+    import inspect
+
+    if name is None:
+        return frozenset()
+    from verl.trainer.ppo.core_algos import get_adv_estimator_fn, get_policy_loss_fn
+
+    import rlx.verl_plugin  # noqa: F401  (registers rlx's verl names)
+
+    fn = get_policy_loss_fn(name) if kind == "policy_loss" else get_adv_estimator_fn(name)
+    return frozenset(p.name for p in inspect.signature(fn).parameters.values() if p.kind is p.KEYWORD_ONLY)
+
+
 @dataclass(frozen=True)
 class RlxNeeds:
     """Which rlx hooks a resolved verl config needs."""
 
-    estimator: str | None  # "rlx_aspo" / "rlx_vapo" or None
-    loss: str | None  # "rlx_aepo" / "rlx_gepo" or None
-    nll_coef: float  # VAPO's positive-example NLL weight (0: off)
-    gad_key: str | None = None  # GAD: the dataset column of teacher responses (the critic is the discriminator)
+    estimator: str | None  # an rlx-registered estimator (ADV_ESTIMATORS) or None
+    loss: str | None  # an rlx-registered policy loss (POLICY_LOSSES) or None
+    nll_coef: float  # the positive-example NLL weight (`Algorithm.nll_option`; 0: off)
+    gad_key: str | None = None  # the dataset column of teacher responses (`Algorithm.teacher_option`): the critic is
+    # trained as the discriminator
+    nll_path: str | None = field(default=None, compare=False)  # the option that set nll_coef (for errors)
+    teacher_path: str | None = field(default=None, compare=False)  # the option that set gad_key
+
+    @property
+    def estimator_inputs(self) -> frozenset[str]:
+        return keyword_inputs("adv_estimator", self.estimator)
+
+    @property
+    def loss_inputs(self) -> frozenset[str]:
+        return keyword_inputs("policy_loss", self.loss)
 
     @property
     def actor_loss(self) -> bool:
         """The actor needs `RlxActorLoss` (an rlx policy loss or the NLL term)."""
         return self.loss is not None or self.nll_coef > 0
+
+    @property
+    def batch_fields(self) -> bool:
+        """`_compute_advantage` fetches the step batch for the estimator's inputs or `actor_fields`."""
+        return (
+            self.estimator is not None or bool({"log_denom", "entropy_stats"} & self.loss_inputs) or self.nll_coef > 0
+        )
 
     @property
     def active(self) -> bool:
@@ -84,17 +126,22 @@ def rlx_section(config: Any) -> dict[str, Any]:
 
 
 def rlx_needs(config: Any) -> RlxNeeds:
-    """Which rlx estimator / loss / NLL term the config selects (pure; reads the verl config only)."""
-    from rlx.ops.options import resolve_options
+    """Which rlx estimator / loss / NLL term / discriminator the config selects (pure; reads the verl config and the
+    specs, `rlx.algorithms.hooks.trainer_options`)."""
+    from rlx.algorithms.hooks import trainer_options
     from rlx.verl_plugin import ADV_ESTIMATORS, POLICY_LOSSES
 
     estimator = str(_get(config, "algorithm.adv_estimator", ""))
     loss = str(_get(config, "actor_rollout_ref.actor.policy_loss.loss_mode", "vanilla"))
-    nll = float(resolve_options("vapo", _get(config, "algorithm"))["nll_coef"]) if estimator == "rlx_vapo" else 0.0
-    gad = _get(config, "algorithm.rlx.gad.teacher_key", None)
-    gad_key = str(gad).strip() if gad is not None and str(gad).strip() and _get(config, "critic.enable") else None
+    opts = trainer_options(lambda path, default: _get(config, path, default))
+    gad_key = opts.teacher_key if opts.teacher_key and _get(config, "critic.enable") else None
     return RlxNeeds(
-        estimator if estimator in ADV_ESTIMATORS else None, loss if loss in POLICY_LOSSES else None, nll, gad_key
+        estimator if estimator in ADV_ESTIMATORS else None,
+        loss if loss in POLICY_LOSSES else None,
+        opts.nll_coef,
+        gad_key,
+        nll_path=opts.nll_path,
+        teacher_path=opts.teacher_path,
     )
 
 
@@ -165,28 +212,31 @@ def _uids(data: Any) -> Any:
 
 
 def estimator_inputs(data: Any, needs: RlxNeeds, batch_keys: Any = None) -> dict[str, Any]:
-    """Keyword extras for `rlx.verl_plugin.estimator_extras` from the fetched TensorDict (rows in batch-key order).
+    """Keyword extras for `rlx.verl_plugin.estimator_extras` from the fetched TensorDict (rows in batch-key order),
+    for the inputs the estimator takes (`keyword_inputs`).
 
-    `rlx_vapo` (and `rlx_aspo` with base gae) get `values` padded like verl pads its batch; `rlx_aspo` gets the
-    reward extras (`response_chars` becomes `lengths`, so character positions meet character lengths) and the
-    batch's TransferQueue `batch_keys` as `session_keys`, so that its grpo base follows verl's multi-output sessions.
+    `values`: the critic's values padded like verl pads its batch; a reward extra (`first_code_pos`, `used_code`,
+    `correct`, `code_pass`) by its own name; `lengths`: `response_chars` (so character positions meet character
+    lengths); `session_keys`: the batch's TransferQueue `batch_keys`, so that a grouped estimator can follow verl's
+    multi-output sessions.
     """
-    if needs.estimator is None:
+    wanted = needs.estimator_inputs
+    if needs.estimator is None or not wanted:
         return {}
     keys = set(data.keys())
     n = len(data)
     out: dict[str, Any] = {}
-    if "values" in keys:
+    if "values" in keys and "values" in wanted:
         out["values"] = _padded(data, "values")
-    if needs.estimator == "rlx_aspo":
+    if wanted & {*REWARD_EXTRA_KEYS, "lengths"}:
         extras = reward_extras(data, n)
         for key in ("first_code_pos", "used_code", "correct", "code_pass"):
-            if key in extras:
+            if key in extras and key in wanted:
                 out[key] = extras[key]
-        if "response_chars" in extras:
+        if "response_chars" in extras and "lengths" in wanted:
             out["lengths"] = extras["response_chars"]
-        if batch_keys is not None:
-            out["session_keys"] = list(batch_keys)
+    if batch_keys is not None and "session_keys" in wanted:
+        out["session_keys"] = list(batch_keys)
     return out
 
 
@@ -225,10 +275,12 @@ def mini_batch_ids(n: int, mini_batch_size: int | None, dp_size: int = 1) -> Any
 def actor_fields(data: Any, needs: RlxNeeds, *, mini_batch_size: int | None = None, dp_size: int = 1) -> dict[str, Any]:
     """Per-sample fields the rlx actor loss reads, computed once per batch on the driver.
 
-    - `rlx_aepo_entropy_mean` / `rlx_aepo_entropy_std` [bs] (the same in every row): AEPO's entropy statistics over
-      the valid tokens of the whole step batch (old-policy entropy), so Ĥ does not depend on the micro-batch split;
-    - `rlx_gepo_log_denom` [bs]: log Ê_q[q] over each uid group (`rlx.ops.gepo.group_log_denominator`);
-    - `rlx_correct` [bs] and `rlx_nll_num_tokens` [bs]: VAPO's NLL normaliser, the number of correct-sample tokens
+    - `rlx_entropy_mean` / `rlx_entropy_std` [bs] (the same in every row), for a loss that takes
+      `entropy_stats`: the entropy statistics over the valid tokens of the whole step batch (old-policy entropy), so
+      they do not depend on the micro-batch split (`rlx.ops.aepo.entropy_stats`);
+    - `rlx_log_denom` [bs], for a loss that takes `log_denom`: log Ê_q[q] over each uid group
+      (`rlx.ops.gepo.group_log_denominator`);
+    - `rlx_correct` [bs] and `rlx_nll_num_tokens` [bs], with the NLL term: its normaliser, the number of correct-sample tokens
       in the update mini-batch the row trains in (over all data-parallel ranks; `mini_batch_ids` with the actor's
       `mini_batch_size` = ppo_mini_batch_size x rollout.n rows and `dp_size`). The same in every row of a
       mini-batch, so its micro-batch losses add up to the paper's mean over that mini-batch's correct tokens.
@@ -239,15 +291,16 @@ def actor_fields(data: Any, needs: RlxNeeds, *, mini_batch_size: int | None = No
 
     out: dict[str, Any] = {}
     n = len(data)
-    if needs.loss == "rlx_aepo" and "entropy" in data.keys():
+    wanted = needs.loss_inputs
+    if "entropy_stats" in wanted and "entropy" in data.keys():
         from rlx.ops.aepo import entropy_stats
 
         mean, std = entropy_stats(_padded(data, "entropy").double(), _padded(data, "response_mask"))
-        out[AEPO_MEAN_FIELD] = torch.full((n,), float(mean), dtype=torch.float32)
-        out[AEPO_STD_FIELD] = torch.full((n,), float(std), dtype=torch.float32)
-    if needs.loss == "rlx_gepo":
+        out[ENTROPY_MEAN_FIELD] = torch.full((n,), float(mean), dtype=torch.float32)
+        out[ENTROPY_STD_FIELD] = torch.full((n,), float(std), dtype=torch.float32)
+    if "log_denom" in wanted:
         mask = _padded(data, "response_mask")
-        out[GEPO_FIELD] = group_log_denominator(_padded(data, "old_log_probs"), mask, _uids(data)).float()
+        out[LOG_DENOM_FIELD] = group_log_denominator(_padded(data, "old_log_probs"), mask, _uids(data)).float()
     if needs.nll_coef > 0:
         correct = _correct(data, n)
         lengths = _padded(data, "response_mask").sum(-1).double()
@@ -265,7 +318,7 @@ def actor_fields(data: Any, needs: RlxNeeds, *, mini_batch_size: int | None = No
 class RlxActorLoss:
     """verl actor loss `fn(model_output, data, dp_group=None)`: verl's `ppo_loss` plus rlx's extras.
 
-    Picklable (sent to the workers with `set_loss_fn`). Reads `entropy`, `rlx_gepo_log_denom`, `rlx_correct` and
+    Picklable (sent to the workers with `set_loss_fn`). Reads `entropy`, `rlx_log_denom`, `rlx_correct` and
     `rlx_nll_num_tokens` from the micro-batch TensorDict the worker fetched from the TransferQueue.
     """
 
@@ -279,10 +332,10 @@ class RlxActorLoss:
 
         from rlx.verl_plugin import loss_extras
 
-        mode = self.config.policy_loss.get("loss_mode", "vanilla")
+        wanted = keyword_inputs("policy_loss", self.config.policy_loss.get("loss_mode", "vanilla"))
         extras: dict[str, Any] = {}
         log_prob = None
-        if mode == "rlx_aepo":
+        if "entropy" in wanted:
             log_prob = no_padding_2_padding(model_output["log_probs"], data)
             if model_output.get("entropy", None) is not None:
                 entropy = no_padding_2_padding(model_output["entropy"], data)
@@ -291,13 +344,13 @@ class RlxActorLoss:
             else:
                 entropy = None
             extras["entropy"] = entropy
-            if AEPO_MEAN_FIELD in data.keys():
-                extras["entropy_stats"] = (
-                    _padded(data, AEPO_MEAN_FIELD).reshape(-1)[0],
-                    _padded(data, AEPO_STD_FIELD).reshape(-1)[0],
-                )
-        if mode == "rlx_gepo" and GEPO_FIELD in data.keys():
-            extras["log_denom"] = data[GEPO_FIELD]
+        if "entropy_stats" in wanted and ENTROPY_MEAN_FIELD in data.keys():
+            extras["entropy_stats"] = (
+                _padded(data, ENTROPY_MEAN_FIELD).reshape(-1)[0],
+                _padded(data, ENTROPY_STD_FIELD).reshape(-1)[0],
+            )
+        if "log_denom" in wanted and LOG_DENOM_FIELD in data.keys():
+            extras["log_denom"] = data[LOG_DENOM_FIELD]
         with loss_extras(**extras):
             loss, metrics = ppo_loss(self.config, model_output, data, dp_group)
         if self.nll_coef > 0 and CORRECT_FIELD in data.keys():
@@ -337,54 +390,54 @@ class RlxTrainerMixin:
         if self._rlx_needs.actor_loss:
             self.actor_rollout_wg.set_loss_fn(build_actor_loss(self.config))  # type: ignore[attr-defined]
         if self._rlx_needs.gad_key is not None:
-            from rlx.verl_gad import GadCriticLoss
+            from rlx.verl_algos.gad import GadCriticLoss
 
             self.critic_wg.set_loss_fn(GadCriticLoss())  # type: ignore[attr-defined]
 
-    # ---- GAD: the critic is the discriminator (rlx.verl_gad) ----
+    # ---- the critic as a discriminator (`Algorithm.teacher_option`; rlx.verl_algos.gad) ----
 
     def _compute_values(self, batch: Any, metrics: dict) -> Any:
         needs = getattr(self, "_rlx_needs", None) or rlx_needs(self.config)  # type: ignore[attr-defined]
         if needs.gad_key is None:
             return super()._compute_values(batch, metrics)  # type: ignore[misc]
-        return self._rlx_gad_score(batch, metrics, needs.gad_key)
+        return self._rlx_gad_score(batch, metrics, needs.gad_key, needs.teacher_path or "algorithm.rlx")
 
-    def _rlx_gad_score(self, batch: Any, metrics: dict, key: str) -> Any:
-        """Score teacher/student pairs with D; the student's reward becomes sg(D(student)) (rlx.verl_gad, 1-2)."""
+    def _rlx_gad_score(self, batch: Any, metrics: dict, key: str, path: str) -> Any:
+        """Score teacher/student pairs with D; the student's reward becomes sg(D(student)) (rlx.verl_algos.gad, 1-2)."""
         import ray
         import transfer_queue as tq
         from tensordict import TensorDict
         from verl.workers.utils.padding import response_from_nested, response_to_nested
 
-        from rlx import verl_gad
         from rlx.errors import ConfigError
         from rlx.ops.gad import gad_token_rewards
+        from rlx.verl_algos import gad
 
         data = tq.kv_batch_get(
-            keys=batch.keys, partition_id=batch.partition_id, select_fields=[*verl_gad.ROW_FIELDS, "rm_scores", key]
+            keys=batch.keys, partition_id=batch.partition_id, select_fields=[*gad.ROW_FIELDS, "rm_scores", key]
         )
         if key not in data.keys():
             raise ConfigError(
-                f"GAD: the training data has no teacher-response column {key!r}",
-                where="algorithm.rlx.gad.teacher_key",
+                f"the training data has no teacher-response column {key!r}",
+                where=path,
                 hint=f"add a {key!r} column to data.train_files, or set "
-                "++algorithm.rlx.gad.teacher_key=<the column that holds the teacher's answers>",
+                f"++{path}=<the column that holds the teacher's answers>",
             )
         texts = data[key]
         texts = texts.tolist() if hasattr(texts, "tolist") else list(texts)
-        pairs = verl_gad.pair_rows(data, verl_gad.teacher_ids(self.tokenizer, texts, key))  # type: ignore[attr-defined]
-        keys = verl_gad.pair_keys(batch.keys)
-        meta = tq.kv_batch_put(keys=keys, partition_id=verl_gad.PARTITION, fields=pairs)
+        pairs = gad.pair_rows(data, gad.teacher_ids(self.tokenizer, texts, key))  # type: ignore[attr-defined]
+        keys = gad.pair_keys(batch.keys)
+        meta = tq.kv_batch_put(keys=keys, partition_id=gad.PARTITION, fields=pairs)
         meta.extra_info = {"compute_loss": False, "temperature": self.config.actor_rollout_ref.rollout.temperature}  # type: ignore[attr-defined]
         ray.get(self.critic_wg.infer_batch(meta).futures)  # type: ignore[attr-defined]
-        values = tq.kv_batch_get(keys=keys, partition_id=verl_gad.PARTITION, select_fields=["values"])["values"]
-        scores = verl_gad.final_token_scores(values).detach().float()
-        _, student = verl_gad.split_pairs(scores, pairs[verl_gad.ROLE_FIELD])
+        values = tq.kv_batch_get(keys=keys, partition_id=gad.PARTITION, select_fields=["values"])["values"]
+        scores = gad.final_token_scores(values).detach().float()
+        _, student = gad.split_pairs(scores, pairs[gad.ROLE_FIELD])
         mask = data["response_mask"]
         padded_mask = _padded(data, "response_mask")
         metrics["critic/task_score/mean"] = float(_padded(data, "rm_scores").sum(-1).mean())
         rewards = gad_token_rewards(student, padded_mask).to(_padded(data, "rm_scores").dtype)
-        student_values = response_from_nested(verl_gad._nested(verl_gad._rows(values)[1::2]), mask)
+        student_values = response_from_nested(gad._nested(gad._rows(values)[1::2]), mask)
         tq.kv_batch_put(
             keys=batch.keys,
             partition_id=batch.partition_id,
@@ -403,7 +456,7 @@ class RlxTrainerMixin:
         from verl.utils.metric import reduce_metrics
         from verl.utils.py_functional import rename_dict
 
-        from rlx import verl_gad
+        from rlx.verl_algos import gad
 
         cfg = self.config  # type: ignore[attr-defined]
         rows = 2 * int(cfg.critic.ppo_mini_batch_size) * int(cfg.actor_rollout_ref.rollout.n)  # pairs: two rows each
@@ -420,7 +473,7 @@ class RlxTrainerMixin:
             output = self.critic_wg.train_mini_batch(meta).get()  # type: ignore[attr-defined]
         finally:
             self._rlx_gad_meta = None
-            tq.kv_clear(keys=meta.keys, partition_id=verl_gad.PARTITION)
+            tq.kv_clear(keys=meta.keys, partition_id=gad.PARTITION)
         output = rename_dict(output["metrics"], "critic/")
         if "critic/mfu" in output:
             output["perf/mfu/critic"] = output.pop("critic/mfu")
@@ -434,10 +487,10 @@ class RlxTrainerMixin:
         from rlx import verl_plugin
 
         needs = getattr(self, "_rlx_needs", None) or rlx_needs(self.config)  # type: ignore[attr-defined]
-        if not (needs.estimator or needs.loss in ("rlx_gepo", "rlx_aepo") or needs.nll_coef > 0):
+        if not needs.batch_fields:
             return super()._compute_advantage(batch, metrics)  # type: ignore[misc]
         fields = ["uid", "response_mask", "rm_scores", "old_log_probs", "values", "extra_fields", *REWARD_EXTRA_KEYS]
-        if needs.loss == "rlx_aepo":
+        if {"entropy", "entropy_stats"} & needs.loss_inputs:
             fields.append("entropy")
         data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
         verl_plugin.estimator_metrics.clear()
@@ -453,7 +506,7 @@ class RlxTrainerMixin:
         return batch
 
     def _rlx_actor_layout(self, needs: RlxNeeds) -> tuple[int | None, int]:
-        """(global update mini-batch rows, actor dp size) for VAPO's per-mini-batch NLL normaliser."""
+        """(global update mini-batch rows, actor dp size) for the NLL term's per-mini-batch normaliser."""
         if needs.nll_coef <= 0:
             return None, 1
         from rlx.errors import ConfigError
@@ -461,8 +514,8 @@ class RlxTrainerMixin:
         actor = self.config.actor_rollout_ref.actor  # type: ignore[attr-defined]
         if bool(actor.get("shuffle", False)):
             raise ConfigError(
-                "VAPO's NLL term is normalised per update mini-batch, which rlx can only know when "
-                "verl's actor does not shuffle the batch",
+                f"the positive-example NLL term ({needs.nll_path}) is normalised per update mini-batch, which "
+                "rlx can only know when verl's actor does not shuffle the batch",
                 where=f"{A_SHUFFLE}=true",
                 hint=f"set {A_SHUFFLE}=false (verl's default)",
             )

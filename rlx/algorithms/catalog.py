@@ -766,6 +766,7 @@ register(
         needs_rlx_entrypoint=True,
         plugin_names={"adv_estimator": "rlx_vapo"},
         verl_module="rlx.verl_algos.vapo",
+        nll_option="nll_coef",
         constraints=(
             _needs_critic("VAPO"),
             Constraint(
@@ -936,6 +937,7 @@ register(
         adv_estimator="grpo",
         loss_mode="gspo",
         needs_rlx_entrypoint=True,
+        teacher_option="teacher_key",
         inferable=False,  # a GSPO config with a critic is not GAD unless asked for by name (teacher data needed)
         constraints=(
             *_group_size("GAD", 8)[:2],  # RLX405 (critic on a critic-free method) does not apply: D is the critic

@@ -179,6 +179,13 @@ class Algorithm:
     options: Mapping[str, Any] = field(default_factory=dict)  # defaults of `algorithm.rlx.<name>` (rlx.ops.options)
     verl_module: str | None = None  # imported in every verl process (by rlx.verl_plugin) to register `plugin_names`
     clip_level: str | None = None  # what `actor/pg_clipfrac` counts: "token" or "sequence" (the doctor's RLX922)
+    # What rlx's two trainers (rlx.verl_entry on verl, the smoke engine on CPU) do for it beyond calling its
+    # registered verl functions; both read these, neither spells an algorithm. The inputs a registered loss or
+    # estimator takes beyond verl's call (entropy, entropy_stats, log_denom, values, session_keys, reward extras)
+    # are its keyword-only parameters and need no entry here.
+    nll_option: str | None = None  # option of `algorithm.rlx.<name>` weighing a positive-example NLL term on the actor
+    teacher_option: str | None = None  # option of `algorithm.rlx.<name>` naming the teacher-response column: when set,
+    # the critic is trained as a discriminator and its score is the reward
     origin: str = "rlx"  # the distribution that contributed the spec (its `rlx.algorithms` entry point)
 
     @property

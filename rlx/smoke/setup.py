@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
+from rlx.algorithms.hooks import trainer_options
 from rlx.errors import ConfigError, RlxError
 from rlx.smoke import sizes as sizes_mod
 from rlx.smoke.tasks import Task, compute_score, get_task, prompt_text, teacher_response
@@ -58,19 +59,6 @@ def _getter(cfg) -> Callable[[str, Any], Any]:
 def _rlx_options(get) -> dict[str, Any]:
     section = get("algorithm.rlx", None)
     return dict(section) if isinstance(section, Mapping) else {}
-
-
-def _find_option(options: Mapping[str, Any], name: str) -> Any:
-    """The value of `name` anywhere in the `algorithm.rlx` tree (algorithm sections are keyed by algorithm name;
-    the engine does not need to know which)."""
-    for key, value in options.items():
-        if key == name and not isinstance(value, Mapping):
-            return value
-        if isinstance(value, Mapping):
-            found = _find_option(value, name)
-            if found is not None:
-                return found
-    return None
 
 
 def _import_verl(options: Mapping[str, Any]):
@@ -222,7 +210,7 @@ class Setup:
     reward_name: str
     # which parts of the algorithm run
     use_critic: bool
-    gad: bool
+    discriminator: bool  # the critic is trained as a discriminator (a spec's teacher_option is set)
     use_ref: bool
     use_kl_in_reward: bool
     nll_coef: float
@@ -269,7 +257,7 @@ class Setup:
             "shrunk": self.sz.table(),
             "reward_fn": self.reward_name,
             "critic": self.use_critic,
-            "gad": self.gad,
+            "discriminator": self.discriminator,
             "reference": self.use_ref,
             "kl_in_reward": self.use_kl_in_reward,
             "filter_groups": self.filter_metric,
@@ -324,18 +312,20 @@ def setup(config: Any, *, task: str = "copy", steps: int | None = None, seed: in
     critic_enable = get("critic.enable", None)
     # verl's rule (trainer/ppo/utils.py need_critic): critic.enable when set, else on only for gae
     use_critic = bool(critic_enable) if critic_enable is not None else adv_fn is core_algos.get_adv_estimator_fn("gae")
-    # GAD (arXiv 2511.10643): the critic worker is the discriminator, sg(D(student)) the reward
-    gad_key = get("algorithm.rlx.gad.teacher_key", None)
-    gad = gad_key is not None and str(gad_key).strip() != ""
+    # what the specs ask of the trainer (rlx.algorithms.hooks, as rlx.verl_entry reads them): a spec's teacher column
+    # makes the critic a discriminator whose score sg(D(student)) is the reward; its NLL option weighs the NLL term
+    extras = trainer_options(get)
+    gad_key = extras.teacher_key
+    gad = gad_key is not None
     if gad and not use_critic:
         raise ConfigError(
-            "GAD's discriminator runs on the critic, but the critic is disabled",
+            f"{extras.teacher_path} is set: the discriminator runs on the critic, but the critic is disabled",
             where="critic.enable",
             hint="set critic.enable=true",
         )
     use_kl_in_reward = bool(get("algorithm.use_kl_in_reward", False))
     use_ref = bool(actor_cfg.use_kl_loss) or use_kl_in_reward
-    nll_coef = float(_find_option(options, "nll_coef") or 0.0)
+    nll_coef = extras.nll_coef
     filter_cfg = get("algorithm.filter_groups", None) or {}
     filter_metric = filter_cfg.get("metric") if filter_cfg.get("enable") else None
     shrunk = list(sz.shrunk) + ([sizes_mod.critic_row(get)] if use_critic else [])
@@ -423,7 +413,7 @@ def setup(config: Any, *, task: str = "copy", steps: int | None = None, seed: in
         reward_fn=reward_fn,
         reward_name=reward_name,
         use_critic=use_critic,
-        gad=gad,
+        discriminator=gad,
         use_ref=use_ref,
         use_kl_in_reward=use_kl_in_reward,
         nll_coef=nll_coef,

@@ -148,8 +148,8 @@ def test_gepo_denominator_field_is_per_uid():
     old = data["old_log_probs"].to_padded_tensor(0.0)
     mask = data["response_mask"].to_padded_tensor(0)
     expect = group_log_denominator(old, mask, np.array(["a", "b", "a", "b"], dtype=object))
-    assert torch.allclose(fields[E.GEPO_FIELD], expect)
-    assert fields[E.GEPO_FIELD][0] == fields[E.GEPO_FIELD][2] and fields[E.GEPO_FIELD][0] != fields[E.GEPO_FIELD][1]
+    assert torch.allclose(fields[E.LOG_DENOM_FIELD], expect)
+    assert fields[E.LOG_DENOM_FIELD][0] == fields[E.LOG_DENOM_FIELD][2] and fields[E.LOG_DENOM_FIELD][0] != fields[E.LOG_DENOM_FIELD][1]
 
 
 # ---- actor side -----------------------------------------------------------------------------------------------------
@@ -202,7 +202,7 @@ def response_log_probs(model_output):
 
 def test_actor_loss_passes_gepo_denominators_to_the_loss():
     log_denom = torch.tensor([-0.4, -0.6, -0.4, -0.6])
-    data, out = micro_batch({E.GEPO_FIELD: log_denom})
+    data, out = micro_batch({E.LOG_DENOM_FIELD: log_denom})
     cfg = actor_config("rlx_gepo")
     loss, metrics = E.RlxActorLoss(cfg)(out, data)
     direct, _ = core_algos.get_policy_loss_fn("rlx_gepo")(

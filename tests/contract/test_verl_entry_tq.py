@@ -67,7 +67,7 @@ def probe(gcs_address: str) -> dict:
                    "meta_fields": sorted(returned.fields or []),
                    "adv_first": [float(a[0]) for a in got["advantages"].unbind()],
                    "returns": [a.tolist() for a in got["returns"].unbind()]}
-            for key in (E.GEPO_FIELD, E.CORRECT_FIELD, E.NLL_TOKENS_FIELD):
+            for key in (E.LOG_DENOM_FIELD, E.CORRECT_FIELD, E.NLL_TOKENS_FIELD):
                 if key in got.keys():
                     out[key] = got[key].tolist()
             results[algo] = out
@@ -99,10 +99,10 @@ def test_compute_advantage_override_with_a_real_transfer_queue(ray_head, tmp_pat
     assert not any(f.startswith("rlx_") for f in aspo["fields"])  # ASPO writes nothing for the actor
 
     gepo = res["gepo"]
-    assert "rlx_gepo_log_denom" in gepo["fields"]
+    assert "rlx_log_denom" in gepo["fields"]
     # the KVBatchMeta handed on to _update_actor lists the new field beside verl's: the actor workers fetch it
-    assert {"rlx_gepo_log_denom", "old_log_probs", "advantages"} <= set(gepo["meta_fields"])
-    d = gepo["rlx_gepo_log_denom"]
+    assert {"rlx_log_denom", "old_log_probs", "advantages"} <= set(gepo["meta_fields"])
+    d = gepo["rlx_log_denom"]
     assert d[0] == pytest.approx(d[2]) and d[1] == pytest.approx(d[3]) and d[0] != pytest.approx(d[1])
 
     vapo = res["vapo"]

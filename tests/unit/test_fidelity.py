@@ -102,15 +102,15 @@ def test_aepo_per_call_statistics_are_an_explicit_option(monkeypatch):
 def test_aepo_trainer_computes_statistics_over_the_whole_step_batch():
     from tensordict import TensorDict
 
-    from rlx.verl_entry import AEPO_MEAN_FIELD, AEPO_STD_FIELD, RlxNeeds, actor_fields
+    from rlx.verl_entry import ENTROPY_MEAN_FIELD, ENTROPY_STD_FIELD, RlxNeeds, actor_fields
 
     # padding (99) must not count: the valid tokens are those of H above
     ent = torch.tensor([[1.0, 3.0, 99.0], [5.0, 7.0, 99.0]])
     mask = torch.tensor([[1, 1, 0], [1, 1, 0]])
     data = TensorDict({"entropy": ent, "response_mask": mask}, batch_size=2)
     out = actor_fields(data, RlxNeeds(None, "rlx_aepo", 0.0))
-    assert out[AEPO_MEAN_FIELD].tolist() == pytest.approx([4.0, 4.0])
-    assert out[AEPO_STD_FIELD].tolist() == pytest.approx([math.sqrt(20.0 / 3.0)] * 2, rel=1e-6)
+    assert out[ENTROPY_MEAN_FIELD].tolist() == pytest.approx([4.0, 4.0])
+    assert out[ENTROPY_STD_FIELD].tolist() == pytest.approx([math.sqrt(20.0 / 3.0)] * 2, rel=1e-6)
 
 
 def test_aepo_weight_floor_none_means_no_floor():

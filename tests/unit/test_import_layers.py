@@ -23,7 +23,7 @@ LAYERS: dict[str, int] = {
     ),
     "track": 1,  # the tracking service: every stage reads and writes runs through it
     # what an algorithm is, and its code inside verl's processes
-    **dict.fromkeys(["algorithms", "ops", "presets", "verl_algos", "verl_plugin", "verl_gad", "verl_entry"], 2),
+    **dict.fromkeys(["algorithms", "ops", "presets", "verl_algos", "verl_plugin", "verl_entry"], 2),
     "resolve": 3,
     "validate": 4,
     **dict.fromkeys(["launch", "runs", "smoke", "verl_cpu"], 5),

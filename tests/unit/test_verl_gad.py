@@ -1,4 +1,4 @@
-"""GAD's plumbing inside verl's trainer (rlx.verl_gad): pair rows, D's score position, and the critic loss whose
+"""GAD's plumbing inside verl's trainer (rlx.verl_algos.gad): pair rows, D's score position, and the critic loss whose
 micro-batch pieces add up to the Bradley-Terry loss of the mini-batch, whatever the split.
 
 Expected values are hand-derived: L_D = 1/N sum softplus(-(d_t - d_s)), dL/dd_t,i = -sigmoid(-(d_t,i - d_s,i)) / N.
@@ -13,7 +13,7 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from rlx import verl_gad
+from rlx.verl_algos import gad as verl_gad
 
 
 def _nested(rows):
