@@ -41,7 +41,23 @@ def test_the_resolved_knobs_configure_verls_actor_config(configs):
     assert seen["sizes"].n == 8 and "actor_rollout_ref.rollout.n" in seen["shrunk"]
 
 
-def test_losses_get_global_batch_info_and_the_extras_their_signature_names(configs):
+@pytest.fixture
+def verl_registries():
+    """verl's loss and estimator registries, restored after the test: a probe registered here must not leak into
+    later tests (the registry-parity contract test compares verl's registries with rlx's static names)."""
+    from verl.trainer.ppo import core_algos
+
+    saved = {
+        name: dict(getattr(core_algos, name)) for name in ("POLICY_LOSS_REGISTRY", "ADV_ESTIMATOR_REGISTRY")
+    }
+    yield core_algos
+    for name, entries in saved.items():
+        registry = getattr(core_algos, name)
+        registry.clear()
+        registry.update(entries)
+
+
+def test_losses_get_global_batch_info_and_the_extras_their_signature_names(configs, verl_registries):
     """A probe loss registered in verl's registry sees what verl's ppo_loss would give it, plus `entropy=`."""
     from verl.trainer.ppo import core_algos
 
@@ -69,7 +85,7 @@ def test_losses_get_global_batch_info_and_the_extras_their_signature_names(confi
         assert c["mode"] == "seq-mean-token-mean"
 
 
-def test_estimators_get_what_their_signature_names(configs):
+def test_estimators_get_what_their_signature_names(configs, verl_registries):
     from verl.trainer.ppo import core_algos
 
     got = {}
