@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from rlx.ops import vapo as vapo_ops
 from rlx.ops.aepo import normalised_entropy
 from rlx.ops.aspo import aspo_bias, aspo_metrics
 from rlx.ops.common import group_index, group_logsumexp
 from rlx.ops.gepo import group_log_denominator
-from rlx.ops.vapo import decoupled_gae, length_adaptive_lambda, positive_nll, vapo_advantages
+from rlx.ops.vapo import decoupled_gae, length_adaptive_lambda, positive_nll, vapo_advantages, whiten_stats
 
 
 def random_batch(n=12, width=7, seed=0):
@@ -48,7 +49,7 @@ def test_gepo_denominator_matches_a_per_group_loop():
     for i in range(len(uid)):
         members = [j for j in range(len(uid)) if uid[j] == uid[i] and lengths[j] > 0]
         qs = q[members]
-        assert got[i].item() == pytest.approx(math.log((qs ** 2).sum() / qs.sum()), rel=1e-9)
+        assert got[i].item() == pytest.approx(math.log((qs**2).sum() / qs.sum()), rel=1e-9)
 
 
 def test_vapo_gae_matches_a_per_sample_loop_and_lambda_clamps():
@@ -62,10 +63,16 @@ def test_vapo_gae_matches_a_per_sample_loop_and_lambda_clamps():
     for i in range(mask.shape[0]):
         n = int(mask[i].sum())
         for t in range(n):
-            a_p = sum((0.95 * lam[i].item()) ** k * (rewards[i, t + k] + 0.95 * (values[i, t + k + 1] if t + k + 1 < n
-                      else 0.0) - values[i, t + k]) for k in range(n - t))
-            a_c = sum((0.95 * 0.9) ** k * (rewards[i, t + k] + 0.95 * (values[i, t + k + 1] if t + k + 1 < n
-                      else 0.0) - values[i, t + k]) for k in range(n - t))
+            a_p = sum(
+                (0.95 * lam[i].item()) ** k
+                * (rewards[i, t + k] + 0.95 * (values[i, t + k + 1] if t + k + 1 < n else 0.0) - values[i, t + k])
+                for k in range(n - t)
+            )
+            a_c = sum(
+                (0.95 * 0.9) ** k
+                * (rewards[i, t + k] + 0.95 * (values[i, t + k + 1] if t + k + 1 < n else 0.0) - values[i, t + k])
+                for k in range(n - t)
+            )
             assert adv[i, t].item() == pytest.approx(float(a_p), abs=1e-9)
             assert ret[i, t].item() == pytest.approx(float(a_c + values[i, t]), abs=1e-9)
     whitened, _, _ = vapo_advantages(rewards, values, mask, gamma=0.95, alpha=0.3, lambda_critic=0.9)
@@ -95,8 +102,9 @@ def test_aspo_bias_matches_a_per_group_loop():
     base = torch.randn(15, generator=gen, dtype=torch.float64)
     adv = base.unsqueeze(-1) * mask
     used = torch.rand(15, generator=gen) > 0.3
-    pos = torch.where(used, (torch.rand(15, generator=gen) * lengths).floor(), torch.full((15,), -1.0,
-                                                                                         dtype=torch.float64))
+    pos = torch.where(
+        used, (torch.rand(15, generator=gen) * lengths).floor(), torch.full((15,), -1.0, dtype=torch.float64)
+    )
     correct = torch.rand(15, generator=gen) > 0.4
     out = aspo_bias(adv, mask, uid, pos, used, correct, delta=-2.0, k=0.7)
     for i in range(15):
@@ -148,8 +156,11 @@ def _loop_gae(r: list[float], v: list[float], m: list[int], gamma: float, lam: f
     return adv
 
 
+@pytest.mark.parametrize("block_rows", [None, 1, 4])
 @pytest.mark.parametrize("horizon", [1, 2, 7, 33, 64])
-def test_vapo_scan_matches_a_plain_python_loop_with_ragged_masks_and_holes(horizon):
+def test_vapo_scan_matches_a_plain_python_loop_with_ragged_masks_and_holes(horizon, block_rows):
+    """Any block size is the same scan: with 1 row per block the right-padded and empty rows take the fused path
+    (no holes in their block), the others the masked one; with 4, blocks mix them."""
     gen = np.random.default_rng(horizon)
     bs = 9
     rewards = gen.normal(size=(bs, horizon))
@@ -162,7 +173,13 @@ def test_vapo_scan_matches_a_plain_python_loop_with_ragged_masks_and_holes(horiz
     lam[2], lam[3] = 0.0, 1.0
     gamma, lam_critic = 0.93, 0.8
     adv, ret = decoupled_gae(
-        torch.tensor(rewards), torch.tensor(values), torch.tensor(mask), gamma, torch.tensor(lam), lam_critic
+        torch.tensor(rewards),
+        torch.tensor(values),
+        torch.tensor(mask),
+        gamma,
+        torch.tensor(lam),
+        lam_critic,
+        block_rows=block_rows,
     )
     for i in range(bs):
         r, v, m = rewards[i].tolist(), values[i].tolist(), mask[i].tolist()
@@ -170,3 +187,42 @@ def test_vapo_scan_matches_a_plain_python_loop_with_ragged_masks_and_holes(horiz
         want_ret = [a + vv for a, vv in zip(_loop_gae(r, v, m, gamma, lam_critic), v, strict=True)]
         np.testing.assert_allclose(adv[i].numpy(), want_adv, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(ret[i].numpy(), want_ret, rtol=1e-12, atol=1e-12)
+
+
+def test_vapo_scan_of_right_padded_rows_in_blocks_matches_the_loop_float32():
+    """The fused path (no holes anywhere), several blocks, float32 as the trainer runs it: float32 rounding only."""
+    gen = np.random.default_rng(7)
+    bs, horizon = 37, 20
+    lengths = gen.integers(0, horizon + 1, bs)
+    mask = (np.arange(horizon)[None] < lengths[:, None]).astype(np.float32)
+    rewards = (gen.normal(size=(bs, horizon)) * mask).astype(np.float32)
+    values = gen.normal(size=(bs, horizon)).astype(np.float32)  # garbage past the end must not leak in
+    lam = gen.random(bs).astype(np.float32)
+    adv, ret = decoupled_gae(
+        torch.tensor(rewards), torch.tensor(values), torch.tensor(mask), 0.99, torch.tensor(lam), 0.95, block_rows=5
+    )
+    assert adv.dtype == torch.float32
+    for i in range(bs):
+        r, v, m = rewards[i].tolist(), values[i].tolist(), mask[i].tolist()
+        np.testing.assert_allclose(adv[i].numpy(), _loop_gae(r, v, m, 0.99, float(lam[i])), rtol=2e-5, atol=2e-5)
+        want_ret = [a + vv for a, vv in zip(_loop_gae(r, v, m, 0.99, 0.95), v, strict=True)]
+        np.testing.assert_allclose(ret[i].numpy(), want_ret, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("block_bytes", [1, 1 << 30])
+def test_whitening_statistics_merged_over_blocks_match_two_pass_float64(monkeypatch, block_bytes):
+    """verl's masked_whiten: mean over the valid entries, unbiased variance. Values far from 0 (1e4 ± 1) would lose
+    the variance to cancellation in a one-pass sum of squares; the per-block centred sums merged pairwise keep it."""
+    monkeypatch.setattr(vapo_ops, "_BLOCK_BYTES", block_bytes)  # 1: one row per block; 1 << 30: one block
+    gen = np.random.default_rng(3)
+    x = 1e4 + gen.normal(size=(23, 11))
+    mask = gen.random((23, 11)) < 0.6
+    mask[4] = False  # an empty block when a block is one row
+    mean, scale = whiten_stats(torch.tensor(x), torch.tensor(mask))
+    valid = x[mask]
+    want_mean = valid.sum() / valid.size
+    want_var = ((valid - want_mean) ** 2).sum() / (valid.size - 1)
+    assert float(mean) == pytest.approx(want_mean, rel=1e-15)
+    assert float(scale) == pytest.approx(1 / math.sqrt(want_var + 1e-8), rel=1e-10)
+    whitened = vapo_ops.masked_whiten(torch.tensor(x), torch.tensor(mask))
+    np.testing.assert_allclose(whitened.numpy()[mask], (valid - want_mean) / math.sqrt(want_var + 1e-8), atol=1e-10)
