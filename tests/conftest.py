@@ -72,3 +72,18 @@ def rlx_cli():
         return code, out.getvalue(), err.getvalue()
 
     return run
+
+
+# The fast tier (`scripts/test.sh -m "not slow"`, in the README) is every test that needs no Ray head, no training run
+# and no fault injection. Everything under these folders is slow by what it does (each file's docstring says what it
+# starts), as is anything marked with one of these markers; a slow test elsewhere is marked by hand and says why.
+_SLOW_DIRS = ("integration", "reliability")
+_SLOW_MARKERS = ("integration", "smoke", "reliability", "verl_engine")
+
+
+def pytest_collection_modifyitems(config, items):
+    tests = Path(__file__).parent
+    for item in items:
+        folder = Path(item.path).relative_to(tests).parts[0] if Path(item.path).is_relative_to(tests) else ""
+        if folder in _SLOW_DIRS or any(item.get_closest_marker(m) for m in _SLOW_MARKERS):
+            item.add_marker(pytest.mark.slow)

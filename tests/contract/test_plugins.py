@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
@@ -22,7 +24,9 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_plugin_checks_pass_in_a_fresh_process():
+    """Slow: a fresh interpreter imports verl, whose entry point loads the plugins (about 12 s)."""
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", str(HERE / "test_plugins_fresh.py")],
         cwd=REPO, env=_env(RLX_FRESH_PLUGIN_PROCESS="1"), capture_output=True, text=True, timeout=600,
@@ -32,7 +36,9 @@ def test_plugin_checks_pass_in_a_fresh_process():
     assert " passed" in proc.stdout and "skipped" not in proc.stdout.splitlines()[-1], tail
 
 
+@pytest.mark.slow
 def test_plugin_loading_switched_off_is_caught_by_ensure_registered():
+    """Slow: a fresh interpreter imports verl with plugin loading switched off (about 8 s)."""
     code = (
         "import sys\n"
         "import verl\n"

@@ -40,8 +40,12 @@ def test_every_preset_key_cites_its_source(name):
         assert len(s.reason) > 8, f"{s.where}: {s.key} has no comment citing its source"
 
 
+@pytest.mark.slow
 def test_ready_presets_name_registered_verl_estimators_and_losses():
-    """In a fresh interpreter: import verl (plugins load through the entry point) and read its registries."""
+    """In a fresh interpreter: import verl (plugins load through the entry point) and read its registries.
+
+    Slow: the fresh interpreter's verl import takes about 10 s.
+    """
     code = (
         "import json, verl\n"
         "from verl.trainer.ppo import core_algos as c\n"

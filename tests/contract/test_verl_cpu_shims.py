@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 
@@ -115,7 +116,9 @@ def _probe(env_extra):
     return p, (json.loads(line[-1][6:]) if line else None)
 
 
+@pytest.mark.slow
 def test_plugin_installs_every_workaround_when_asked():
+    """Slow: the probe is a fresh interpreter that imports verl with the CPU plugin (about 9 s)."""
     p, out = _probe({"RLX_VERL_CPU": "1", "VERL_PLATFORM": "cpu"})
     assert out is not None, p.stderr[-3000:]
     assert out == {
@@ -133,7 +136,9 @@ def test_plugin_installs_every_workaround_when_asked():
     }, out
 
 
+@pytest.mark.slow
 def test_plugin_is_inert_unless_asked():
+    """Slow: the probe is a fresh interpreter that imports verl without the CPU plugin (about 9 s)."""
     p, out = _probe({"RLX_VERL_CPU": "0", "VERL_PLATFORM": ""})
     # without the flag, nothing is patched: the duplicate backend fails as in plain verl
     assert out is None
