@@ -230,6 +230,7 @@ def shape_rewards(s: Setup, b: Batch) -> None:
 # --------------------------------------------------------------------------------------------------- 5. advantages
 def advantages(s: Setup, b: Batch) -> None:
     """Advantages and returns from verl's estimator registry, then the data metrics verl logs for the batch."""
+    _estimator_diagnostics()  # drop what a call outside this step left (rlx.verl_entry clears before its call too)
     with _timed(b.timing, "adv"):
         b.advantages, b.returns = _call_estimator(s, b)
     b.metrics.update(_estimator_diagnostics())

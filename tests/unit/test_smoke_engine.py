@@ -33,6 +33,19 @@ def test_same_seed_same_curve_other_seed_other_curve(configs):
         assert key in a.history[-1], key
 
 
+def test_a_run_logs_no_diagnostics_another_estimator_left_behind(configs):
+    """An rlx estimator called outside a run (another run in this process, a test, a notebook) leaves its diagnostics
+    in `estimator_metrics`; a GRPO run's first step must not report them as its own."""
+    import rlx.verl_plugin as plugin
+
+    plugin.estimator_metrics.update({"vapo/lambda_mean": 0.5})
+    try:
+        history = run(configs["grpo"], steps=1, seed=0).history
+    finally:
+        plugin.estimator_metrics.clear()
+    assert "vapo/lambda_mean" not in history[0]
+
+
 def test_the_resolved_knobs_configure_verls_actor_config(configs):
     seen = {}
     run(configs["gspo"], steps=1, on_start=seen.update)
