@@ -11,14 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from _rlxtest import run_rlx, wait_for
+from _rlxtest import run_rlx
 
 from rlx.algorithms import ALGORITHMS
 
@@ -213,55 +209,9 @@ def test_a_failing_reward_ends_the_run_failed_with_the_traceback(head, store, tm
     assert "planted reward failure" in tail
 
 
-def test_sigterm_stops_every_ray_process_of_the_run(tmp_path):
-    """The embedded head (no --address): SIGTERM to rlx mid-run leaves no process of its tree alive, checked by PID."""
-    import psutil
-
-    exe = Path(sys.executable).parent / "rlx"
-    proc = subprocess.Popen(
-        [
-            str(exe),
-            "train",
-            "--algo",
-            "grpo",
-            "--smoke",
-            "--engine",
-            "verl",
-            "--steps",
-            "50",
-            "--tracking-uri",
-            f"sqlite:///{tmp_path / 'mlflow.db'}",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"},
-    )
-    seen: set[int] = set()
-    lines: list[str] = []
-
-    def stepped() -> bool:
-        try:
-            seen.update(c.pid for c in psutil.Process(proc.pid).children(recursive=True))
-        except psutil.Error:
-            pass
-        line = proc.stdout.readline()
-        lines.append(line)
-        return "step 1" in line or proc.poll() is not None
-
-    try:
-        wait_for(stepped, 240, "the first training step", interval=0.0)
-        assert proc.poll() is None, "".join(lines[-50:])
-        assert len(seen) > 8, seen  # the head, its workers and verl's actors
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    time.sleep(1)
-    alive = [p for p in seen if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-    assert alive == [], [psutil.Process(p).cmdline()[:3] for p in alive]
+# SIGTERM, SIGHUP and SIGKILL of a verl-engine run on its embedded head, every process checked by PID: row 39 of
+# tests/reliability/test_verl_engine_faults.py (client-SIGTERM there asserts all this file's SIGTERM test did, and the
+# exit code and the run's state; that duplicate cost about 110 s of CI's 90 minutes).
 
 
 @pytest.mark.skipif(
